@@ -1,0 +1,208 @@
+/**
+ * Backend messages: encoders for what the gateway itself says to clients, decoders for what the
+ * upstream server says (the relay follows transaction state and audits errors).
+ */
+import { AuthCode, BackendType, MAX_CANCEL_KEY_LENGTH, MIN_CANCEL_KEY_LENGTH, TransactionStatus } from './constants';
+import { ProtocolError } from './errors';
+import { cstringBytes, readCString } from './text';
+
+export { BackendType, AuthCode } from './constants';
+
+/** Fields of an ErrorResponse / NoticeResponse by name. Encoding writes S, V (same as S), C, M, D, H. */
+export interface ErrorFields {
+  severity: string;
+  code: string;
+  message: string;
+  detail?: string;
+  hint?: string;
+  [field: string]: string | undefined;
+}
+
+/** Field type bytes of ErrorResponse/NoticeResponse (protocol docs, "Error and Notice Message Fields"). */
+export const ERROR_FIELD_NAMES: Readonly<Record<string, string>> = {
+  S: 'severity',
+  V: 'severityNonLocalized',
+  C: 'code',
+  M: 'message',
+  D: 'detail',
+  H: 'hint',
+  P: 'position',
+  p: 'internalPosition',
+  q: 'internalQuery',
+  W: 'where',
+  s: 'schema',
+  t: 'table',
+  c: 'column',
+  d: 'dataType',
+  n: 'constraint',
+  F: 'file',
+  L: 'line',
+  R: 'routine',
+};
+
+/** A whole message: type byte, int32 length (includes itself), body parts. */
+export function encodeMessage(type: number, ...parts: Buffer[]): Buffer {
+  let bodyLength = 0;
+  for (const p of parts) bodyLength += p.length;
+  const out = Buffer.allocUnsafe(5 + bodyLength);
+  out[0] = type;
+  out.writeUInt32BE(4 + bodyLength, 1);
+  let pos = 5;
+  for (const p of parts) pos += p.copy(out, pos);
+  return out;
+}
+
+function int32(v: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeInt32BE(v, 0);
+  return b;
+}
+
+function authentication(code: number): Buffer {
+  return encodeMessage(BackendType.Authentication, int32(code));
+}
+
+export function authenticationOk(): Buffer {
+  return authentication(AuthCode.Ok);
+}
+
+export function authenticationCleartextPassword(): Buffer {
+  return authentication(AuthCode.CleartextPassword);
+}
+
+export function parameterStatus(name: string, value: string): Buffer {
+  return encodeMessage(BackendType.ParameterStatus, cstringBytes(name), cstringBytes(value));
+}
+
+/** processId is an int32; secretKey is 4 bytes for protocol 3.0 clients, up to 256 for 3.2. */
+export function backendKeyData(processId: number, secretKey: Buffer): Buffer {
+  if (!Number.isInteger(processId) || processId < -0x80000000 || processId > 0x7fffffff) {
+    throw new RangeError(`BackendKeyData process id must be an int32, got ${processId}`);
+  }
+  checkKeyLength(secretKey.length);
+  return encodeMessage(BackendType.BackendKeyData, int32(processId), secretKey);
+}
+
+export function readyForQuery(status: TransactionStatus): Buffer {
+  if (status !== 'I' && status !== 'T' && status !== 'E') throw new RangeError(`transaction status must be I, T or E, got ${status}`);
+  return encodeMessage(BackendType.ReadyForQuery, Buffer.from([status.charCodeAt(0)]));
+}
+
+function encodeFields(type: number, f: ErrorFields): Buffer {
+  const parts: Buffer[] = [];
+  const add = (code: string, value: string | undefined): void => {
+    if (value === undefined) return;
+    parts.push(Buffer.from(code, 'latin1'), cstringBytes(value));
+  };
+  add('S', f.severity);
+  add('V', f.severity);
+  add('C', f.code);
+  add('M', f.message);
+  add('D', f.detail);
+  add('H', f.hint);
+  parts.push(Buffer.from([0]));
+  return encodeMessage(type, ...parts);
+}
+
+export function errorResponse(f: ErrorFields): Buffer {
+  return encodeFields(BackendType.ErrorResponse, f);
+}
+
+export function noticeResponse(f: ErrorFields): Buffer {
+  return encodeFields(BackendType.NoticeResponse, f);
+}
+
+/** Tells a client asking for a newer minor version or unknown `_pq_.` options what the gateway speaks. */
+export function negotiateProtocolVersion(newestMinor: number, unsupportedOptions: string[]): Buffer {
+  if (!Number.isInteger(newestMinor) || newestMinor < 0 || newestMinor > 0xffff) {
+    throw new RangeError(`newest minor protocol version must be 0..65535, got ${newestMinor}`);
+  }
+  return encodeMessage(
+    BackendType.NegotiateProtocolVersion,
+    int32((3 << 16) | newestMinor),
+    int32(unsupportedOptions.length),
+    ...unsupportedOptions.map(cstringBytes),
+  );
+}
+
+/** 'E'/'N' body → fields by name. Unknown field codes are kept as `field_<code>`. */
+export function decodeErrorFields(body: Buffer): ErrorFields {
+  const fields: Record<string, string> = Object.create(null);
+  let pos = 0;
+  for (;;) {
+    if (pos >= body.length) throw new ProtocolError('error/notice message is missing its final NUL terminator');
+    const code = body[pos];
+    if (code === 0) {
+      if (pos !== body.length - 1) throw new ProtocolError('error/notice message has bytes after its final terminator');
+      break;
+    }
+    const letter = String.fromCharCode(code);
+    const name = ERROR_FIELD_NAMES[letter] ?? `field_${letter}`;
+    const value = readCString(body, pos + 1, `error/notice field ${name}`);
+    fields[name] = value.value;
+    pos = value.next;
+  }
+  const { severity, code, message } = fields;
+  if (severity === undefined || code === undefined || message === undefined) {
+    throw new ProtocolError('error/notice message lacks one of the required fields severity (S), code (C), message (M)');
+  }
+  return { ...fields, severity, code, message };
+}
+
+export function decodeReadyForQuery(body: Buffer): TransactionStatus {
+  if (body.length !== 1) throw new ProtocolError(`ReadyForQuery body must be 1 byte, got ${body.length}`);
+  const s = String.fromCharCode(body[0]);
+  if (s !== 'I' && s !== 'T' && s !== 'E') {
+    throw new ProtocolError(`ReadyForQuery transaction status must be I, T or E, got byte 0x${body[0].toString(16)}`);
+  }
+  return s;
+}
+
+/** CommandComplete ('C') body: the command tag, e.g. "SELECT 1". */
+export function decodeCommandComplete(body: Buffer): string {
+  const tag = readCString(body, 0, 'command tag');
+  if (tag.next !== body.length) throw new ProtocolError('CommandComplete has bytes after its command tag');
+  return tag.value;
+}
+
+export function decodeParameterStatus(body: Buffer): { name: string; value: string } {
+  const name = readCString(body, 0, 'ParameterStatus name');
+  const value = readCString(body, name.next, `ParameterStatus value of "${name.value}"`);
+  if (value.next !== body.length) throw new ProtocolError('ParameterStatus has bytes after its value');
+  return { name: name.value, value: value.value };
+}
+
+export function decodeBackendKeyData(body: Buffer): { processId: number; secretKey: Buffer } {
+  if (body.length < 4) throw new ProtocolError(`BackendKeyData body is ${body.length} bytes, expected a process id and a key`);
+  checkKeyLength(body.length - 4, ProtocolError);
+  return { processId: body.readInt32BE(0), secretKey: Buffer.from(body.subarray(4)) };
+}
+
+/** Authentication ('R') body → its sub-code (AuthCode) and the method-specific data after it. */
+export function decodeAuthentication(body: Buffer): { code: number; data: Buffer } {
+  if (body.length < 4) throw new ProtocolError(`Authentication message body is ${body.length} bytes, expected at least 4`);
+  return { code: body.readInt32BE(0), data: body.subarray(4) };
+}
+
+export function decodeNegotiateProtocolVersion(body: Buffer): { newestMinor: number; major: number; unsupportedOptions: string[] } {
+  if (body.length < 8) throw new ProtocolError(`NegotiateProtocolVersion body is ${body.length} bytes, expected at least 8`);
+  const version = body.readUInt32BE(0);
+  const count = body.readUInt32BE(4);
+  // Each option takes at least one byte, so the count is bounded by the body.
+  if (count > body.length - 8) throw new ProtocolError(`NegotiateProtocolVersion claims ${count} options in ${body.length - 8} bytes`);
+  const unsupportedOptions: string[] = [];
+  let pos = 8;
+  for (let i = 0; i < count; i++) {
+    const opt = readCString(body, pos, 'NegotiateProtocolVersion option');
+    unsupportedOptions.push(opt.value);
+    pos = opt.next;
+  }
+  if (pos !== body.length) throw new ProtocolError('NegotiateProtocolVersion has bytes after its option list');
+  return { major: version >>> 16, newestMinor: version & 0xffff, unsupportedOptions };
+}
+
+function checkKeyLength(n: number, E: new (m: string) => Error = RangeError): void {
+  if (n < MIN_CANCEL_KEY_LENGTH || n > MAX_CANCEL_KEY_LENGTH) {
+    throw new E(`cancel secret key must be ${MIN_CANCEL_KEY_LENGTH}..${MAX_CANCEL_KEY_LENGTH} bytes, got ${n}`);
+  }
+}
