@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+'use strict';
+// The CLI is compiled TypeScript (npm ci runs `prepare`, which builds dist/).
+let main;
+try {
+  ({ main } = require('../dist/src/cli/main.js'));
+} catch (err) {
+  if (err && err.code === 'MODULE_NOT_FOUND') {
+    console.error('tokengate is not built yet: run `npm run build` (npm ci does it for you) and try again.');
+    process.exit(1);
+  }
+  throw err;
+}
+main(process.argv).catch((err) => {
+  console.error(err && err.message ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,70 @@
+import type { Protocol } from '../config/types';
+
+/**
+ * Audit records, one JSON line each. Identity fields come from verified claims only;
+ * no field ever holds a token, password or other secret.
+ */
+export interface IdentityFields {
+  sub?: string;
+  cid?: string;
+  groups?: string[];
+  jti?: string;
+  /** ISO time the token expires. */
+  tokenExpiresAt?: string;
+}
+
+export interface ConnectionAccepted extends IdentityFields {
+  event: 'connection_accepted';
+  sessionId: string;
+  protocol: Protocol;
+  remote: string;
+  tls: boolean;
+  grant: string;
+  upstream: string;
+  role: string;
+  database: string;
+  upstreamDatabase: string;
+  applicationName?: string;
+}
+
+export interface ConnectionRejected extends IdentityFields {
+  event: 'connection_rejected';
+  sessionId: string;
+  protocol: Protocol;
+  remote: string;
+  tls: boolean;
+  /** A stable code: expired, bad_audience, role_not_granted, plaintext_refused, ... */
+  reason: string;
+  /** The same text the client was sent. */
+  message: string;
+  role?: string;
+  database?: string;
+}
+
+export interface QueryRecord extends IdentityFields {
+  event: 'query';
+  sessionId: string;
+  protocol: Protocol;
+  sql: string;
+  truncated: boolean;
+  durationMs: number;
+  /** CommandComplete tag(s) (PG) or OK summary (MySQL). */
+  tag?: string;
+  sqlState?: string;
+  error?: string;
+}
+
+export interface SessionEnd extends IdentityFields {
+  event: 'session_end';
+  sessionId: string;
+  protocol: Protocol;
+  remote: string;
+  durationMs: number;
+  bytesFromClient: number;
+  bytesToClient: number;
+  queries: number;
+  reason: string;
+  upstreamReused?: boolean;
+}
+
+export type AuditEvent = ConnectionAccepted | ConnectionRejected | QueryRecord | SessionEnd;

@@ -1,0 +1,17 @@
+import { Command } from 'commander';
+import { registerStart } from './start';
+import { registerCheckConfig } from './checkConfig';
+import { registerVerifyToken } from './verifyToken';
+
+/** The `tokengate` command line. */
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program
+    .name('tokengate')
+    .description('Identity-aware database gateway: agents connect with an OIDC access token as the password')
+    .showHelpAfterError();
+  registerStart(program);
+  registerCheckConfig(program);
+  registerVerifyToken(program);
+  await program.parseAsync(argv);
+}

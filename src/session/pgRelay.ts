@@ -1,0 +1,260 @@
+import type net from 'node:net';
+import type { AuditLog } from '../audit/auditLog';
+import type { IdentityFields } from '../audit/events';
+import type { PgServerConnection } from '../upstream/pgServerConnection';
+import {
+  PgFramer,
+  SqlState,
+  decodeCommandComplete,
+  decodeErrorFields,
+  decodeParse,
+  decodeQuery,
+  decodeReadyForQuery,
+  errorResponse,
+} from '../../protocols/postgres';
+import { PgQueryTracker } from './pgQueryTracker';
+
+export interface RelayEnd {
+  reason: string;
+  upstreamReusable: boolean;
+  bytesFromClient: number;
+  bytesToClient: number;
+  queries: number;
+}
+
+export interface PgRelayOptions {
+  client: net.Socket;
+  server: PgServerConnection;
+  audit: AuditLog;
+  sessionId: string;
+  identity: IdentityFields;
+  /** Written to the client before any relayed byte (AuthenticationOk ... ReadyForQuery). */
+  greeting: Buffer;
+  /** When the token (plus grace) runs out, in ms since the epoch. */
+  expiresAtMs: number;
+  onEnd: (end: RelayEnd) => void;
+}
+
+// Message type bytes the relay looks at.
+const Q = 0x51, P = 0x50, B = 0x42, C = 0x43, S = 0x53, F = 0x46, X = 0x58;
+const Z = 0x5a, E = 0x45;
+/** PostgreSQL's own limit on a message from either side. */
+const MAX_MESSAGE = 0x3fffffff;
+/** Enough of a Bind/Close body to read the statement name. */
+const NAME_PREFIX = 256;
+/** Upstream errors are recorded in the audit; longer ones (huge DETAIL/CONTEXT) are noted, not stored. */
+const MAX_ERROR_CAPTURE = 64 * 1024;
+
+/**
+ * Relays one session's bytes both ways. Chunks are forwarded as received; the framers only
+ * read message headers (and small prefixes of Query, Parse, CommandComplete, ErrorResponse
+ * and ReadyForQuery) to follow query boundaries for the audit log and to know whether the
+ * upstream connection is idle and clean when the session ends.
+ */
+export class PgRelay {
+  private readonly tracker = new PgQueryTracker();
+  private readonly clientFramer: PgFramer;
+  private readonly serverFramer: PgFramer;
+  private readonly server: net.Socket;
+  private bytesFromClient = 0;
+  private bytesToClient = 0;
+  private queries = 0;
+  private ended = false;
+  private expiring = false;
+  private expiryTimer?: NodeJS.Timeout;
+  private drainTimer?: NodeJS.Timeout;
+
+  constructor(private readonly o: PgRelayOptions) {
+    const sqlCapture = o.audit.config.maxQueryBytes + 1;
+    const wantSql = o.audit.config.queries;
+    this.clientFramer = new PgFramer({
+      maxBodyLength: MAX_MESSAGE,
+      capture: (type) => {
+        switch (type) {
+          case Q: return wantSql ? sqlCapture : 0;
+          case P: return wantSql ? sqlCapture + NAME_PREFIX : NAME_PREFIX;
+          case B: case C: return NAME_PREFIX;
+          case S: case F: case X: return 0;
+          default: return -1;
+        }
+      },
+    });
+    this.serverFramer = new PgFramer({
+      maxBodyLength: MAX_MESSAGE,
+      capture: (type) => (type === Z ? 1 : type === C ? 128 : type === E ? MAX_ERROR_CAPTURE : -1),
+    });
+    this.server = o.server.socket;
+  }
+
+  start(): void {
+    const { client } = this.o;
+    const leftover = this.o.server.detach();
+    client.write(this.o.greeting);
+    client.on('data', this.onClientData);
+    client.on('end', () => this.stop('client_closed'));
+    this.server.on('data', this.onServerData);
+    this.server.on('error', this.onServerGone);
+    this.server.on('close', this.onServerGone);
+    if (leftover.length > 0) this.onServerData(leftover);
+    const delay = this.o.expiresAtMs - Date.now();
+    this.expiryTimer = setTimeout(() => this.onTokenExpired(), Math.max(0, Math.min(delay, 0x7fffffff)));
+  }
+
+  /** End the relay. With `notice`, the client gets a FATAL ErrorResponse first. */
+  stop(reason: string, notice?: { code: string; message: string }): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.expiryTimer);
+    clearTimeout(this.drainTimer);
+    const { client } = this.o;
+    client.removeListener('data', this.onClientData);
+    this.server.removeListener('data', this.onServerData);
+    this.server.removeListener('error', this.onServerGone);
+    this.server.removeListener('close', this.onServerGone);
+    this.server.resume();
+    const reusable = !this.o.server.broken && this.tracker.idle && this.clientFramer.atBoundary && this.serverFramer.atBoundary
+      && !reason.startsWith('upstream');
+    if (reusable) this.o.server.attach(this.tracker.txStatus);
+    if (notice && !client.destroyed) client.end(errorResponse({ severity: 'FATAL', ...notice }));
+    else client.destroy();
+    this.o.onEnd({ reason, upstreamReusable: reusable, bytesFromClient: this.bytesFromClient, bytesToClient: this.bytesToClient, queries: this.queries });
+  }
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    this.bytesFromClient += chunk.length;
+    let frames;
+    try {
+      frames = this.clientFramer.push(chunk);
+    } catch (err) {
+      this.stop('protocol_violation', { code: SqlState.PROTOCOL_VIOLATION, message: `invalid message from the client: ${(err as Error).message}` });
+      return;
+    }
+    let forward = chunk;
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i];
+      switch (f.type) {
+        case Q: this.tracker.query(this.o.audit.config.queries ? decodeQuery(f.body) : ''); break;
+        case P: {
+          const parsed = decodeParse(f.body);
+          this.tracker.parse(parsed.statement, this.o.audit.config.queries ? parsed.query : '');
+          break;
+        }
+        case B: this.tracker.bind(readCString(f.body, readCStringEnd(f.body, 0) + 1)); break;
+        case C: if (f.body[0] === S) this.tracker.closeStatement(readCString(f.body, 1)); break;
+        case S: this.tracker.sync(); break;
+        case F: this.tracker.functionCall(); break;
+        case X:
+          // Terminate ends the client's session, not the pooled upstream one: never forward it.
+          if (i === frames.length - 1 && this.clientFramer.atBoundary) {
+            forward = chunk.subarray(0, chunk.length - 5);
+            if (forward.length > 0) this.server.write(forward);
+            this.stop('client_terminated');
+          } else {
+            this.stop('protocol_violation', { code: SqlState.PROTOCOL_VIOLATION, message: 'data after Terminate' });
+          }
+          return;
+      }
+    }
+    if (!this.server.write(forward)) {
+      this.o.client.pause();
+      this.server.once('drain', () => this.o.client.resume());
+    }
+  };
+
+  private readonly onServerData = (chunk: Buffer): void => {
+    let frames;
+    try {
+      frames = this.serverFramer.push(chunk);
+    } catch (err) {
+      this.stop('upstream_protocol_error', { code: SqlState.PROTOCOL_VIOLATION, message: 'tokengate received an invalid message from the upstream server; reconnect' });
+      return;
+    }
+    for (const f of frames) {
+      if (f.type === C) this.tracker.commandComplete(decodeCommandComplete(f.body));
+      else if (f.type === E) {
+        const fields = decodeErrorFields(f.body);
+        this.tracker.error(fields.code, fields.message);
+      } else if (f.type === Z) {
+        const done = this.tracker.readyForQuery(decodeReadyForQuery(f.body));
+        if (done) this.auditQuery(done);
+      }
+    }
+    this.bytesToClient += chunk.length;
+    const { client } = this.o;
+    if (!client.write(chunk)) {
+      this.server.pause();
+      client.once('drain', () => this.server.resume());
+    }
+    if (this.expiring && this.atRest()) this.endForExpiry();
+  };
+
+  /** Record an upstream ErrorResponse for the audit; an error body past the capture limit keeps its SQLSTATE only if it was read. */
+  private onServerError(body: Buffer, bodyLength: number): void {
+    if (body.length < bodyLength) {
+      this.tracker.error('XX000', '(error message too long to record)');
+      return;
+    }
+    try {
+      const fields = decodeErrorFields(body);
+      this.tracker.error(fields.code, fields.message);
+    } catch {
+      this.tracker.error('XX000', '(unreadable error message)');
+    }
+  }
+
+  private readonly onServerGone = (): void => {
+    this.stop('upstream_closed', { code: SqlState.CONNECTION_FAILURE, message: 'the upstream database closed the connection; reconnect to get a new session' });
+  };
+
+  private auditQuery(q: ReturnType<PgQueryTracker['readyForQuery']> & object): void {
+    this.queries++;
+    if (!this.o.audit.config.queries) return;
+    const clipped = this.o.audit.clip(q.sql);
+    this.o.audit.write({
+      event: 'query', sessionId: this.o.sessionId, protocol: 'postgres', sql: clipped.sql, truncated: clipped.truncated,
+      durationMs: q.durationMs, tag: q.tags.length ? q.tags.join(', ') : undefined, sqlState: q.sqlState, error: q.error, ...this.o.identity,
+    });
+  }
+
+  // ---- token expiry ------------------------------------------------------------
+
+  private atRest(): boolean {
+    return this.tracker.idle && this.serverFramer.atBoundary && this.clientFramer.atBoundary;
+  }
+
+  private onTokenExpired(): void {
+    if (this.ended) return;
+    this.expiring = true;
+    this.o.client.pause(); // no new statements on an expired token
+    if (this.atRest()) {
+      this.endForExpiry();
+      return;
+    }
+    // A statement is running: cancel it, let the response drain, then end at a boundary.
+    this.o.server.cancel().catch(() => undefined);
+    this.drainTimer = setTimeout(() => this.stop('token_expired_forced', this.expiryNotice()), EXPIRY_DRAIN_MS);
+  }
+
+  private endForExpiry(): void {
+    this.stop('token_expired', this.expiryNotice());
+  }
+
+  private expiryNotice(): { code: string; message: string } {
+    const at = this.o.identity.tokenExpiresAt ?? 'now';
+    return {
+      code: SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
+      message: `your access token expired (at ${at}) and tokengate ended this session; fetch a fresh token and reconnect`,
+    };
+  }
+}
+
+const EXPIRY_DRAIN_MS = 10_000;
+
+function readCStringEnd(buf: Buffer, start: number): number {
+  const end = buf.indexOf(0, start);
+  return end < 0 ? buf.length : end;
+}
+
+function readCString(buf: Buffer, start: number): string {
+  return buf.toString('utf8', start, readCStringEnd(buf, start));
+}
