@@ -1,0 +1,328 @@
+import { readFile } from 'node:fs/promises';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { serialize } from 'pg-protocol';
+import type { UpstreamTlsMode } from '../config/types';
+import type { Secret } from '../config/secret';
+import { md5Password } from '../../protocols/postgres/md5';
+import { ScramError, ScramSha256Client } from '../../protocols/postgres/scram';
+import { BackendFrame, BackendFrameReader, UpstreamProtocolError } from './backendFrames';
+import { decodeAuthRequest, decodeBackendKeyData, decodeErrorFields, decodeParameterStatus, decodeReadyForQuery } from './backendMessages';
+import { CancelTarget, PgServerConnection, TxStatus } from './pgServerConnection';
+import { SaltedPasswordCache, defaultSaltedPasswordCache } from './saltedPasswordCache';
+
+export interface PgLoginOptions {
+  host: string;
+  port: number;
+  tls: UpstreamTlsMode;
+  caFile?: string;
+  user: string;
+  password: Secret;
+  database: string;
+  /** Startup GUCs, e.g. application_name. Sent as given: no client_encoding is added. */
+  parameters: Record<string, string>;
+  /** Bounds the whole login: TCP connect, TLS, authentication and the welcome messages. */
+  connectTimeoutMs: number;
+  /** Where SCRAM salted passwords are cached (the process-wide cache by default). */
+  saltedPasswordCache?: SaltedPasswordCache;
+}
+
+export class UpstreamLoginError extends Error {
+  /** SQLSTATE from the server's ErrorResponse, when the server refused the login. */
+  readonly sqlState?: string;
+
+  constructor(message: string, sqlState?: string) {
+    super(message);
+    this.name = 'UpstreamLoginError';
+    this.sqlState = sqlState;
+  }
+}
+
+const PROTOCOL_3_0 = 196608;
+/** PostgreSQL's MAX_STARTUP_PACKET_LENGTH. */
+const MAX_STARTUP_PACKET = 10000;
+const SUPPORTED = 'tokengate supports trust, password (cleartext), md5 and scram-sha-256';
+
+/** Logs in to an upstream PostgreSQL server with gateway-held credentials. */
+export async function connectPgUpstream(o: PgLoginOptions): Promise<PgServerConnection> {
+  const where = `${o.user}@${o.host}:${o.port}/${o.database}`;
+  const startup = startupMessage({ user: o.user, database: o.database, ...o.parameters });
+  const tlsOptions = o.tls === 'disable' ? undefined : await clientTlsOptions(o);
+
+  let socket: net.Socket | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      socket?.destroy();
+      reject(new UpstreamLoginError(`Login to upstream PostgreSQL ${where} did not finish within ${o.connectTimeoutMs} ms. Check that the server is reachable and not overloaded, or raise the connect timeout.`));
+    }, o.connectTimeoutMs);
+  });
+  const login = async (): Promise<PgServerConnection> => {
+    socket = await tcpConnect(o.host, o.port, where);
+    if (timedOut) {
+      socket.destroy();
+      throw new UpstreamLoginError('timed out');
+    }
+    let usedTls: tls.ConnectionOptions | undefined;
+    if (tlsOptions) {
+      const upgraded = await negotiateTls(socket, o.tls, tlsOptions, where);
+      if (upgraded) {
+        socket = upgraded;
+        usedTls = tlsOptions;
+      }
+    }
+    const conn = new LoginConversation(socket, where);
+    try {
+      socket.write(startup);
+      await authenticate(conn, o, where);
+      const welcome = await readWelcome(conn, where);
+      conn.release();
+      const cancelTarget: CancelTarget = { host: o.host, port: o.port, tls: usedTls, timeoutMs: o.connectTimeoutMs };
+      return new PgServerConnection({ socket, reader: conn.reader, cancelTarget, ...welcome });
+    } catch (err) {
+      conn.release();
+      throw err;
+    }
+  };
+  try {
+    return await Promise.race([login(), timeout]);
+  } catch (err) {
+    // Late writes (e.g. after an async SCRAM derivation) must not raise an unhandled 'error'.
+    socket?.on('error', () => undefined);
+    socket?.destroy();
+    if (err instanceof UpstreamLoginError) throw err;
+    if (err instanceof ScramError) throw new UpstreamLoginError(`SCRAM authentication with upstream ${where} failed: ${err.message}`);
+    throw new UpstreamLoginError(`Login to upstream PostgreSQL ${where} failed: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function startupMessage(params: Record<string, string>): Buffer {
+  const parts: Buffer[] = [];
+  for (const [k, v] of Object.entries(params)) {
+    if (k.length === 0 || k.includes('\0') || v.includes('\0')) {
+      throw new UpstreamLoginError(`Startup parameter "${k.replace(/\0/g, '')}" is empty or contains a NUL byte; PostgreSQL cannot accept it.`);
+    }
+    parts.push(Buffer.from(`${k}\0${v}\0`, 'utf8'));
+  }
+  const body = Buffer.concat([...parts, Buffer.from([0])]);
+  const msg = Buffer.alloc(8 + body.length);
+  if (msg.length > MAX_STARTUP_PACKET) {
+    throw new UpstreamLoginError(`Startup parameters take ${msg.length} bytes; PostgreSQL accepts at most ${MAX_STARTUP_PACKET}. Shorten them.`);
+  }
+  msg.writeInt32BE(msg.length, 0);
+  msg.writeInt32BE(PROTOCOL_3_0, 4);
+  body.copy(msg, 8);
+  return msg;
+}
+
+async function clientTlsOptions(o: PgLoginOptions): Promise<tls.ConnectionOptions> {
+  // SNI must be a host name, never an IP literal (RFC 6066); the identity check still uses `host`.
+  const base: tls.ConnectionOptions = { host: o.host, servername: net.isIP(o.host) ? undefined : o.host };
+  if (o.tls !== 'verify-full') return { ...base, rejectUnauthorized: false };
+  let ca: Buffer | undefined;
+  if (o.caFile) {
+    try {
+      ca = await readFile(o.caFile);
+    } catch (err) {
+      throw new UpstreamLoginError(`Cannot read the upstream CA file ${o.caFile} (tls: verify-full): ${(err as Error).message}. Fix caFile or its permissions.`);
+    }
+  }
+  return { ...base, ca, rejectUnauthorized: true };
+}
+
+function tcpConnect(host: string, port: number, where: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port });
+    s.setNoDelay(true);
+    s.setKeepAlive(true, 30_000);
+    s.once('connect', () => {
+      s.removeListener('error', onError);
+      resolve(s);
+    });
+    const onError = (err: Error): void => {
+      s.destroy();
+      reject(new UpstreamLoginError(`Cannot connect to upstream PostgreSQL ${where}: ${err.message}. Check the upstream host and port and that the server is running.`));
+    };
+    s.once('error', onError);
+  });
+}
+
+/** SSLRequest; resolves with the TLS socket, or undefined when `prefer` falls back to plaintext. */
+function negotiateTls(socket: net.Socket, mode: UpstreamTlsMode, options: tls.ConnectionOptions, where: string): Promise<tls.TLSSocket | undefined> {
+  return new Promise((resolve, reject) => {
+    const fail = (msg: string): void => {
+      cleanup();
+      socket.destroy();
+      reject(new UpstreamLoginError(msg));
+    };
+    const onData = (chunk: Buffer): void => {
+      cleanup();
+      // Bytes after the answer byte would be read as if they came over TLS (CVE-2021-23222).
+      if (chunk.length !== 1) return fail(`Upstream ${where} answered SSLRequest with ${chunk.length} bytes instead of one; refusing the connection (possible injection).`);
+      if (chunk[0] === 0x4e /* N */) {
+        if (mode === 'prefer') return resolve(undefined);
+        return fail(`Upstream ${where} does not accept TLS, but tls is "${mode}". Enable ssl on the server or set the upstream's tls to "prefer" or "disable".`);
+      }
+      if (chunk[0] !== 0x53 /* S */) return fail(`Upstream ${where} answered SSLRequest with byte 0x${chunk[0].toString(16)}; expected 'S' or 'N'. Is it a PostgreSQL server?`);
+      socket.pause();
+      const secure = tls.connect({ ...options, socket });
+      const onTlsError = (err: Error): void => {
+        secure.destroy();
+        const hint = mode === 'verify-full'
+          ? ' With tls "verify-full" the server certificate must chain to caFile and name the upstream host.'
+          : '';
+        reject(new UpstreamLoginError(`TLS handshake with upstream ${where} failed: ${err.message}.${hint}`));
+      };
+      secure.once('error', onTlsError);
+      secure.once('secureConnect', () => {
+        secure.removeListener('error', onTlsError);
+        resolve(secure);
+      });
+    };
+    const onError = (err: Error): void => fail(`Connection to upstream ${where} failed during SSLRequest: ${err.message}.`);
+    const onClose = (): void => fail(`Upstream ${where} closed the connection after SSLRequest.`);
+    const cleanup = (): void => {
+      socket.removeListener('data', onData);
+      socket.removeListener('error', onError);
+      socket.removeListener('close', onClose);
+    };
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    socket.write(serialize.requestSsl());
+  });
+}
+
+/** Reads whole backend messages from the socket while the login runs. */
+class LoginConversation {
+  readonly reader = new BackendFrameReader(64 * 1024);
+  #waiter: { resolve(): void; reject(e: Error): void } | undefined;
+  #failure: Error | undefined;
+  readonly #onData = (chunk: Buffer): void => {
+    this.reader.push(chunk);
+    this.#wake();
+  };
+  readonly #onError = (err: Error): void => this.#fail(new UpstreamLoginError(`Connection to upstream ${this.where} failed during login: ${err.message}.`));
+  readonly #onClose = (): void => this.#fail(new UpstreamLoginError(`Upstream ${this.where} closed the connection during login.`));
+
+  constructor(readonly socket: net.Socket, readonly where: string) {
+    socket.on('data', this.#onData);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+    socket.resume();
+  }
+
+  async next(): Promise<BackendFrame> {
+    for (;;) {
+      const frame = this.reader.next();
+      if (frame) return frame;
+      if (this.#failure) throw this.#failure;
+      await new Promise<void>((resolve, reject) => (this.#waiter = { resolve, reject }));
+    }
+  }
+
+  /** Stops listening; unread bytes stay in `reader` for the connection object. */
+  release(): void {
+    this.socket.pause();
+    this.socket.removeListener('data', this.#onData);
+    this.socket.removeListener('error', this.#onError);
+    this.socket.removeListener('close', this.#onClose);
+  }
+
+  #wake(): void {
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.resolve();
+  }
+
+  #fail(err: Error): void {
+    this.#failure ??= err;
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.reject(this.#failure);
+  }
+}
+
+function serverError(frame: BackendFrame, where: string): UpstreamLoginError {
+  const f = decodeErrorFields(frame.body);
+  const hint = f.code === '28P01' || f.code === '28000'
+    ? ' Check the role\'s user and password in the gateway config and the server\'s pg_hba.conf.'
+    : '';
+  return new UpstreamLoginError(`Upstream PostgreSQL ${where} refused the login: ${f.severity ?? 'FATAL'} ${f.code} ${f.message}.${hint}`, f.code);
+}
+
+async function authenticate(conn: LoginConversation, o: PgLoginOptions, where: string): Promise<void> {
+  let scram: ScramSha256Client | undefined;
+  for (;;) {
+    const frame = await conn.next();
+    if (frame.type === 'E') throw serverError(frame, where);
+    if (frame.type === 'N' || frame.type === 'v') continue; // notices; NegotiateProtocolVersion (we asked for plain 3.0)
+    if (frame.type !== 'R') throw new UpstreamProtocolError(`expected an authentication request, got message '${frame.type}'`);
+    const req = decodeAuthRequest(frame.body);
+    switch (req.kind) {
+      case 'ok':
+        // A server that skips SASLFinal never proved it knows the password: treat as an impostor.
+        if (scram && !scram.completed) throw new UpstreamLoginError(`Upstream ${where} ended SCRAM authentication without proving it knows the password; refusing the connection.`);
+        return;
+      case 'cleartext':
+        conn.socket.write(serialize.password(o.password.reveal()));
+        break;
+      case 'md5':
+        conn.socket.write(serialize.password(md5Password(o.user, o.password.reveal(), req.salt)));
+        break;
+      case 'sasl':
+        if (scram) throw new UpstreamProtocolError('SASL authentication was requested twice');
+        if (!req.mechanisms.includes('SCRAM-SHA-256')) {
+          throw new UpstreamLoginError(`Upstream ${where} asked for SASL mechanisms ${req.mechanisms.join(', ') || '(none)'}; ${SUPPORTED} (SCRAM-SHA-256 without channel binding).`);
+        }
+        scram = new ScramSha256Client();
+        conn.socket.write(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', scram.clientFirstMessage()));
+        break;
+      case 'saslContinue': {
+        if (!scram) throw new UpstreamProtocolError('SASLContinue without a SASL exchange');
+        const { salt, iterations } = scram.receiveServerFirst(req.data);
+        const cache = o.saltedPasswordCache ?? defaultSaltedPasswordCache;
+        const salted = await cache.derive(o.password.reveal(), salt, iterations);
+        conn.socket.write(serialize.sendSCRAMClientFinalMessage(scram.clientFinalMessage(salted)));
+        break;
+      }
+      case 'saslFinal':
+        if (!scram) throw new UpstreamProtocolError('SASLFinal without a SASL exchange');
+        scram.receiveServerFinal(req.data);
+        break;
+      case 'other':
+        throw new UpstreamLoginError(`Upstream ${where} asked for ${req.method} authentication; ${SUPPORTED}. Change the server's pg_hba.conf entry for user "${o.user}".`);
+    }
+  }
+}
+
+async function readWelcome(conn: LoginConversation, where: string): Promise<{ processId: number; secretKey: Buffer; parameters: Map<string, string>; txStatus: TxStatus }> {
+  const parameters = new Map<string, string>();
+  let key: { processId: number; secretKey: Buffer } | undefined;
+  for (;;) {
+    const frame = await conn.next();
+    switch (frame.type) {
+      case 'S': {
+        const { name, value } = decodeParameterStatus(frame.body);
+        parameters.set(name, value);
+        break;
+      }
+      case 'K':
+        key = decodeBackendKeyData(frame.body);
+        break;
+      case 'N':
+        break;
+      case 'E':
+        throw serverError(frame, where);
+      case 'Z':
+        if (!key) throw new UpstreamProtocolError('upstream sent ReadyForQuery without BackendKeyData');
+        return { ...key, parameters, txStatus: decodeReadyForQuery(frame.body) };
+      default:
+        throw new UpstreamProtocolError(`unexpected message '${frame.type}' after authentication`);
+    }
+  }
+}

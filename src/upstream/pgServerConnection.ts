@@ -1,0 +1,316 @@
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { serialize } from 'pg-protocol';
+import { BackendFrameReader, UpstreamProtocolError } from './backendFrames';
+import {
+  PgErrorFields,
+  decodeCommandComplete,
+  decodeDataRow,
+  decodeErrorFields,
+  decodeParameterStatus,
+  decodeReadyForQuery,
+} from './backendMessages';
+
+export type TxStatus = 'I' | 'T' | 'E';
+
+/** Where and how to open the side connection that carries a CancelRequest. */
+export interface CancelTarget {
+  host: string;
+  port: number;
+  /** TLS options used for the session; undefined when the session is plaintext. */
+  tls?: tls.ConnectionOptions;
+  timeoutMs: number;
+}
+
+export interface PgQueryResult {
+  /** The first ErrorResponse, if the statement failed. */
+  error?: PgErrorFields;
+  /** Text-format rows of every result set, in order (internal queries only: bounded). */
+  rows: Array<Array<string | null>>;
+  commandTags: string[];
+}
+
+export class PgQueryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PgQueryError';
+  }
+}
+
+/** Everything connectPgUpstream learned during login. */
+export interface PgServerConnectionInit {
+  socket: net.Socket;
+  reader: BackendFrameReader;
+  processId: number;
+  secretKey: Buffer;
+  parameters: Map<string, string>;
+  txStatus: TxStatus;
+  cancelTarget: CancelTarget;
+}
+
+/** Rows kept by query(): it runs reset and SET statements, not user queries. */
+const MAX_QUERY_RESULT_BYTES = 1024 * 1024;
+const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+const CANCEL_REQUEST_CODE = 80877102;
+
+let nextId = 1;
+
+interface PendingQuery {
+  resolve(r: PgQueryResult): void;
+  reject(e: Error): void;
+  result: PgQueryResult;
+  bytes: number;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * One authenticated upstream PostgreSQL session. While attached it reads the socket itself
+ * (internal queries, asynchronous ParameterStatus/notices); the relay detach()es it to take
+ * the raw socket over and attach()es it back at a ReadyForQuery boundary.
+ */
+export class PgServerConnection {
+  readonly id = nextId++;
+  readonly socket: net.Socket;
+  readonly processId: number;
+  readonly secretKey: Buffer;
+  readonly parameters: Map<string, string>;
+  txStatus: TxStatus;
+  readonly createdAt = Date.now();
+  lastUsedAt = Date.now();
+  /** Why the connection became unusable (for logs; never contains a secret). */
+  brokenReason: string | undefined;
+
+  readonly #reader: BackendFrameReader;
+  readonly #cancelTarget: CancelTarget;
+  #attached = false;
+  #closed = false;
+  #pending: PendingQuery | undefined;
+  readonly #onData = (chunk: Buffer): void => this.#receive(chunk);
+
+  constructor(init: PgServerConnectionInit) {
+    this.socket = init.socket;
+    this.processId = init.processId;
+    this.secretKey = init.secretKey;
+    this.parameters = init.parameters;
+    this.txStatus = init.txStatus;
+    this.#reader = init.reader;
+    this.#cancelTarget = init.cancelTarget;
+    // Kept for the connection's whole life, also while detached: an unhandled 'error' would crash the process.
+    this.socket.on('error', (err) => this.#markBroken(`socket error: ${err.message}`));
+    this.socket.on('close', () => this.#markBroken('socket closed'));
+    this.attach(init.txStatus);
+  }
+
+  get broken(): boolean {
+    return this.brokenReason !== undefined || this.socket.destroyed;
+  }
+
+  get attached(): boolean {
+    return this.#attached;
+  }
+
+  /**
+   * Runs one simple-protocol statement outside the relay and resolves at ReadyForQuery.
+   * A server error is returned as result.error (the connection stays usable); socket errors,
+   * timeouts and unexpected messages reject and mark the connection broken.
+   */
+  query(sql: string, timeoutMs: number): Promise<PgQueryResult> {
+    if (this.broken) return Promise.reject(new PgQueryError(`Upstream connection ${this.id} is broken (${this.brokenReason ?? 'socket destroyed'}).`));
+    if (!this.#attached) return Promise.reject(new PgQueryError('query() called while the relay has the connection detached.'));
+    if (this.#pending) return Promise.reject(new PgQueryError('query() called while another internal query is running.'));
+    return new Promise<PgQueryResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#failPending(new PgQueryError(`Upstream did not answer an internal query within ${timeoutMs} ms.`));
+        this.#markBroken('internal query timed out');
+      }, timeoutMs);
+      this.#pending = { resolve, reject, timer, bytes: 0, result: { rows: [], commandTags: [] } };
+      this.lastUsedAt = Date.now();
+      this.socket.write(serialize.query(sql));
+      // Bytes may already be buffered (e.g. handed back by attach()).
+      this.#drain();
+    });
+  }
+
+  /**
+   * Hands the socket to the relay and returns bytes received but not consumed (normally none).
+   * The socket stays paused, so nothing is lost, until the relay adds its 'data' listener;
+   * that resumes it, as on a fresh stream. (Calling socket.resume() as well is harmless.)
+   */
+  detach(): Buffer {
+    if (this.#pending) throw new PgQueryError('detach() called while an internal query is running.');
+    this.socket.pause();
+    this.socket.removeListener('data', this.#onData);
+    this.#attached = false;
+    this.lastUsedAt = Date.now();
+    this.socket.on('newListener', this.#resumeOnDataListener);
+    return this.#reader.takeRemaining();
+  }
+
+  // resume() only schedules the flow, so the listener being added is in place when data arrives.
+  readonly #resumeOnDataListener = (event: string | symbol): void => {
+    if (event !== 'data') return;
+    this.socket.removeListener('newListener', this.#resumeOnDataListener);
+    this.socket.resume();
+  };
+
+  /**
+   * The relay gives the socket back after a ReadyForQuery with the given status. The relay
+   * must have removed its own 'data' listener; `leftover` is any bytes it read past that point.
+   */
+  attach(txStatus: TxStatus, leftover?: Buffer): void {
+    if (this.#attached) return;
+    this.socket.removeListener('newListener', this.#resumeOnDataListener);
+    this.txStatus = txStatus;
+    this.lastUsedAt = Date.now();
+    if (leftover?.length) this.#reader.push(leftover);
+    this.#attached = true;
+    this.socket.on('data', this.#onData);
+    this.socket.resume();
+    this.#drain();
+  }
+
+  /** Asks the server to cancel whatever this backend runs, over a new connection. */
+  async cancel(): Promise<void> {
+    const t = this.#cancelTarget;
+    const packet = Buffer.alloc(8 + 4 + this.secretKey.length);
+    packet.writeInt32BE(packet.length, 0);
+    packet.writeInt32BE(CANCEL_REQUEST_CODE, 4);
+    packet.writeInt32BE(this.processId, 8);
+    this.secretKey.copy(packet, 12);
+    await sendCancel(t, packet);
+  }
+
+  /** Sends Terminate and closes. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#failPending(new PgQueryError('Upstream connection closed while an internal query was running.'));
+    this.#markBroken('closed by the gateway');
+    if (this.socket.destroyed) return;
+    if (this.socket.writable) this.socket.end(TERMINATE);
+    // The server closes after Terminate; don't let a silent peer hold the descriptor.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+
+  #receive(chunk: Buffer): void {
+    this.#reader.push(chunk);
+    this.#drain();
+  }
+
+  #drain(): void {
+    try {
+      for (let frame = this.#reader.next(); frame && this.#attached; frame = this.#reader.next()) {
+        this.#handle(frame.type, frame.body);
+      }
+    } catch (err) {
+      this.#failPending(err as Error);
+      this.#markBroken(`protocol error: ${(err as Error).message}`);
+      this.socket.destroy();
+    }
+  }
+
+  #handle(type: string, body: Buffer): void {
+    const p = this.#pending;
+    switch (type) {
+      case 'S': {
+        const { name, value } = decodeParameterStatus(body);
+        this.parameters.set(name, value);
+        return;
+      }
+      case 'N': // NoticeResponse
+      case 'A': // NotificationResponse: nobody is LISTENing on a pooled connection between sessions
+        return;
+      case 'E': {
+        const fields = decodeErrorFields(body);
+        if (p) {
+          p.result.error ??= fields;
+          return;
+        }
+        // An error outside a query is the server ending the session (e.g. 57P01 admin shutdown).
+        throw new UpstreamProtocolError(`upstream sent ${fields.severity ?? 'ERROR'} ${fields.code}: ${fields.message}`);
+      }
+      case 'Z': {
+        const status = decodeReadyForQuery(body);
+        this.txStatus = status;
+        if (!p) throw new UpstreamProtocolError('unexpected ReadyForQuery with no query running');
+        clearTimeout(p.timer);
+        this.#pending = undefined;
+        this.lastUsedAt = Date.now();
+        p.resolve(p.result);
+        return;
+      }
+      case 'T': case 'I': case 'n': case '1': case '2': case '3':
+        if (p) return;
+        break;
+      case 'C':
+        if (p) {
+          p.result.commandTags.push(decodeCommandComplete(body));
+          return;
+        }
+        break;
+      case 'D':
+        if (p) {
+          p.bytes += body.length;
+          if (p.bytes > MAX_QUERY_RESULT_BYTES) {
+            throw new UpstreamProtocolError(`internal query returned more than ${MAX_QUERY_RESULT_BYTES} bytes; query() is meant for short control statements`);
+          }
+          p.result.rows.push(decodeDataRow(body));
+          return;
+        }
+        break;
+    }
+    throw new UpstreamProtocolError(`unexpected message '${type}' from upstream ${p ? 'during an internal query' : 'while idle'}`);
+  }
+
+  #failPending(err: Error): void {
+    const p = this.#pending;
+    if (!p) return;
+    this.#pending = undefined;
+    clearTimeout(p.timer);
+    p.reject(err instanceof PgQueryError ? err : new PgQueryError(`Upstream connection failed during an internal query: ${err.message}`));
+  }
+
+  #markBroken(reason: string): void {
+    this.brokenReason ??= reason;
+    if (reason.startsWith('socket')) this.#failPending(new PgQueryError(`Upstream connection ${reason}.`));
+  }
+}
+
+/** Opens a connection (TLS like the session when it used TLS), writes the cancel packet, waits for close. */
+function sendCancel(t: CancelTarget, packet: Buffer): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let socket: net.Socket = net.connect({ host: t.host, port: t.port });
+    let settled = false;
+    const finish = (err?: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const timer = setTimeout(() => finish(new PgQueryError(`CancelRequest to ${t.host}:${t.port} did not complete within ${t.timeoutMs} ms.`)), t.timeoutMs);
+    const onError = (err: Error): void => finish(new PgQueryError(`CancelRequest to ${t.host}:${t.port} failed: ${err.message}`));
+    socket.on('error', onError);
+    const sendPacket = (s: net.Socket): void => {
+      s.write(packet);
+      // The server closes the connection once it has read the request.
+      s.on('close', () => finish());
+      s.end();
+    };
+    socket.once('connect', () => {
+      if (!t.tls) return sendPacket(socket);
+      socket.write(serialize.requestSsl());
+      socket.once('data', (reply: Buffer) => {
+        if (reply.length !== 1 || reply[0] !== 0x53 /* S */) {
+          return finish(new PgQueryError(`Upstream ${t.host}:${t.port} refused TLS for the CancelRequest.`));
+        }
+        socket.pause();
+        const secure = tls.connect({ ...t.tls, socket });
+        secure.on('error', onError);
+        secure.once('secureConnect', () => sendPacket(secure));
+        socket = secure;
+      });
+    });
+  });
+}
