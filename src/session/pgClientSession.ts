@@ -30,6 +30,7 @@ import { PrefixedStream } from '../server/prefixedStream';
 import type { CancelRegistry, Cancellable } from './cancelRegistry';
 import { sessionSettings, settingsToSql, StartupParamError } from './pgStartupParams';
 import { PgRelay, type RelayEnd } from './pgRelay';
+import { endWith } from './endWith';
 
 /** What a session needs from the rest of the gateway. */
 export interface PgSessionDeps {
@@ -55,6 +56,7 @@ const MAX_PASSWORD_MESSAGE = 64 * 1024;
 /** How long an expiring session may take to reach a message boundary before it is cut. */
 const EXPIRY_DRAIN_MS = 10_000;
 const SETTINGS_TIMEOUT_MS = 10_000;
+const EMPTY = Buffer.alloc(0);
 
 /**
  * One client connection on the PostgreSQL listener: startup (TLS negotiation, protocol
@@ -115,20 +117,28 @@ export class PgClientSession implements Cancellable {
       this.startDirectTls(chunk);
       return;
     }
-    let frames: Frame[];
-    try {
-      frames = this.framer.push(chunk);
-    } catch (err) {
-      this.protocolViolation(err);
-      return;
-    }
-    for (let i = 0; i < frames.length && this.state !== 'closed'; i++) {
-      const rest = frames.length - i - 1 > 0 || this.framer.buffered > 0;
-      if (this.state === 'startup') this.onStartupPacket(frames[i], rest);
-      else if (this.state === 'password') this.onPasswordMessage(frames[i], rest);
-      else {
-        this.reject('protocol_violation', SqlState.PROTOCOL_VIOLATION, 'received a message before authentication finished; wait for ReadyForQuery');
+    // In startup mode the framer yields one packet per push and holds what follows, so
+    // drain it with empty pushes until it has nothing complete left.
+    let input = chunk;
+    for (;;) {
+      let frames: Frame[];
+      try {
+        frames = this.framer.push(input);
+      } catch (err) {
+        this.protocolViolation(err);
+        return;
       }
+      if (frames.length === 0) return;
+      for (let i = 0; i < frames.length && !this.isClosed(); i++) {
+        const rest = frames.length - i - 1 > 0 || this.framer.buffered > 0;
+        if (this.state === 'startup') this.onStartupPacket(frames[i], rest);
+        else if (this.state === 'password') this.onPasswordMessage(frames[i], rest);
+        else {
+          this.reject('protocol_violation', SqlState.PROTOCOL_VIOLATION, 'received a message before authentication finished; wait for ReadyForQuery');
+        }
+      }
+      if (this.isClosed() || this.busy || this.framer.buffered === 0) return;
+      input = EMPTY;
     }
   };
 
@@ -380,7 +390,7 @@ export class PgClientSession implements Cancellable {
     // Like PostgreSQL, a CancelRequest gets no answer either way: just close.
     this.state = 'closed';
     clearTimeout(this.authTimer);
-    this.stream.end();
+    endWith(this.stream);
     this.deps.onClose?.(this);
     if (target) target.cancelUpstreamQuery().catch(() => undefined);
   }
@@ -403,7 +413,7 @@ export class PgClientSession implements Cancellable {
       event: 'connection_rejected', sessionId: this.id, protocol: 'postgres', remote: this.remote, tls: this.tls,
       reason, message: detail ? `${message} (${detail})` : message, ...where, ...this.identityFields(),
     });
-    this.stream.end(errorResponse({ severity: 'FATAL', code, message }));
+    endWith(this.stream, errorResponse({ severity: 'FATAL', code, message }));
     this.finish(reason, 0, 0, 0, false);
   }
 

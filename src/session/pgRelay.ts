@@ -13,6 +13,7 @@ import {
   errorResponse,
 } from '../../protocols/postgres';
 import { PgQueryTracker } from './pgQueryTracker';
+import { endWith } from './endWith';
 
 export interface RelayEnd {
   reason: string;
@@ -115,7 +116,7 @@ export class PgRelay {
     const reusable = !this.o.server.broken && this.tracker.idle && this.clientFramer.atBoundary && this.serverFramer.atBoundary
       && !reason.startsWith('upstream');
     if (reusable) this.o.server.attach(this.tracker.txStatus);
-    if (notice && !client.destroyed) client.end(errorResponse({ severity: 'FATAL', ...notice }));
+    if (notice && !client.destroyed) endWith(client, errorResponse({ severity: 'FATAL', ...notice }));
     else client.destroy();
     this.o.onEnd({ reason, upstreamReusable: reusable, bytesFromClient: this.bytesFromClient, bytesToClient: this.bytesToClient, queries: this.queries });
   }

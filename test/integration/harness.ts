@@ -47,9 +47,9 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   await cluster.psql(`
     CREATE ROLE agent_ro LOGIN PASSWORD '${RO_PASSWORD}';
     CREATE ROLE agent_rw LOGIN PASSWORD '${RW_PASSWORD}';
-    CREATE DATABASE analytics;
     GRANT ALL ON DATABASE app TO agent_ro, agent_rw;
   `);
+  await cluster.psql('CREATE DATABASE analytics');
   await cluster.psql(`
     CREATE TABLE items (id int primary key, name text);
     INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 10) g;

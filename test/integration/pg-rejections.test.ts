@@ -53,7 +53,7 @@ describe('token rejection classes', () => {
   const cases: [string, () => Promise<string>, string, RegExp][] = [
     ['expired', () => h.token('svc-reporting', { expiresInSec: -120, issuedAtSec: now() - 600 }), 'expired', /expired/i],
     ['not yet valid', () => h.token('svc-reporting', { notBeforeSec: now() + 600 }), 'not_yet_valid', /not (yet )?valid/i],
-    ['wrong issuer', () => h.token('svc-reporting', { claims: { iss: 'https://evil.example.com/oauth2/default' } }), 'bad_issuer', /issuer/i],
+    ['wrong issuer', () => h.token('svc-reporting', { claims: { iss: 'https://evil.example.com/oauth2/default' } }), 'bad_issuer', /issued by .* accepts tokens only from/],
     ['wrong audience', () => h.token('svc-reporting', { claims: { aud: 'api://other' } }), 'bad_audience', /audience/i],
     ['lifetime too long', () => h.token('svc-reporting', { expiresInSec: 5 * 3600 }), 'lifetime_too_long', /lifetime|longer/i],
     ['missing scope', () => h.token('svc-reporting', { claims: { scp: ['profile'] } }), 'missing_scope', /db\.connect/],
@@ -61,7 +61,7 @@ describe('token rejection classes', () => {
     ['alg none', async () => {
       const claims = await claimsOf(await h.token());
       return `${b64url({ alg: 'none' })}.${b64url(claims)}.`;
-    }, 'algorithm_not_allowed', /algorithm/i],
+    }, 'algorithm_not_allowed', /unsigned.*only signed tokens are accepted/],
     ['HS256 signed with the IdP public key', async () => {
       const claims = await claimsOf(await h.token());
       const jwk = h.issuer.publicJwks().keys[0] as { kid?: string };
@@ -142,7 +142,7 @@ test('the session ends with a FATAL "token expired" when the token runs out', as
   await c.connect();
   expect((await c.query('select 1 as one')).rows[0].one).toBe(1);
   await new Promise((r) => setTimeout(r, 4500));
-  expect(errors.length).toBe(1);
+  expect(errors.length).toBeGreaterThanOrEqual(1);
   expect(errors[0].message).toMatch(/expired.*fresh token/);
   await h.audit.waitFor((e) => e.event === 'session_end' && e.reason === 'token_expired' && e.upstreamReused === true);
   await c.end().catch(() => undefined);

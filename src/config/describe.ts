@@ -1,0 +1,77 @@
+import { formatDuration } from './duration';
+import { formatHostPort } from './hostport';
+import type { Config, GrantConfig, GrantMatch, UpstreamConfig } from './types';
+import { configWarnings } from './warnings';
+
+/**
+ * The human report printed by `tokengate check-config`: what listens where, which databases
+ * and upstream users exist, and who may reach what. Secrets appear only as their source.
+ */
+
+function matchText(match: GrantMatch): string {
+  const parts: string[] = [];
+  if (match.groups) parts.push(`in any group of [${match.groups.join(', ')}]`);
+  if (match.clients) parts.push(`client id any of [${match.clients.join(', ')}]`);
+  if (match.subjects) parts.push(`subject any of [${match.subjects.join(', ')}]`);
+  if (match.scopes) parts.push(`with all scopes [${match.scopes.join(', ')}]`);
+  return parts.length ? `tokens ${parts.join(' AND ')}` : 'nobody (empty match)';
+}
+
+function grantText(grant: GrantConfig, up: UpstreamConfig | undefined): string[] {
+  const target = up ? `${up.name} (${up.protocol} ${formatHostPort(up)})` : `${grant.upstream} (undefined upstream)`;
+  const dbs = grant.databases.includes('*') && up ? `* = ${Object.keys(up.databases).join(', ')}` : grant.databases.join(', ');
+  const roles = grant.roles.map((r) => (up?.roles[r] ? `${r} (user ${up.roles[r].user})` : r)).join(', ');
+  return [
+    `  ${grant.name}: ${matchText(grant.match)}`,
+    `    -> ${target}`,
+    `       databases: ${dbs}`,
+    `       roles:     ${roles}`,
+  ];
+}
+
+function upstreamText(up: UpstreamConfig): string[] {
+  const p = up.pool;
+  const lines = [
+    `  ${up.name}: ${up.protocol} ${formatHostPort(up)}, tls ${up.tls}${up.caFile ? ` (CA ${up.caFile})` : ''}`,
+    `    pool: max ${p.maxConnections} connections, idle ${formatDuration(p.idleTimeoutMs)}, lifetime ${formatDuration(p.maxLifetimeMs)}, acquire timeout ${formatDuration(p.acquireTimeoutMs)}`,
+    '    databases (alias -> real name):',
+    ...Object.entries(up.databases).map(([alias, real]) => `      ${alias} -> ${real}`),
+    '    roles (name -> upstream user, password source):',
+    ...Object.values(up.roles).map((r) => `      ${r.name} -> ${r.user} (password from ${r.password.source})`),
+  ];
+  return lines;
+}
+
+export function describeConfig(config: Config): string {
+  const { listen, tls, oidc, session, audit } = config;
+  const lines: string[] = [`tokengate configuration from ${config.source}`, '', 'Listeners:'];
+  for (const key of ['postgres', 'mysql', 'admin'] as const) {
+    const hp = listen[key];
+    lines.push(`  ${key.padEnd(9)}${hp ? formatHostPort(hp) : '(off)'}`);
+  }
+  lines.push(
+    `  client TLS: ${tls.certFile ? `certificate ${tls.certFile}, key ${tls.keyFile}` : 'no certificate'}; ` +
+      `plaintext from loopback ${tls.allowPlaintextFromLoopback ? 'allowed' : 'refused'}, from anywhere ${tls.allowPlaintextFromAnywhere ? 'ALLOWED' : 'refused'}`,
+    '',
+    'Identity provider (OIDC):',
+    `  issuer:          ${oidc.issuer}${oidc.devIssuer ? ' (development issuer)' : ''}`,
+    `  audience:        ${oidc.audience.join(', ')}`,
+    `  JWKS:            ${oidc.jwksUri ?? 'discovered from the issuer metadata'}`,
+    `  algorithms:      ${oidc.algorithms.join(', ')}`,
+    `  required scopes: ${oidc.requiredScopes.length ? oidc.requiredScopes.join(', ') : '(none)'}`,
+    `  groups claim:    ${oidc.groupsClaim}`,
+    `  clock skew ${formatDuration(oidc.clockSkewMs)}, max token lifetime ${oidc.maxTokenLifetimeMs === undefined ? 'not limited' : formatDuration(oidc.maxTokenLifetimeMs)}`,
+    '',
+    `Sessions: handshake timeout ${formatDuration(session.authTimeoutMs)}, ended ${formatDuration(session.expiryGraceMs)} after the token expires`,
+    `Audit: ${audit.file}, queries ${audit.queries ? `logged (first ${audit.maxQueryBytes} bytes)` : 'not logged'}`,
+    '',
+    'Upstreams:',
+    ...Object.values(config.upstreams).flatMap(upstreamText),
+    '',
+    'Grants (who may reach what):',
+    ...(config.grants.length ? config.grants.flatMap((g) => grantText(g, config.upstreams[g.upstream])) : ['  (none: every agent is refused)']),
+  );
+  const warnings = configWarnings(config);
+  lines.push('', warnings.length ? 'Warnings:' : 'Warnings: none', ...warnings.map((w) => `  - ${w}`));
+  return `${lines.join('\n')}\n`;
+}

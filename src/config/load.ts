@@ -1,0 +1,103 @@
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { crossCheck } from './crossChecks';
+import { quoteEnvReferences } from './envRefs';
+import { ConfigError, ProblemList } from './problems';
+import { readConfig } from './schema';
+import type { Config } from './types';
+
+/** The public entry points for reading tokengate.yaml into a validated Config. */
+
+export { ConfigError } from './problems';
+export type { ConfigProblem } from './problems';
+export { parseDuration, DurationError } from './duration';
+export { configWarnings } from './warnings';
+
+/** A config this large is not a config; refusing it keeps parsing bounded. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+export function defaultConfigPaths(): string[] {
+  return ['./tokengate.yaml', '/etc/tokengate/tokengate.yaml'];
+}
+
+/** The explicit path if given, else the first default that exists. */
+export function resolveConfigPath(explicit?: string): string {
+  if (explicit) return explicit;
+  const found = defaultConfigPaths().find((p) => existsSync(p));
+  if (found) return found;
+  throw new ConfigError('(no file)', [{
+    path: '',
+    message: `no config file found; looked in ${defaultConfigPaths().join(', ')}. Pass --config /path/to/tokengate.yaml (see examples/tokengate.yaml)`,
+  }]);
+}
+
+function readConfigFile(path: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError(path, [{ path: '', message: `cannot read the config file (${code}); check the path and its permissions` }]);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size > MAX_CONFIG_BYTES) {
+      throw new ConfigError(path, [{ path: '', message: `the config file is ${size} bytes; the limit is ${MAX_CONFIG_BYTES}` }]);
+    }
+    const buf = Buffer.alloc(size);
+    let read = 0;
+    while (read < size) {
+      const n = readSync(fd, buf, read, size - read, read);
+      if (n === 0) break;
+      read += n;
+    }
+    return buf.subarray(0, read).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads, parses and validates the config at `path`; relative paths inside it are relative to its directory. */
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  return parseConfig(readConfigFile(path), path, env, dirname(resolve(path)));
+}
+
+/** One broken line often yields dozens of follow-on YAML errors; the first few locate it. */
+const MAX_YAML_ERRORS = 5;
+
+/**
+ * YAML errors carry a code frame of the offending line and quote the offending token, either of
+ * which could be an inline password: keep only the first line, with quoted text removed.
+ */
+function yamlProblem(err: { message: string }): string {
+  const first = err.message.split('\n')[0].replace(/:$/, '').replace(/"(?:[^"\\]|\\.)*"/g, '(text not shown)');
+  return `YAML syntax error: ${first}`;
+}
+
+function yamlError(source: string, errors: { message: string }[]): ConfigError {
+  const problems = errors.slice(0, MAX_YAML_ERRORS).map((e) => ({ path: '', message: yamlProblem(e) }));
+  if (errors.length > MAX_YAML_ERRORS) problems.push({ path: '', message: `(${errors.length - MAX_YAML_ERRORS} more YAML errors follow from the first ones)` });
+  return new ConfigError(source, problems);
+}
+
+/** Parses and validates config text; `source` names it in messages. Throws one ConfigError listing every problem. */
+export function parseConfig(yamlText: string, source: string, env: NodeJS.ProcessEnv = process.env, baseDir?: string): Config {
+  if (Buffer.byteLength(yamlText, 'utf8') > MAX_CONFIG_BYTES) {
+    throw new ConfigError(source, [{ path: '', message: `the config is larger than ${MAX_CONFIG_BYTES} bytes` }]);
+  }
+  const problems = new ProblemList();
+  const doc = parseDocument(quoteEnvReferences(yamlText), { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) throw yamlError(source, doc.errors);
+  let data: unknown;
+  try {
+    // maxAliasCount bounds "billion laughs" alias expansion.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw yamlError(source, [err as Error]);
+  }
+  const config = readConfig({ problems, env, baseDir: baseDir ?? dirname(resolve(source)) }, data, source);
+  crossCheck(config, problems);
+  if (!problems.empty) throw new ConfigError(source, problems.items);
+  return config;
+}

@@ -1,0 +1,48 @@
+import type { Config, GrantConfig, GrantMatch, UpstreamConfig } from '../config/types';
+
+/** Who is asking: the verified token's claims that grants match on. Identity satisfies this. */
+export interface Principal {
+  sub: string;
+  clientId?: string;
+  groups: string[];
+  scopes: string[];
+}
+
+function anyOf(wanted: string[], have: string[]): boolean {
+  return wanted.some((w) => have.includes(w));
+}
+
+/**
+ * Every key present must hold: groups, clients, subjects are any-of; scopes are all-of.
+ * Fails closed: a match with no keys, or a key with an empty list, matches nobody.
+ */
+export function grantMatches(match: GrantMatch, who: Principal): boolean {
+  const keys = (['groups', 'clients', 'scopes', 'subjects'] as const).filter((k) => match[k] !== undefined);
+  if (keys.length === 0) return false;
+  return keys.every((key) => {
+    const wanted = match[key] as string[];
+    if (wanted.length === 0) return false;
+    switch (key) {
+      case 'groups':
+        return anyOf(wanted, who.groups);
+      case 'clients':
+        // Okta client-credentials tokens carry cid; others may only have sub = client id.
+        return wanted.includes(who.clientId ?? who.sub);
+      case 'subjects':
+        return wanted.includes(who.sub);
+      case 'scopes':
+        return wanted.every((s) => who.scopes.includes(s));
+    }
+  });
+}
+
+/** The grants (in config order) whose match holds for `who`. */
+export function matchingGrants(config: Config, who: Principal): GrantConfig[] {
+  return config.grants.filter((g) => grantMatches(g.match, who));
+}
+
+/** The aliases a grant covers on its upstream ("*" expands to all of them). */
+export function grantedAliases(grant: GrantConfig, upstream: UpstreamConfig): string[] {
+  const all = Object.keys(upstream.databases);
+  return grant.databases.includes('*') ? all : grant.databases.filter((d) => all.includes(d));
+}

@@ -1,0 +1,51 @@
+import { TokenRejectedError } from './types';
+
+/** Larger than any real access token (Okta's are 1–2 KiB) and small enough to parse cheaply. */
+export const MAX_TOKEN_BYTES = 16 * 1024;
+
+export interface DecodedJws {
+  header: Record<string, unknown>;
+  claims: Record<string, unknown>;
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+function malformed(what: string): TokenRejectedError {
+  return new TokenRejectedError(
+    'malformed',
+    `the password is not a usable access token: ${what}. Put a JWT access token from your issuer (three base64url parts separated by dots) in the password field`,
+  );
+}
+
+function decodeJsonPart(part: string, name: string): Record<string, unknown> {
+  if (part === '' || !BASE64URL.test(part)) throw malformed(`the ${name} is not base64url`);
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  } catch {
+    throw malformed(`the ${name} is not valid JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw malformed(`the ${name} is not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Splits and decodes a compact JWS without verifying it. Pure and bounded: the size is
+ * checked before any decoding. Throws TokenRejectedError('malformed') with a message that
+ * never repeats the input.
+ */
+export function decodeCompactJws(token: string): DecodedJws {
+  if (typeof token !== 'string' || token.length === 0) throw malformed('it is empty');
+  if (token.length > MAX_TOKEN_BYTES) throw malformed(`it is ${token.length} bytes long, more than the ${MAX_TOKEN_BYTES}-byte limit`);
+  const parts = token.split('.');
+  if (parts.length === 5) {
+    throw malformed('it is an encrypted token (JWE); the gateway needs a signed access token (JWS), so disable access-token encryption for this audience');
+  }
+  if (parts.length !== 3) throw malformed(`it has ${parts.length} dot-separated parts instead of 3`);
+  const header = decodeJsonPart(parts[0], 'header');
+  const claims = decodeJsonPart(parts[1], 'payload');
+  // An empty signature is structurally fine here: it is how alg "none" looks, and the
+  // algorithm check then gives the precise reason.
+  if (!BASE64URL.test(parts[2])) throw malformed('the signature part is not base64url');
+  return { header, claims };
+}

@@ -1,0 +1,268 @@
+/**
+ * An embedded development OIDC issuer shaped like an Okta custom authorization server, for
+ * `tokengate demo` and the tests. Loopback only; keys live in memory; client-credentials only.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { isLoopbackHost } from './secureUrl';
+
+export interface DevClient {
+  clientId: string;
+  clientSecret: string;
+  groups: string[];
+  scopes: string[];
+}
+
+export interface DevIssuerOptions {
+  /** Default 127.0.0.1; must be a loopback address. */
+  host?: string;
+  /** 0 = any free port. */
+  port?: number;
+  audience: string;
+  clients: DevClient[];
+  /** Default 300. */
+  tokenLifetimeSec?: number;
+  /** Which discovery documents are served (default both), to exercise the fallback. */
+  discoveryDocuments?: ('openid-configuration' | 'oauth-authorization-server')[];
+  /** Fields merged into the discovery documents (e.g. a wrong issuer), for negative tests. */
+  metadataOverrides?: Record<string, unknown>;
+}
+
+export interface MintOptions {
+  clientId?: string;
+  claims?: Record<string, unknown>;
+  header?: Record<string, unknown>;
+  expiresInSec?: number;
+  notBeforeSec?: number;
+  issuedAtSec?: number;
+  kid?: string;
+  omit?: string[];
+}
+
+/** How an unavailable issuer misbehaves: HTTP 503, reset connections, or never answer. */
+export type OutageMode = '503' | 'drop' | 'hang';
+
+export interface DevIssuer {
+  /** http://127.0.0.1:PORT/oauth2/default */
+  issuer: string;
+  /** {issuer}/v1/keys */
+  jwksUri: string;
+  /** {issuer}/v1/token */
+  tokenEndpoint: string;
+  /** An Okta-shaped access token: header {alg:RS256,kid}; claims ver, jti, iss, aud, iat, exp, cid, sub, scp, groups. */
+  mintToken(o?: MintOptions): Promise<string>;
+  /** A new signing key (new kid) published in the JWKS; the old one stays published only with keepOld. */
+  rotateKeys(o?: { keepOld?: boolean }): Promise<void>;
+  publicJwks(): { keys: object[] };
+  /** Requests seen for a path: a full URL, an absolute path, or a path relative to the issuer ("v1/keys"). */
+  requestCount(path: string): number;
+  setAvailable(up: boolean, mode?: OutageMode): void;
+  stop(): Promise<void>;
+}
+
+interface SigningKey {
+  kid: string;
+  privateKey: CryptoKey;
+  publicJwk: JWK;
+}
+
+const ISSUER_PATH = '/oauth2/default';
+const MAX_FORM_BYTES = 64 * 1024;
+
+async function newSigningKey(): Promise<SigningKey> {
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const kid = randomBytes(12).toString('base64url');
+  const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
+  return { kid, privateKey, publicJwk };
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+const secretMatches = (given: string, expected: string): boolean => timingSafeEqual(digest(given), digest(expected));
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text), ...extra });
+  res.end(text);
+}
+
+function oauthError(res: http.ServerResponse, status: number, error: string, description: string): void {
+  sendJson(res, status, { error, error_description: description }, status === 401 ? { 'www-authenticate': 'Basic realm="dev-issuer"' } : {});
+}
+
+function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_FORM_BYTES) {
+        reject(new Error('request body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
+    req.on('error', reject);
+  });
+}
+
+/** client_secret_basic: base64(urlencode(id) ":" urlencode(secret)) per RFC 6749 §2.3.1. */
+function basicCredentials(header: string | undefined): { id: string; secret: string } | undefined {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return undefined;
+  const unform = (s: string): string => {
+    try {
+      return decodeURIComponent(s.replace(/\+/g, ' '));
+    } catch {
+      return s;
+    }
+  };
+  return { id: unform(decoded.slice(0, colon)), secret: unform(decoded.slice(colon + 1)) };
+}
+
+export async function startDevIssuer(o: DevIssuerOptions): Promise<DevIssuer> {
+  const host = o.host ?? '127.0.0.1';
+  if (!isLoopbackHost(host)) throw new Error(`the development issuer listens on loopback only; host ${host} is not 127.0.0.0/8, ::1 or localhost`);
+  if (o.clients.length === 0) throw new Error('the development issuer needs at least one client');
+  const lifetimeSec = o.tokenLifetimeSec ?? 300;
+  const documents = new Set(o.discoveryDocuments ?? ['openid-configuration', 'oauth-authorization-server']);
+  const clients = new Map(o.clients.map((c) => [c.clientId, c]));
+
+  let current = await newSigningKey();
+  let published: SigningKey[] = [current];
+  let outage: OutageMode | undefined;
+  const counts = new Map<string, number>();
+  const sockets = new Set<Socket>();
+  let issuer = '';
+
+  const metadata = (): Record<string, unknown> => ({
+    issuer,
+    authorization_endpoint: `${issuer}/v1/authorize`,
+    token_endpoint: `${issuer}/v1/token`,
+    jwks_uri: `${issuer}/v1/keys`,
+    response_types_supported: ['code'],
+    grant_types_supported: ['client_credentials'],
+    subject_types_supported: ['public'],
+    scopes_supported: [...new Set(o.clients.flatMap((c) => c.scopes))],
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    id_token_signing_alg_values_supported: ['RS256'],
+    ...o.metadataOverrides,
+  });
+
+  const mintToken = async (m: MintOptions = {}): Promise<string> => {
+    const clientId = m.clientId ?? o.clients[0].clientId;
+    const client = clients.get(clientId); // an unknown id mints a token with no scopes or groups
+    const now = Math.floor(Date.now() / 1000);
+    const iat = m.issuedAtSec ?? now;
+    const claims: Record<string, unknown> = {
+      ver: 1,
+      jti: `AT.${randomBytes(18).toString('base64url')}`,
+      iss: issuer,
+      aud: o.audience,
+      iat,
+      exp: now + (m.expiresInSec ?? lifetimeSec),
+      cid: clientId,
+      sub: clientId,
+      scp: client ? [...client.scopes] : [],
+      groups: client ? [...client.groups] : [],
+      ...(m.notBeforeSec !== undefined ? { nbf: m.notBeforeSec } : {}),
+      ...m.claims,
+    };
+    for (const name of m.omit ?? []) delete claims[name];
+    const header = { alg: 'RS256', kid: m.kid ?? current.kid, ...m.header };
+    return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(current.privateKey);
+  };
+
+  const handleToken = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    if (req.method !== 'POST') return oauthError(res, 405, 'invalid_request', 'use POST for the token endpoint');
+    let form: URLSearchParams;
+    try {
+      form = await readForm(req);
+    } catch {
+      return oauthError(res, 400, 'invalid_request', `the request body exceeds ${MAX_FORM_BYTES} bytes`);
+    }
+    const basic = basicCredentials(req.headers.authorization);
+    const id = basic?.id ?? form.get('client_id') ?? undefined;
+    const secret = basic?.secret ?? form.get('client_secret') ?? undefined;
+    if (!id || secret === undefined) return oauthError(res, 401, 'invalid_client', 'Client authentication failed. Either the client or the client credentials are invalid.');
+    const client = clients.get(id);
+    if (!client || !secretMatches(secret, client.clientSecret)) {
+      return oauthError(res, 401, 'invalid_client', 'The client secret supplied for a confidential client is invalid.');
+    }
+    const grant = form.get('grant_type');
+    if (grant !== 'client_credentials') {
+      return oauthError(res, 400, 'unsupported_grant_type', `The authorization grant type is not supported by the authorization server. Configured grant types: [client_credentials].`);
+    }
+    const requested = (form.get('scope') ?? '').split(' ').filter(Boolean);
+    const unknown = requested.filter((s) => !client.scopes.includes(s));
+    if (unknown.length > 0) return oauthError(res, 400, 'invalid_scope', `One or more scopes are not configured for the authorization server resource. (${unknown.join(' ')})`);
+    const scopes = requested.length > 0 ? requested : client.scopes;
+    const token = await mintToken({ clientId: client.clientId, claims: { scp: scopes } });
+    sendJson(res, 200, { token_type: 'Bearer', expires_in: lifetimeSec, access_token: token, scope: scopes.join(' ') });
+  };
+
+  const server = http.createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    counts.set(path, (counts.get(path) ?? 0) + 1);
+    if (outage === 'hang') return; // closed by stop() or when the client gives up
+    if (outage === 'drop') {
+      req.socket.destroy();
+      return;
+    }
+    if (outage === '503') return sendJson(res, 503, { errorCode: 'E0000009', errorSummary: 'Service unavailable (dev issuer outage)' });
+    if (!path.startsWith(`${ISSUER_PATH}/`)) return sendJson(res, 404, { errorCode: 'E0000022', errorSummary: 'The endpoint does not exist.' });
+    const sub = path.slice(ISSUER_PATH.length);
+    const wellKnown = /^\/\.well-known\/(openid-configuration|oauth-authorization-server)$/.exec(sub);
+    if (wellKnown && documents.has(wellKnown[1] as 'openid-configuration')) return sendJson(res, 200, metadata());
+    if (sub === '/v1/keys') return sendJson(res, 200, { keys: published.map((k) => k.publicJwk) });
+    if (sub === '/v1/token') {
+      handleToken(req, res).catch(() => oauthError(res, 500, 'server_error', 'the development issuer failed to issue a token'));
+      return;
+    }
+    sendJson(res, 404, { errorCode: 'E0000022', errorSummary: 'The endpoint does not exist.' });
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 0, host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const hostPart = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  issuer = `http://${hostPart}:${addr.port}${ISSUER_PATH}`;
+
+  const pathOf = (p: string): string => {
+    if (/^https?:\/\//.test(p)) return new URL(p).pathname;
+    if (p.startsWith('/')) return p;
+    return `${ISSUER_PATH}/${p}`;
+  };
+
+  return {
+    issuer,
+    jwksUri: `${issuer}/v1/keys`,
+    tokenEndpoint: `${issuer}/v1/token`,
+    mintToken,
+    async rotateKeys({ keepOld = false } = {}) {
+      current = await newSigningKey();
+      published = keepOld ? [current, ...published] : [current];
+    },
+    publicJwks: () => ({ keys: published.map((k) => ({ ...k.publicJwk })) }),
+    requestCount: (p) => counts.get(pathOf(p)) ?? 0,
+    setAvailable(up, mode = '503') {
+      outage = up ? undefined : mode;
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
