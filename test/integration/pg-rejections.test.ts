@@ -208,6 +208,19 @@ describe('startup edge cases on the raw wire', () => {
     sock.destroy();
   });
 
+  test('a client that never sends its token is cut off after session.authTimeout', async () => {
+    const sock = await rawConnect();
+    sock.write(startupPacket({ user: 'reader', database: 'app' }));
+    const ask = await firstBytes(sock);
+    expect(ask.readInt32BE(5)).toBe(3); // AuthenticationCleartextPassword
+    const started = Date.now();
+    const reply = await firstBytes(sock, 10000);
+    expect(Date.now() - started).toBeGreaterThan(3000);
+    expect(reply.toString()).toMatch(/did not receive a startup message and access token within 5s/);
+    await h.audit.waitFor((e) => e.event === 'connection_rejected' && e.reason === 'auth_timeout');
+    sock.destroy();
+  });
+
   test('plaintext bytes behind an SSLRequest are refused', async () => {
     const sock = await rawConnect();
     sock.write(Buffer.concat([int32s(8, 80877103), startupPacket({ user: 'reader' })]));
@@ -242,10 +255,13 @@ function rawConnect(): Promise<net.Socket> {
   });
 }
 
-function firstBytes(sock: net.Socket): Promise<Buffer> {
+function firstBytes(sock: net.Socket, timeoutMs = 5000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    sock.once('data', (d: Buffer) => resolve(d));
+    const timer = setTimeout(() => reject(new Error(`no reply within ${timeoutMs}ms`)), timeoutMs);
+    sock.once('data', (d: Buffer) => {
+      clearTimeout(timer);
+      resolve(d);
+    });
     sock.once('error', reject);
-    setTimeout(() => reject(new Error('no reply within 5s')), 5000);
   });
 }
