@@ -1,0 +1,194 @@
+import type { RoleConfig, UpstreamConfig } from '../config/types';
+import { CLIENT_COMPRESS, CLIENT_LOCAL_FILES, COM_RESET_CONNECTION, encodeInitDb, encodeSimpleCommand, formatCapabilities } from '../../protocols/mysql';
+import { connectMysqlUpstream } from '../upstream/mysqlLogin';
+import type { MysqlServerConnection } from '../upstream/mysqlServerConnection';
+import { Pool, PoolStats } from './pool';
+
+export { PoolExhaustedError, PoolClosedError } from './pool';
+export type { PoolStats } from './pool';
+export { probeMysqlServerVersion } from '../upstream/mysqlLogin';
+
+export interface MysqlPoolKey {
+  upstream: UpstreamConfig;
+  role: RoleConfig;
+  /** The real database name ('' = none), not the client-facing alias. */
+  database: string;
+  /** Format-affecting capability bits of the clients this pool serves (see MysqlLoginOptions). */
+  capabilities: number;
+  /** Collation id the sessions are opened with. */
+  characterSet: number;
+}
+
+export interface MysqlPoolOptions {
+  /** Bounds each upstream login (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Bounds each reset command on release (default 5 s). */
+  resetTimeoutMs?: number;
+  /** Connection attributes of pooled connections (default program_name=tokengate). */
+  connectAttributes?: Record<string, string>;
+  janitorIntervalMs?: number;
+}
+
+/** The pool key as text: upstream/role/database/caps/collation. Used in messages and stats. */
+export function mysqlPoolName(key: MysqlPoolKey): string {
+  return `${key.upstream.name}/${key.role.name}/${key.database || '(none)'}/caps=0x${(key.capabilities >>> 0).toString(16)}/collation=${key.characterSet}`;
+}
+
+/** What a freshly logged-in session looks like; a reset session must look the same. */
+export interface MysqlSessionBaseline {
+  charsetClient: string | null;
+  charsetResults: string | null;
+  collationConnection: string | null;
+  database: string | null;
+}
+
+const BASELINE_SQL = 'SELECT @@character_set_client, @@character_set_results, @@collation_connection, DATABASE()';
+/** Server-reported charset/collation names are identifiers; anything else is not put into SQL. */
+const IDENTIFIER = /^[A-Za-z0-9_]+$/;
+
+/**
+ * Authenticated upstream MySQL/MariaDB sessions for one (upstream, role, database, client
+ * capabilities, collation), session-pooled: a connection serves one client at a time and is
+ * reset before the next one gets it.
+ */
+export class MysqlPool {
+  readonly name: string;
+  readonly #pool: Pool<MysqlServerConnection>;
+  readonly #baselines = new WeakMap<MysqlServerConnection, MysqlSessionBaseline>();
+
+  constructor(readonly key: MysqlPoolKey, opts: MysqlPoolOptions = {}) {
+    this.name = mysqlPoolName(key);
+    const { upstream, role, database, capabilities, characterSet } = key;
+    const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    const resetTimeoutMs = opts.resetTimeoutMs ?? 5_000;
+    const connectAttributes = opts.connectAttributes ?? { program_name: 'tokengate' };
+    this.#pool = new Pool<MysqlServerConnection>(
+      this.name,
+      { ...upstream.pool, janitorIntervalMs: opts.janitorIntervalMs },
+      {
+        create: async () => {
+          const conn = await connectMysqlUpstream({
+            host: upstream.host, port: upstream.port, tls: upstream.tls, caFile: upstream.caFile,
+            user: role.user, password: role.password, database, capabilities, characterSet,
+            connectTimeoutMs, connectAttributes,
+          });
+          try {
+            this.#baselines.set(conn, await readBaseline(conn, connectTimeoutMs));
+          } catch (err) {
+            conn.close();
+            throw err;
+          }
+          return conn;
+        },
+        reset: (conn) => {
+          const baseline = this.#baselines.get(conn);
+          return baseline ? resetMysqlConnection(conn, baseline, resetTimeoutMs) : Promise.resolve(false);
+        },
+      },
+    );
+  }
+
+  acquire(): Promise<MysqlServerConnection> {
+    return this.#pool.acquire();
+  }
+
+  /**
+   * Not reusable, broken or still detached: closed. Otherwise reset (COM_RESET_CONNECTION,
+   * then the login's character set and database) in the background and reused; any error closes it.
+   */
+  release(conn: MysqlServerConnection, reusable: boolean): void {
+    this.#pool.release(conn, reusable && conn.attached);
+  }
+
+  stats(): PoolStats {
+    return this.#pool.stats();
+  }
+
+  /** Runs the janitor sweep now (tests; the timer does it otherwise). */
+  sweep(): void {
+    this.#pool.sweep();
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+}
+
+async function readBaseline(conn: MysqlServerConnection, timeoutMs: number): Promise<MysqlSessionBaseline> {
+  const r = await conn.query(BASELINE_SQL, timeoutMs);
+  const row = r.rows?.[0];
+  if (r.error || !row || row.length !== 4) {
+    throw new Error(`Cannot read the session state of upstream connection ${conn.id}${r.error ? `: ERROR ${r.error.code}: ${r.error.message}` : ''}.`);
+  }
+  return { charsetClient: row[0], charsetResults: row[1], collationConnection: row[2], database: row[3] };
+}
+
+/**
+ * COM_RESET_CONNECTION clears the transaction, user variables, temporary tables, prepared
+ * statements and locks, and resets session variables. MariaDB 10.11 keeps the login's
+ * character set and the current database; other servers reset the character set to the
+ * server default, so both are checked against the baseline and restored when they differ.
+ * Resolves false when the connection cannot be made like new (it is then closed).
+ */
+export async function resetMysqlConnection(conn: MysqlServerConnection, baseline: MysqlSessionBaseline, timeoutMs: number): Promise<boolean> {
+  const reset = await conn.command(encodeSimpleCommand(COM_RESET_CONNECTION), timeoutMs);
+  if (reset.error || !reset.ok) return false;
+  const now = await readBaseline(conn, timeoutMs);
+  if (sameSession(now, baseline)) return true;
+  const charsetOk = now.charsetClient === baseline.charsetClient && now.charsetResults === baseline.charsetResults && now.collationConnection === baseline.collationConnection;
+  const databaseOk = now.database === baseline.database;
+  if (!charsetOk) {
+    const cs = baseline.charsetClient;
+    const coll = baseline.collationConnection;
+    if (!cs || !coll || !IDENTIFIER.test(cs) || !IDENTIFIER.test(coll) || baseline.charsetResults !== cs) return false;
+    const r = await conn.query(`SET NAMES ${cs} COLLATE ${coll}`, timeoutMs);
+    if (r.error) return false;
+  }
+  if (!databaseOk) {
+    // A session without a database cannot go back to none: discard it.
+    if (baseline.database === null) return false;
+    const r = await conn.command(encodeInitDb(baseline.database), timeoutMs);
+    if (r.error) return false;
+  }
+  const after = await readBaseline(conn, timeoutMs);
+  return sameSession(after, baseline);
+}
+
+function sameSession(a: MysqlSessionBaseline, b: MysqlSessionBaseline): boolean {
+  return a.charsetClient === b.charsetClient && a.charsetResults === b.charsetResults && a.collationConnection === b.collationConnection && a.database === b.database;
+}
+
+/** The capability bits that tell pools apart: format-affecting ones the gateway can negotiate upstream. */
+export function poolCapabilities(capabilities: number): number {
+  return (formatCapabilities(capabilities) & ~(CLIENT_COMPRESS | CLIENT_LOCAL_FILES)) >>> 0;
+}
+
+/** One MysqlPool per (upstream, role, database, capabilities, collation), created on first use. */
+export class MysqlPoolRegistry {
+  readonly #pools = new Map<string, MysqlPool>();
+
+  constructor(private readonly opts: MysqlPoolOptions = {}) {}
+
+  get(upstream: UpstreamConfig, role: RoleConfig, database: string, capabilities: number, characterSet: number): MysqlPool {
+    const key: MysqlPoolKey = { upstream, role, database, capabilities: poolCapabilities(capabilities), characterSet };
+    const name = mysqlPoolName(key);
+    let pool = this.#pools.get(name);
+    if (!pool) {
+      pool = new MysqlPool(key, this.opts);
+      this.#pools.set(name, pool);
+    }
+    return pool;
+  }
+
+  stats(): Record<string, PoolStats> {
+    const out: Record<string, PoolStats> = {};
+    for (const [name, pool] of this.#pools) out[name] = pool.stats();
+    return out;
+  }
+
+  async closeAll(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((p) => p.close()));
+  }
+}
