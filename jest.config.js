@@ -8,4 +8,6 @@ module.exports = {
   },
   transformIgnorePatterns: ['/node_modules/(?!jose/)'],
   testTimeout: 60000,
+  // Builds dist/ for the CLI tests, which run the real bin/tokengate.js.
+  globalSetup: '<rootDir>/test/globalSetup.ts',
 };

@@ -1,6 +1,7 @@
 /**
  * Backend messages: encoders for what the gateway itself says to clients, decoders for what the
- * upstream server says (the relay follows transaction state and audits errors).
+ * upstream server says (the relay follows transaction state and audits errors; the upstream login
+ * and internal queries read authentication requests, the welcome messages and rows).
  */
 import { AuthCode, BackendType, MAX_CANCEL_KEY_LENGTH, MIN_CANCEL_KEY_LENGTH, TransactionStatus } from './constants';
 import { ProtocolError } from './errors';
@@ -182,6 +183,101 @@ export function decodeBackendKeyData(body: Buffer): { processId: number; secretK
 export function decodeAuthentication(body: Buffer): { code: number; data: Buffer } {
   if (body.length < 4) throw new ProtocolError(`Authentication message body is ${body.length} bytes, expected at least 4`);
   return { code: body.readInt32BE(0), data: body.subarray(4) };
+}
+
+/**
+ * What an Authentication ('R') message asks of the client. Every sub-code decodes to something:
+ * methods the gateway cannot perform come back as `unsupported` with a name for the error message,
+ * so a caller can refuse them by name instead of failing on an unknown code.
+ */
+export type AuthenticationRequest =
+  | { kind: 'ok' }
+  | { kind: 'cleartextPassword' }
+  | { kind: 'md5Password'; salt: Buffer }
+  | { kind: 'sasl'; mechanisms: string[] }
+  | { kind: 'saslContinue'; data: Buffer }
+  | { kind: 'saslFinal'; data: Buffer }
+  | { kind: 'unsupported'; code: number; method: string };
+
+/** Sub-codes with no AuthCode constant because the gateway never performs them (protocol docs, "Message Formats"). */
+const UNSUPPORTED_AUTH_METHODS: Readonly<Record<number, string>> = {
+  2: 'Kerberos V5',
+  6: 'SCM credentials',
+  7: 'GSSAPI',
+  8: 'GSSAPI continue',
+  9: 'SSPI',
+};
+
+/** Authentication ('R') body → the request, checked against the layout of its sub-code. */
+export function decodeAuthenticationRequest(body: Buffer): AuthenticationRequest {
+  const { code, data } = decodeAuthentication(body);
+  const noData = (): void => {
+    if (data.length !== 0) throw new ProtocolError(`Authentication request ${code} carries ${data.length} unexpected bytes after its code`);
+  };
+  switch (code) {
+    case AuthCode.Ok:
+      noData();
+      return { kind: 'ok' };
+    case AuthCode.CleartextPassword:
+      noData();
+      return { kind: 'cleartextPassword' };
+    case AuthCode.MD5Password:
+      if (data.length !== 4) throw new ProtocolError(`AuthenticationMD5Password carries a ${data.length}-byte salt, expected 4`);
+      return { kind: 'md5Password', salt: Buffer.from(data) };
+    case AuthCode.SASL:
+      return { kind: 'sasl', mechanisms: decodeSaslMechanisms(data) };
+    case AuthCode.SASLContinue:
+      return { kind: 'saslContinue', data: Buffer.from(data) };
+    case AuthCode.SASLFinal:
+      return { kind: 'saslFinal', data: Buffer.from(data) };
+    default:
+      return { kind: 'unsupported', code, method: UNSUPPORTED_AUTH_METHODS[code] ?? `authentication code ${code}` };
+  }
+}
+
+/** AuthenticationSASL data: mechanism names as cstrings, ended by an empty name (a lone NUL). */
+function decodeSaslMechanisms(data: Buffer): string[] {
+  const mechanisms: string[] = [];
+  let pos = 0;
+  for (;;) {
+    if (pos >= data.length) throw new ProtocolError('AuthenticationSASL mechanism list is missing its final NUL terminator');
+    if (data[pos] === 0) {
+      if (pos !== data.length - 1) throw new ProtocolError('AuthenticationSASL has bytes after its mechanism list');
+      return mechanisms;
+    }
+    const name = readCString(data, pos, 'SASL mechanism name');
+    mechanisms.push(name.value);
+    pos = name.next;
+  }
+}
+
+/**
+ * DataRow ('D') body → each column's bytes (a view into `body`, not a copy), null for SQL NULL.
+ * The bytes are text or binary as the query's result format says; the caller decodes them.
+ */
+export function decodeDataRow(body: Buffer): Array<Buffer | null> {
+  if (body.length < 2) throw new ProtocolError(`DataRow body is ${body.length} bytes, expected at least 2 (the column count)`);
+  const count = body.readUInt16BE(0);
+  // Each column takes at least its 4-byte length, so the count is bounded by the body.
+  if (count * 4 > body.length - 2) throw new ProtocolError(`DataRow claims ${count} columns in ${body.length - 2} bytes`);
+  const columns: Array<Buffer | null> = new Array(count);
+  let pos = 2;
+  for (let i = 0; i < count; i++) {
+    if (pos + 4 > body.length) throw new ProtocolError(`DataRow ends inside the length of column ${i + 1} of ${count}`);
+    const len = body.readInt32BE(pos);
+    pos += 4;
+    if (len === -1) {
+      columns[i] = null;
+      continue;
+    }
+    if (len < 0 || len > body.length - pos) {
+      throw new ProtocolError(`DataRow column ${i + 1} of ${count} has length ${len}, but ${body.length - pos} bytes remain`);
+    }
+    columns[i] = body.subarray(pos, pos + len);
+    pos += len;
+  }
+  if (pos !== body.length) throw new ProtocolError(`DataRow has ${body.length - pos} bytes after its last column`);
+  return columns;
 }
 
 export function decodeNegotiateProtocolVersion(body: Buffer): { newestMinor: number; major: number; unsupportedOptions: string[] } {

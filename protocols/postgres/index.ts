@@ -1,4 +1,4 @@
-/** Client-facing PostgreSQL wire codec: pure bytes in, values out (and back). No sockets, no tokens. */
+/** PostgreSQL wire codec for both sides of the gateway: pure bytes in, values out (and back). No sockets, no tokens. */
 export * from './constants';
 export * from './errors';
 export { PgFramer, describeType } from './framing';

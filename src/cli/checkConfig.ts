@@ -9,6 +9,7 @@ export function registerCheckConfig(program: Command): void {
     .option('-c, --config <path>', CONFIG_OPTION_HELP)
     .action((opts: { config?: string }) => {
       const config = loadConfigOrExit(opts.config);
-      process.stdout.write(describeConfig(config) + '\n');
+      // describeConfig ends with a newline; secrets appear only as their source (env NAME, file PATH).
+      process.stdout.write(describeConfig(config));
     });
 }

@@ -1,8 +1,39 @@
 import type { Command } from 'commander';
-import { startGateway } from '../gateway';
+import { startGateway, type Gateway } from '../gateway';
 import { configWarnings } from '../config/warnings';
+import type { Config } from '../config/types';
+import { formatHostPort } from '../config/hostport';
 import { log } from '../log';
-import { CONFIG_OPTION_HELP, loadConfigOrExit } from './configOption';
+import { CONFIG_OPTION_HELP, exitWithSettingsError, loadConfigOrExit } from './configOption';
+
+const LISTENERS = ['postgres', 'mysql', 'admin'] as const;
+
+/** Why the gateway could not start, in terms of the setting to change. */
+export function startFailureMessage(err: unknown, config: Config): string {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  const detail = e instanceof Error ? e.message : String(err);
+  if (e.syscall === 'listen' || e.syscall === 'bind') {
+    // Name the listener by the address in the error: postgres and mysql listeners start one after the other.
+    const key = LISTENERS.find((k) => config.listen[k]?.port === e.port && config.listen[k]?.host === e.address);
+    const setting = key ? `listen.${key}` : 'listen';
+    const where = e.address !== undefined && e.port !== undefined ? formatHostPort({ host: e.address, port: e.port }) : 'the configured address';
+    const why: Record<string, string> = {
+      EADDRINUSE: `another process is already listening there; stop it or choose another port in ${setting}`,
+      EACCES: `this user may not listen on that port (ports below 1024 need privileges); choose a port above 1023 in ${setting}`,
+      EADDRNOTAVAIL: `that address is not one of this machine's addresses; fix the host in ${setting}`,
+    };
+    return `tokengate could not start: cannot listen on ${where} (${e.code ?? detail}): ${why[e.code ?? ''] ?? detail}`;
+  }
+  if (e.syscall === 'open' || e.syscall === 'read') {
+    const files: Array<[string, string | undefined]> = [['tls.certFile', config.tls.certFile], ['tls.keyFile', config.tls.keyFile], ['audit.file', config.audit.file]];
+    const setting = files.find(([, f]) => f !== undefined && e.path !== undefined && f === e.path)?.[0];
+    return `tokengate could not start: cannot open ${e.path ?? 'a file'} (${e.code}); check ${setting ?? 'the file paths in the config'}: the path and the permissions of the tokengate user`;
+  }
+  if (typeof e.code === 'string' && e.code.startsWith('ERR_OSSL')) {
+    return `tokengate could not start: the TLS certificate or key is not usable (${detail}); tls.certFile must be a PEM certificate chain and tls.keyFile its PEM private key`;
+  }
+  return `tokengate could not start: ${detail}`;
+}
 
 export function registerStart(program: Command): void {
   program
@@ -12,7 +43,13 @@ export function registerStart(program: Command): void {
     .action(async (opts: { config?: string }) => {
       const config = loadConfigOrExit(opts.config);
       for (const w of configWarnings(config)) log.warn(w);
-      const gateway = await startGateway(config);
+      let gateway: Gateway;
+      try {
+        gateway = await startGateway(config);
+      } catch (err) {
+        // Settings the token verifier refuses, an unusable listen address or TLS files: exit 2 like a bad config.
+        return exitWithSettingsError(startFailureMessage(err, config));
+      }
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) return;

@@ -6,8 +6,18 @@ import type { UpstreamTlsMode } from '../config/types';
 import type { Secret } from '../config/secret';
 import { md5Password } from '../../protocols/postgres/md5';
 import { ScramError, ScramSha256Client } from '../../protocols/postgres/scram';
-import { BackendFrame, BackendFrameReader, UpstreamProtocolError } from './backendFrames';
-import { decodeAuthRequest, decodeBackendKeyData, decodeErrorFields, decodeParameterStatus, decodeReadyForQuery } from './backendMessages';
+import {
+  BackendType,
+  ProtocolError,
+  decodeAuthenticationRequest,
+  decodeBackendKeyData,
+  decodeErrorFields,
+  decodeParameterStatus,
+  decodeReadyForQuery,
+  describeType,
+  type Frame,
+} from '../../protocols/postgres';
+import { BackendStream } from './backendStream';
 import { CancelTarget, PgServerConnection, TxStatus } from './pgServerConnection';
 import { SaltedPasswordCache, defaultSaltedPasswordCache } from './saltedPasswordCache';
 
@@ -80,7 +90,7 @@ export async function connectPgUpstream(o: PgLoginOptions): Promise<PgServerConn
       const welcome = await readWelcome(conn, where);
       conn.release();
       const cancelTarget: CancelTarget = { host: o.host, port: o.port, tls: usedTls, timeoutMs: o.connectTimeoutMs };
-      return new PgServerConnection({ socket, reader: conn.reader, cancelTarget, ...welcome });
+      return new PgServerConnection({ socket, stream: conn.stream, cancelTarget, ...welcome });
     } catch (err) {
       conn.release();
       throw err;
@@ -197,13 +207,25 @@ function negotiateTls(socket: net.Socket, mode: UpstreamTlsMode, options: tls.Co
   });
 }
 
+/**
+ * Login replies are small (an ErrorResponse with every field is well under this), and so are the
+ * replies to the connection's internal control statements, which read the same stream later.
+ */
+const MAX_LOGIN_MESSAGE = 64 * 1024;
+
 /** Reads whole backend messages from the socket while the login runs. */
 class LoginConversation {
-  readonly reader = new BackendFrameReader(64 * 1024);
+  readonly stream = new BackendStream(MAX_LOGIN_MESSAGE);
   #waiter: { resolve(): void; reject(e: Error): void } | undefined;
   #failure: Error | undefined;
   readonly #onData = (chunk: Buffer): void => {
-    this.reader.push(chunk);
+    try {
+      this.stream.push(chunk);
+    } catch (err) {
+      // A bad length: the stream cannot be followed any further.
+      this.#fail(new UpstreamLoginError(`Upstream ${this.where} sent an invalid message during login: ${(err as Error).message}. Is it a PostgreSQL server?`));
+      return;
+    }
     this.#wake();
   };
   readonly #onError = (err: Error): void => this.#fail(new UpstreamLoginError(`Connection to upstream ${this.where} failed during login: ${err.message}.`));
@@ -216,16 +238,16 @@ class LoginConversation {
     socket.resume();
   }
 
-  async next(): Promise<BackendFrame> {
+  async next(): Promise<Frame> {
     for (;;) {
-      const frame = this.reader.next();
+      const frame = this.stream.next();
       if (frame) return frame;
       if (this.#failure) throw this.#failure;
       await new Promise<void>((resolve, reject) => (this.#waiter = { resolve, reject }));
     }
   }
 
-  /** Stops listening; unread bytes stay in `reader` for the connection object. */
+  /** Stops listening; unread bytes stay in `stream` for the connection object. */
   release(): void {
     this.socket.pause();
     this.socket.removeListener('data', this.#onData);
@@ -247,35 +269,36 @@ class LoginConversation {
   }
 }
 
-function serverError(frame: BackendFrame, where: string): UpstreamLoginError {
+function serverError(frame: Frame, where: string): UpstreamLoginError {
   const f = decodeErrorFields(frame.body);
   const hint = f.code === '28P01' || f.code === '28000'
     ? ' Check the role\'s user and password in the gateway config and the server\'s pg_hba.conf.'
     : '';
-  return new UpstreamLoginError(`Upstream PostgreSQL ${where} refused the login: ${f.severity ?? 'FATAL'} ${f.code} ${f.message}.${hint}`, f.code);
+  return new UpstreamLoginError(`Upstream PostgreSQL ${where} refused the login: ${f.severity} ${f.code} ${f.message}.${hint}`, f.code);
 }
 
 async function authenticate(conn: LoginConversation, o: PgLoginOptions, where: string): Promise<void> {
   let scram: ScramSha256Client | undefined;
   for (;;) {
     const frame = await conn.next();
-    if (frame.type === 'E') throw serverError(frame, where);
-    if (frame.type === 'N' || frame.type === 'v') continue; // notices; NegotiateProtocolVersion (we asked for plain 3.0)
-    if (frame.type !== 'R') throw new UpstreamProtocolError(`expected an authentication request, got message '${frame.type}'`);
-    const req = decodeAuthRequest(frame.body);
+    if (frame.type === BackendType.ErrorResponse) throw serverError(frame, where);
+    // Notices; NegotiateProtocolVersion (we asked for plain 3.0, so nothing to adjust).
+    if (frame.type === BackendType.NoticeResponse || frame.type === BackendType.NegotiateProtocolVersion) continue;
+    if (frame.type !== BackendType.Authentication) throw new ProtocolError(`expected an authentication request, got message ${describeType(frame.type)}`);
+    const req = decodeAuthenticationRequest(frame.body);
     switch (req.kind) {
       case 'ok':
         // A server that skips SASLFinal never proved it knows the password: treat as an impostor.
         if (scram && !scram.completed) throw new UpstreamLoginError(`Upstream ${where} ended SCRAM authentication without proving it knows the password; refusing the connection.`);
         return;
-      case 'cleartext':
+      case 'cleartextPassword':
         conn.socket.write(serialize.password(o.password.reveal()));
         break;
-      case 'md5':
+      case 'md5Password':
         conn.socket.write(serialize.password(md5Password(o.user, o.password.reveal(), req.salt)));
         break;
       case 'sasl':
-        if (scram) throw new UpstreamProtocolError('SASL authentication was requested twice');
+        if (scram) throw new ProtocolError('SASL authentication was requested twice');
         if (!req.mechanisms.includes('SCRAM-SHA-256')) {
           throw new UpstreamLoginError(`Upstream ${where} asked for SASL mechanisms ${req.mechanisms.join(', ') || '(none)'}; ${SUPPORTED} (SCRAM-SHA-256 without channel binding).`);
         }
@@ -283,18 +306,18 @@ async function authenticate(conn: LoginConversation, o: PgLoginOptions, where: s
         conn.socket.write(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', scram.clientFirstMessage()));
         break;
       case 'saslContinue': {
-        if (!scram) throw new UpstreamProtocolError('SASLContinue without a SASL exchange');
-        const { salt, iterations } = scram.receiveServerFirst(req.data);
+        if (!scram) throw new ProtocolError('SASLContinue without a SASL exchange');
+        const { salt, iterations } = scram.receiveServerFirst(req.data.toString('utf8'));
         const cache = o.saltedPasswordCache ?? defaultSaltedPasswordCache;
         const salted = await cache.derive(o.password.reveal(), salt, iterations);
         conn.socket.write(serialize.sendSCRAMClientFinalMessage(scram.clientFinalMessage(salted)));
         break;
       }
       case 'saslFinal':
-        if (!scram) throw new UpstreamProtocolError('SASLFinal without a SASL exchange');
-        scram.receiveServerFinal(req.data);
+        if (!scram) throw new ProtocolError('SASLFinal without a SASL exchange');
+        scram.receiveServerFinal(req.data.toString('utf8'));
         break;
-      case 'other':
+      case 'unsupported':
         throw new UpstreamLoginError(`Upstream ${where} asked for ${req.method} authentication; ${SUPPORTED}. Change the server's pg_hba.conf entry for user "${o.user}".`);
     }
   }
@@ -306,23 +329,23 @@ async function readWelcome(conn: LoginConversation, where: string): Promise<{ pr
   for (;;) {
     const frame = await conn.next();
     switch (frame.type) {
-      case 'S': {
+      case BackendType.ParameterStatus: {
         const { name, value } = decodeParameterStatus(frame.body);
         parameters.set(name, value);
         break;
       }
-      case 'K':
+      case BackendType.BackendKeyData:
         key = decodeBackendKeyData(frame.body);
         break;
-      case 'N':
+      case BackendType.NoticeResponse:
         break;
-      case 'E':
+      case BackendType.ErrorResponse:
         throw serverError(frame, where);
-      case 'Z':
-        if (!key) throw new UpstreamProtocolError('upstream sent ReadyForQuery without BackendKeyData');
+      case BackendType.ReadyForQuery:
+        if (!key) throw new ProtocolError('upstream sent ReadyForQuery without BackendKeyData');
         return { ...key, parameters, txStatus: decodeReadyForQuery(frame.body) };
       default:
-        throw new UpstreamProtocolError(`unexpected message '${frame.type}' after authentication`);
+        throw new ProtocolError(`unexpected message ${describeType(frame.type)} after authentication`);
     }
   }
 }

@@ -1,17 +1,22 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { serialize } from 'pg-protocol';
-import { BackendFrameReader, UpstreamProtocolError } from './backendFrames';
 import {
-  PgErrorFields,
+  BackendType,
+  CANCEL_REQUEST_CODE,
+  ProtocolError,
   decodeCommandComplete,
   decodeDataRow,
   decodeErrorFields,
   decodeParameterStatus,
   decodeReadyForQuery,
-} from './backendMessages';
+  describeType,
+  type ErrorFields,
+  type TransactionStatus,
+} from '../../protocols/postgres';
+import { BackendStream } from './backendStream';
 
-export type TxStatus = 'I' | 'T' | 'E';
+export type TxStatus = TransactionStatus;
 
 /** Where and how to open the side connection that carries a CancelRequest. */
 export interface CancelTarget {
@@ -24,7 +29,7 @@ export interface CancelTarget {
 
 export interface PgQueryResult {
   /** The first ErrorResponse, if the statement failed. */
-  error?: PgErrorFields;
+  error?: ErrorFields;
   /** Text-format rows of every result set, in order (internal queries only: bounded). */
   rows: Array<Array<string | null>>;
   commandTags: string[];
@@ -40,7 +45,8 @@ export class PgQueryError extends Error {
 /** Everything connectPgUpstream learned during login. */
 export interface PgServerConnectionInit {
   socket: net.Socket;
-  reader: BackendFrameReader;
+  /** The login's stream: messages and bytes it received but did not consume come along. */
+  stream: BackendStream;
   processId: number;
   secretKey: Buffer;
   parameters: Map<string, string>;
@@ -51,7 +57,6 @@ export interface PgServerConnectionInit {
 /** Rows kept by query(): it runs reset and SET statements, not user queries. */
 const MAX_QUERY_RESULT_BYTES = 1024 * 1024;
 const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
-const CANCEL_REQUEST_CODE = 80877102;
 
 let nextId = 1;
 
@@ -80,12 +85,12 @@ export class PgServerConnection {
   /** Why the connection became unusable (for logs; never contains a secret). */
   brokenReason: string | undefined;
 
-  readonly #reader: BackendFrameReader;
+  readonly #stream: BackendStream;
   readonly #cancelTarget: CancelTarget;
   #attached = false;
   #closed = false;
   #pending: PendingQuery | undefined;
-  readonly #onData = (chunk: Buffer): void => this.#receive(chunk);
+  readonly #onData = (chunk: Buffer): void => this.#drain(chunk);
 
   constructor(init: PgServerConnectionInit) {
     this.socket = init.socket;
@@ -93,7 +98,7 @@ export class PgServerConnection {
     this.secretKey = init.secretKey;
     this.parameters = init.parameters;
     this.txStatus = init.txStatus;
-    this.#reader = init.reader;
+    this.#stream = init.stream;
     this.#cancelTarget = init.cancelTarget;
     // Kept for the connection's whole life, also while detached: an unhandled 'error' would crash the process.
     this.socket.on('error', (err) => this.#markBroken(`socket error: ${err.message}`));
@@ -143,7 +148,7 @@ export class PgServerConnection {
     this.#attached = false;
     this.lastUsedAt = Date.now();
     this.socket.on('newListener', this.#resumeOnDataListener);
-    return this.#reader.takeRemaining();
+    return this.#stream.takeUnread();
   }
 
   // resume() only schedules the flow, so the listener being added is in place when data arrives.
@@ -162,11 +167,10 @@ export class PgServerConnection {
     this.socket.removeListener('newListener', this.#resumeOnDataListener);
     this.txStatus = txStatus;
     this.lastUsedAt = Date.now();
-    if (leftover?.length) this.#reader.push(leftover);
     this.#attached = true;
     this.socket.on('data', this.#onData);
     this.socket.resume();
-    this.#drain();
+    this.#drain(leftover);
   }
 
   /** Asks the server to cancel whatever this backend runs, over a new connection. */
@@ -192,14 +196,13 @@ export class PgServerConnection {
     setTimeout(() => this.socket.destroy(), 2000).unref();
   }
 
-  #receive(chunk: Buffer): void {
-    this.#reader.push(chunk);
-    this.#drain();
-  }
-
-  #drain(): void {
+  /** Handles every whole message received so far (plus `chunk`), while attached. */
+  #drain(chunk?: Buffer): void {
     try {
-      for (let frame = this.#reader.next(); frame && this.#attached; frame = this.#reader.next()) {
+      if (chunk?.length) this.#stream.push(chunk);
+      while (this.#attached) {
+        const frame = this.#stream.next();
+        if (!frame) break;
         this.#handle(frame.type, frame.body);
       }
     } catch (err) {
@@ -209,57 +212,63 @@ export class PgServerConnection {
     }
   }
 
-  #handle(type: string, body: Buffer): void {
+  #handle(type: number, body: Buffer): void {
     const p = this.#pending;
     switch (type) {
-      case 'S': {
+      case BackendType.ParameterStatus: {
         const { name, value } = decodeParameterStatus(body);
         this.parameters.set(name, value);
         return;
       }
-      case 'N': // NoticeResponse
-      case 'A': // NotificationResponse: nobody is LISTENing on a pooled connection between sessions
+      case BackendType.NoticeResponse:
+      case BackendType.NotificationResponse: // nobody is LISTENing on a pooled connection between sessions
         return;
-      case 'E': {
+      case BackendType.ErrorResponse: {
         const fields = decodeErrorFields(body);
         if (p) {
           p.result.error ??= fields;
           return;
         }
         // An error outside a query is the server ending the session (e.g. 57P01 admin shutdown).
-        throw new UpstreamProtocolError(`upstream sent ${fields.severity ?? 'ERROR'} ${fields.code}: ${fields.message}`);
+        throw new ProtocolError(`upstream sent ${fields.severity} ${fields.code}: ${fields.message}`);
       }
-      case 'Z': {
+      case BackendType.ReadyForQuery: {
         const status = decodeReadyForQuery(body);
         this.txStatus = status;
-        if (!p) throw new UpstreamProtocolError('unexpected ReadyForQuery with no query running');
+        if (!p) throw new ProtocolError('unexpected ReadyForQuery with no query running');
         clearTimeout(p.timer);
         this.#pending = undefined;
         this.lastUsedAt = Date.now();
         p.resolve(p.result);
         return;
       }
-      case 'T': case 'I': case 'n': case '1': case '2': case '3':
+      case BackendType.RowDescription:
+      case BackendType.EmptyQueryResponse:
+      case BackendType.NoData:
+      case BackendType.ParseComplete:
+      case BackendType.BindComplete:
+      case BackendType.CloseComplete:
         if (p) return;
         break;
-      case 'C':
+      case BackendType.CommandComplete:
         if (p) {
           p.result.commandTags.push(decodeCommandComplete(body));
           return;
         }
         break;
-      case 'D':
+      case BackendType.DataRow:
         if (p) {
           p.bytes += body.length;
           if (p.bytes > MAX_QUERY_RESULT_BYTES) {
-            throw new UpstreamProtocolError(`internal query returned more than ${MAX_QUERY_RESULT_BYTES} bytes; query() is meant for short control statements`);
+            throw new ProtocolError(`internal query returned more than ${MAX_QUERY_RESULT_BYTES} bytes; query() is meant for short control statements`);
           }
-          p.result.rows.push(decodeDataRow(body));
+          // Simple-protocol results are text in the connection's client_encoding (UTF8 for the gateway's own SETs).
+          p.result.rows.push(decodeDataRow(body).map((col) => (col === null ? null : col.toString('utf8'))));
           return;
         }
         break;
     }
-    throw new UpstreamProtocolError(`unexpected message '${type}' from upstream ${p ? 'during an internal query' : 'while idle'}`);
+    throw new ProtocolError(`unexpected message ${describeType(type)} from upstream ${p ? 'during an internal query' : 'while idle'}`);
   }
 
   #failPending(err: Error): void {
