@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { registerStart } from './start';
 import { registerCheckConfig } from './checkConfig';
 import { registerVerifyToken } from './verifyToken';
+import { registerToken } from './token';
+import { registerDemo } from './demo';
 
 /** The `tokengate` command line. */
 export async function main(argv: string[]): Promise<void> {
@@ -13,5 +15,7 @@ export async function main(argv: string[]): Promise<void> {
   registerStart(program);
   registerCheckConfig(program);
   registerVerifyToken(program);
+  registerToken(program);
+  registerDemo(program);
   await program.parseAsync(argv);
 }

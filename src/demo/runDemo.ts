@@ -1,0 +1,206 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { loadConfig } from '../config/load';
+import { Secret } from '../config/secret';
+import type { HostPort, Protocol } from '../config/types';
+import { startGateway, type Gateway } from '../gateway';
+import { startDevIssuer } from '../identity/devIssuer';
+import { connectPgUpstream } from '../upstream/pgLogin';
+import { demoBanner } from './banner';
+import { DEMO_AUDIENCE, demoClients } from './clients';
+import { DEMO_DATABASE_ALIAS, demoConfigYaml, passwordFile, placeholderPassword, type DemoUpstream } from './demoConfig';
+import { startEmbeddedPostgres } from './embeddedPostgres';
+import { anyFreePort, portFree } from './port';
+import { DEMO_DB_USERS } from './seed';
+import { parseServerUrl, type ServerTarget } from './serverUrl';
+import { demoStatePath, ensureDemoDir, processAlive, removeDemoState, writeDemoState, type DemoState } from './stateFile';
+
+/**
+ * `tokengate demo`: the development issuer, a database and the gateway, all on loopback, wired
+ * by a generated config. Everything runs in this one process, so stopping it leaves nothing behind.
+ */
+export interface DemoOptions {
+  /** The gateway's PostgreSQL port (6432); 0 = any free port. */
+  port: number;
+  /** The gateway's MySQL port (6033), with --mysql. */
+  mysqlPort: number;
+  /** A real PostgreSQL instead of the embedded PGlite. */
+  postgres?: string;
+  /** A real MySQL/MariaDB, served on a MySQL listener next to the PostgreSQL one. */
+  mysql?: string;
+  /** Progress and notices for the operator (stderr). */
+  notice: (msg: string) => void;
+}
+
+export interface RunningDemo {
+  state: DemoState;
+  banner: string;
+  gateway: Gateway;
+  stop(): Promise<void>;
+}
+
+/** The demo could not start: the message says why and what to do. */
+export class DemoError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DemoError';
+  }
+}
+
+const LOOPBACK = '127.0.0.1';
+
+/** The package root: where `npx tokengate` and require('pg') resolve, for the printed commands. */
+function projectDir(): string {
+  let dir = __dirname;
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'tokengate') return dir;
+    const up = dirname(dir);
+    if (up === dir) return process.cwd();
+    dir = up;
+  }
+}
+
+function refuseSecondDemo(): void {
+  const path = demoStatePath();
+  if (!existsSync(path)) return;
+  try {
+    const other = JSON.parse(readFileSync(path, 'utf8')) as Partial<DemoState>;
+    if (typeof other.pid === 'number' && other.pid !== process.pid && processAlive(other.pid)) {
+      throw new DemoError(`a demo is already running (pid ${other.pid}, gateway ${other.postgres ?? '?'}); stop it with Ctrl-C in its terminal first, or delete ${path} if that process is not a tokengate demo`);
+    }
+  } catch (err) {
+    if (err instanceof DemoError) throw err;
+    // Unreadable or stale: it is replaced below.
+  }
+}
+
+function checkPort(port: number): void {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new DemoError(`a port must be a number from 0 to 65535, got ${port}`);
+}
+
+/** Both roles log in as the URL's user. */
+function upstreamFor(t: ServerTarget): DemoUpstream {
+  const login = { user: t.user, password: t.password };
+  return { host: t.host, port: t.port, database: t.database, tls: t.tls, reader: login, writer: login };
+}
+
+/** Log in to a real PostgreSQL once, so a wrong URL fails now with the server's reason, not at the first client. */
+async function checkPostgresLogin(t: ServerTarget): Promise<void> {
+  try {
+    const conn = await connectPgUpstream({
+      host: t.host, port: t.port, tls: t.tls, user: t.user, password: new Secret(t.password, 'demo'), database: t.database,
+      parameters: { application_name: 'tokengate demo check' }, connectTimeoutMs: 10_000,
+    });
+    conn.close();
+  } catch (err) {
+    throw new DemoError(`cannot use ${t.display} as the demo database: ${(err as Error).message}`);
+  }
+}
+
+/** The upstream passwords as 0600 files beside the config (files, not the environment, so check-config works on it too). */
+function writePasswordFiles(dir: string, protocol: Protocol, up: DemoUpstream): void {
+  mkdirSync(join(dir, 'secrets'), { recursive: true, mode: 0o700 });
+  for (const role of ['reader', 'writer'] as const) {
+    const file = join(dir, passwordFile(protocol, role));
+    rmSync(file, { force: true });
+    writeFileSync(file, `${up[role].password || placeholderPassword()}\n`, { mode: 0o600 });
+  }
+}
+
+/** The requested port if it is free, else 0 (any) with a notice: a second PostgreSQL or demo must not stop the demo. */
+async function choosePort(port: number, what: string, notice: (m: string) => void): Promise<{ port: number; note?: string }> {
+  if (port === 0) return { port: await anyFreePort(LOOPBACK) };
+  if (await portFree(LOOPBACK, port)) return { port };
+  notice(`${LOOPBACK}:${port} is already in use (another ${what} server, pgbouncer or demo?); the gateway listens on a free port instead`);
+  return { port: await anyFreePort(LOOPBACK), note: `port ${port} is taken, so a free port was used; pass --${what === 'MySQL' ? 'mysql-port' : 'port'} to choose one` };
+}
+
+const hostPort = (hp: HostPort): string => `${hp.host}:${hp.port}`;
+
+export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
+  checkPort(o.port);
+  checkPort(o.mysqlPort);
+  const target = (url: string | undefined, protocol: Protocol): ServerTarget | undefined => {
+    if (url === undefined) return undefined;
+    try {
+      return parseServerUrl(url, protocol);
+    } catch (err) {
+      throw new DemoError((err as Error).message);
+    }
+  };
+  const pgTarget = target(o.postgres, 'postgres');
+  const myTarget = target(o.mysql, 'mysql');
+  refuseSecondDemo();
+  const dir = ensureDemoDir();
+
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const stop = async (): Promise<void> => {
+    for (const c of cleanups.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        o.notice(`while stopping: ${(err as Error).message}`);
+      }
+    }
+  };
+  try {
+    const clients = demoClients();
+    const issuer = await startDevIssuer({ audience: DEMO_AUDIENCE, clients, tokenLifetimeSec: 300, expiredTokenEndpoint: true });
+    cleanups.push(() => issuer.stop());
+
+    let postgres: DemoUpstream;
+    if (pgTarget) {
+      await checkPostgresLogin(pgTarget);
+      postgres = upstreamFor(pgTarget);
+    } else {
+      o.notice('starting the embedded PostgreSQL (PGlite)...');
+      const pg = await startEmbeddedPostgres();
+      cleanups.push(() => pg.stop());
+      postgres = { host: pg.host, port: pg.port, database: pg.database, tls: 'disable', reader: { user: DEMO_DB_USERS.reader, password: '' }, writer: { user: DEMO_DB_USERS.writer, password: '' } };
+    }
+    const mysql = myTarget ? upstreamFor(myTarget) : undefined;
+    cleanups.push(() => rmSync(join(dir, 'secrets'), { recursive: true, force: true }));
+    writePasswordFiles(dir, 'postgres', postgres);
+    if (mysql) writePasswordFiles(dir, 'mysql', mysql);
+
+    const pgPort = await choosePort(o.port, 'PostgreSQL', o.notice);
+    const myPort = mysql ? await choosePort(o.mysqlPort, 'MySQL', o.notice) : undefined;
+    const configFile = join(dir, 'tokengate.yaml');
+    const configFor = (pg: HostPort, my?: HostPort): string => demoConfigYaml({
+      issuer: issuer.issuer, clients, listen: { postgres: pg, mysql: my }, upstreams: { postgres, mysql },
+    });
+    rmSync(configFile, { force: true });
+    writeFileSync(configFile, configFor({ host: LOOPBACK, port: pgPort.port }, myPort && { host: LOOPBACK, port: myPort.port }), { mode: 0o600 });
+    cleanups.push(() => rmSync(configFile, { force: true }));
+    const gateway = await startGateway(loadConfig(configFile));
+    cleanups.push(() => gateway.close());
+    if (mysql && !gateway.mysql) throw new DemoError('this build of tokengate has no MySQL listener yet; run the demo without --mysql');
+    // Keep the file true to what runs (the ports actually bound), for check-config and verify-token.
+    writeFileSync(configFile, configFor(gateway.postgres!, gateway.mysql), { mode: 0o600 });
+
+    const state: DemoState = {
+      version: 1,
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      issuer: issuer.issuer,
+      tokenEndpoint: issuer.tokenEndpoint,
+      expiredTokenEndpoint: issuer.expiredTokenEndpoint!,
+      audience: DEMO_AUDIENCE,
+      clients: clients.map(({ clientId, clientSecret, groups, scopes, role }) => ({ clientId, clientSecret, groups, scopes, role })),
+      postgres: hostPort(gateway.postgres!),
+      mysql: mysql ? hostPort(gateway.mysql!) : undefined,
+      database: DEMO_DATABASE_ALIAS,
+      upstream: pgTarget ? pgTarget.display : 'embedded PGlite',
+      mysqlUpstream: myTarget?.display,
+      configFile,
+    };
+    writeDemoState(state);
+    cleanups.push(() => removeDemoState());
+    const notes = [pgPort.note, myPort?.note].filter((n): n is string => n !== undefined);
+    return { state, gateway, banner: demoBanner({ state, projectDir: projectDir(), embedded: !pgTarget, notes }), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

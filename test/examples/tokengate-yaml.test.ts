@@ -1,0 +1,63 @@
+/**
+ * examples/tokengate.yaml is the commented reference config: it must load, and it must show
+ * every key the schema accepts (read from the schema's own key lists, so a key added to the
+ * schema without an example here fails this test).
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isMap, isPair, isScalar, parseDocument, visit } from 'yaml';
+import { loadConfig } from '../../src/config/load';
+
+const ROOT = join(__dirname, '../..');
+const EXAMPLE = join(ROOT, 'examples/tokengate.yaml');
+
+/** Every `const X_KEYS = [...] as const` list in the schema: the keys each section accepts. */
+function schemaKeyLists(): Record<string, string[]> {
+  const source = readFileSync(join(ROOT, 'src/config/schema.ts'), 'utf8');
+  const lists: Record<string, string[]> = {};
+  for (const m of source.matchAll(/const (\w+_KEYS) = \[([^\]]*)\] as const/g)) {
+    lists[m[1]] = [...m[2].matchAll(/'([^']+)'/g)].map((k) => k[1]);
+  }
+  return lists;
+}
+
+/** Every mapping key that appears anywhere in the example. */
+function exampleKeys(): Set<string> {
+  const doc = parseDocument(readFileSync(EXAMPLE, 'utf8'));
+  const keys = new Set<string>();
+  visit(doc, {
+    Pair(_, pair) {
+      if (isPair(pair) && isScalar(pair.key)) keys.add(String(pair.key.value));
+    },
+  });
+  expect(isMap(doc.contents)).toBe(true);
+  return keys;
+}
+
+test('the example shows every key the schema accepts', () => {
+  const lists = schemaKeyLists();
+  // The schema's sections, so a renamed list is noticed rather than silently skipped.
+  expect(Object.keys(lists).sort()).toEqual(
+    ['AUDIT_KEYS', 'GRANT_KEYS', 'LISTEN_KEYS', 'MATCH_KEYS', 'OIDC_KEYS', 'POOL_KEYS', 'ROLE_KEYS', 'SESSION_KEYS', 'TLS_KEYS', 'TOP_KEYS', 'UPSTREAM_KEYS'],
+  );
+  const present = exampleKeys();
+  const missing = Object.entries(lists).flatMap(([list, keys]) => keys.filter((k) => !present.has(k)).map((k) => `${list}: ${k}`));
+  expect(missing).toEqual([]);
+});
+
+test('the example loads, once its secrets exist', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-example-yaml-'));
+  try {
+    copyFileSync(EXAMPLE, join(dir, 'tokengate.yaml'));
+    mkdirSync(join(dir, 'secrets'));
+    writeFileSync(join(dir, 'secrets/app_rw'), 'rw-password\n', { mode: 0o600 });
+    const config = loadConfig(join(dir, 'tokengate.yaml'), { APP_RO_PASSWORD: 'ro-password', BILLING_RO_PASSWORD: 'billing-password' });
+    expect(Object.keys(config.upstreams)).toEqual(['app-pg', 'billing-mysql']);
+    expect(config.grants.map((g) => g.name)).toEqual(['reporting-agents', 'etl-service', 'billing-oncall']);
+    expect(config.upstreams['app-pg'].roles.writer.password.reveal()).toBe('rw-password');
+    expect(config.oidc).toMatchObject({ issuer: 'https://example.okta.com/oauth2/default', requiredScopes: ['db.connect'], devIssuer: false });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
