@@ -2,8 +2,12 @@ import type { Config, HostPort } from './config/types';
 import { AuditLog } from './audit/auditLog';
 import { TokenVerifier } from './identity/verifier';
 import { PgPoolRegistry } from './pool/pgPool';
+import { MysqlPoolRegistry, probeMysqlServerVersion } from './pool/mysqlPool';
 import { CancelRegistry } from './session/cancelRegistry';
+import { MysqlConnectionRegistry } from './session/mysqlConnectionIds';
+import { MysqlServerVersion } from './session/mysqlServerVersion';
 import { PgListener } from './server/pgListener';
+import { MysqlListener } from './server/mysqlListener';
 import { loadServerTlsContext } from './server/tlsContext';
 import { log } from './log';
 import type winston from 'winston';
@@ -16,11 +20,16 @@ export interface GatewayOptions {
 /** A running gateway: its listeners' bound addresses and a way to stop it. */
 export interface Gateway {
   postgres?: HostPort;
+  mysql?: HostPort;
   audit: AuditLog;
   verifier: TokenVerifier;
   pools: PgPoolRegistry;
+  mysqlPools: MysqlPoolRegistry;
   close(): Promise<void>;
 }
+
+/** How long the MySQL listener waits at startup for the upstream's greeting (its version string). */
+const VERSION_PROBE_TIMEOUT_MS = 3000;
 
 /** Wire config -> verifier, pools, listeners; start listening. */
 export async function startGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
@@ -39,14 +48,29 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     postgres = await pgListener.listen();
   }
 
+  const mysqlPools = new MysqlPoolRegistry();
+  let mysqlListener: MysqlListener | undefined;
+  let mysql: HostPort | undefined;
+  if (config.listen.mysql) {
+    // Clients get the version string of the first MySQL upstream (drivers switch quirks on it).
+    const first = Object.values(config.upstreams).find((u) => u.protocol === 'mysql');
+    const version = new MysqlServerVersion(first ? () => probeMysqlServerVersion(first.host, first.port, VERSION_PROBE_TIMEOUT_MS) : undefined);
+    mysqlListener = new MysqlListener(config.listen.mysql, { config, verifier, pools: mysqlPools, audit, connections: new MysqlConnectionRegistry(), tlsContext }, version);
+    mysql = await mysqlListener.listen();
+  }
+
   return {
     postgres,
+    mysql,
     audit,
     verifier,
     pools,
+    mysqlPools,
     async close() {
       await pgListener?.close();
+      await mysqlListener?.close();
       await pools.closeAll();
+      await mysqlPools.closeAll();
       await audit.close();
     },
   };

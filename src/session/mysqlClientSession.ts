@@ -1,0 +1,502 @@
+import crypto from 'node:crypto';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Config, RoleConfig, UpstreamConfig } from '../config/types';
+import type { Identity } from '../identity/types';
+import { TokenRejectedError } from '../identity/types';
+import type { AuditLog } from '../audit/auditLog';
+import type { IdentityFields } from '../audit/events';
+import type { MysqlServerConnection } from '../upstream/mysqlServerConnection';
+import { PoolExhaustedError } from '../pool/pool';
+import {
+  CLIENT_PLUGIN_AUTH,
+  CLIENT_SSL,
+  ErrorCode,
+  GATEWAY_CAPABILITIES,
+  MAX_CLEAR_PASSWORD_BYTES,
+  MYSQL_CLEAR_PASSWORD,
+  MYSQL_NATIVE_PASSWORD,
+  SCRAMBLE_LENGTH,
+  SERVER_STATUS_AUTOCOMMIT,
+  UTF8MB4_GENERAL_CI,
+  decodeClearPassword,
+  decodeHandshakeResponse41,
+  decodeSslRequest,
+  encodeAuthSwitchRequest,
+  encodeHandshakeV10,
+  encodeInitDb,
+  encodePacket,
+  formatCapabilities,
+  isSslRequest,
+  type ErrorCodeDef,
+  type HandshakeResponse41,
+} from '../../protocols/mysql';
+import { isLoopbackAddress, formatRemote } from '../server/address';
+import { PrefixedStream } from '../server/prefixedStream';
+import { MysqlHandshakeReader, type HandshakePacket } from './mysqlHandshakeReader';
+import type { KillTarget, MysqlConnectionRegistry } from './mysqlConnectionIds';
+import { MysqlRelay, type RelayEnd } from './mysqlRelay';
+import { interceptCommand, type PolicyHost } from './mysqlCommandPolicy';
+import { routeLogin, type Granted } from './mysqlRouting';
+import { GATEWAY_ERROR, SERVER_SHUTDOWN, errPayload, okPayload, schemaChangedOk } from './mysqlReplies';
+import { endWith } from './endWith';
+import { log } from '../log';
+
+export interface MysqlPoolLike {
+  acquire(): Promise<MysqlServerConnection>;
+  release(conn: MysqlServerConnection, reusable: boolean): void;
+}
+
+/** What a session needs from the rest of the gateway. */
+export interface MysqlSessionDeps {
+  config: Config;
+  verifier: { verify(token: string): Promise<Identity> };
+  pools: { get(upstream: UpstreamConfig, role: RoleConfig, database: string, capabilities: number, characterSet: number): MysqlPoolLike };
+  audit: AuditLog;
+  connections: MysqlConnectionRegistry;
+  /** The version string to greet with (the upstream's, see MysqlServerVersion). */
+  serverVersion: () => string;
+  tlsContext?: tls.SecureContext;
+  /** Called once when the session is over (the listener forgets it). */
+  onClose?: (session: MysqlClientSession) => void;
+}
+
+type State = 'greeted' | 'token' | 'connecting' | 'relay' | 'closed';
+
+/** Login packets: a HandshakeResponse41 with its bounded attributes, or the token. */
+const MAX_LOGIN_PAYLOAD = MAX_CLEAR_PASSWORD_BYTES + 80 * 1024;
+
+/**
+ * One client connection on the MySQL listener: greeting (the upstream's version, a gateway
+ * connection id), optional TLS, HandshakeResponse41, then always an AuthSwitchRequest to
+ * mysql_clear_password to receive the token; grant decision, pooled upstream, OK, relay.
+ * A client that names no database while several are granted starts without an upstream
+ * and gets one at its first USE.
+ */
+export class MysqlClientSession implements KillTarget {
+  readonly id = 'my-' + crypto.randomBytes(6).toString('hex');
+  private state: State = 'greeted';
+  private stream: net.Socket | tls.TLSSocket;
+  private tls = false;
+  private reader = new MysqlHandshakeReader(MAX_LOGIN_PAYLOAD);
+  private readonly remote: string;
+  private readonly loopback: boolean;
+  private readonly startedAt = Date.now();
+  private readonly greetingCapabilities: number;
+  private connectionId = 0;
+  private authTimer?: NodeJS.Timeout;
+  /** The sequence id of the next packet the gateway sends during login. */
+  private replySequence = 1;
+  /** The sequence id the client's next login packet must carry. */
+  private expectedSequence = 1;
+  private response?: HandshakeResponse41;
+  /** Capabilities negotiated with the client. */
+  private capabilities = 0;
+  private identity?: Identity;
+  private relay?: MysqlRelay;
+  private conn?: MysqlServerConnection;
+  private pool?: MysqlPoolLike;
+  private upstreamName?: string;
+  private databaseChoices: string[] = [];
+
+  constructor(private readonly socket: net.Socket, private readonly deps: MysqlSessionDeps) {
+    this.stream = socket;
+    this.remote = formatRemote(socket);
+    this.loopback = isLoopbackAddress(socket.remoteAddress);
+    this.greetingCapabilities = deps.tlsContext ? GATEWAY_CAPABILITIES : (GATEWAY_CAPABILITIES & ~CLIENT_SSL) >>> 0;
+  }
+
+  // ---- KillTarget ----------------------------------------------------------------
+
+  get owner(): string | undefined {
+    return this.identity?.sub;
+  }
+
+  get upstreamThreadId(): number | undefined {
+    return this.conn?.threadId;
+  }
+
+  async killQuery(): Promise<void> {
+    if (this.relay?.busy && this.conn) await this.conn.killQuery();
+  }
+
+  killConnection(): void {
+    const message = 'Connection was killed (KILL CONNECTION from another session of the same identity)';
+    if (this.relay) {
+      if (this.relay.busy) this.conn?.killQuery().catch(() => undefined);
+      this.relay.stop('killed', { error: ErrorCode.CONNECTION_KILLED, message });
+    } else {
+      this.reject('killed', ErrorCode.CONNECTION_KILLED, message);
+    }
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------
+
+  start(): void {
+    this.socket.setNoDelay(true);
+    this.connectionId = this.deps.connections.issue(this);
+    this.socket.on('data', this.onHandshakeData);
+    this.socket.on('error', () => this.abort('client_error'));
+    this.socket.on('close', () => this.abort('client_closed'));
+    this.authTimer = setTimeout(() => {
+      this.reject('auth_timeout', ErrorCode.BAD_HANDSHAKE,
+        `tokengate did not receive a login and access token within ${this.deps.config.session.authTimeoutMs / 1000}s; connect again and send the token as the password without delay`);
+    }, this.deps.config.session.authTimeoutMs);
+    const greeting = encodeHandshakeV10({
+      serverVersion: this.deps.serverVersion(),
+      connectionId: this.connectionId,
+      authPluginData: scramble(),
+      capabilities: this.greetingCapabilities,
+      characterSet: UTF8MB4_GENERAL_CI,
+      statusFlags: SERVER_STATUS_AUTOCOMMIT,
+      authPluginName: MYSQL_NATIVE_PASSWORD,
+    });
+    this.socket.write(encodePacket(0, greeting));
+  }
+
+  /** End the session from outside (gateway shutdown). */
+  shutdown(message: string): void {
+    if (this.relay) this.relay.stop('shutdown', { error: SERVER_SHUTDOWN, message });
+    else this.reject('shutdown', SERVER_SHUTDOWN, message);
+  }
+
+  // ---- login ---------------------------------------------------------------------
+
+  private readonly onHandshakeData = (chunk: Buffer): void => {
+    if (this.state === 'closed') return;
+    this.reader.push(chunk);
+    while (this.state === 'greeted' || this.state === 'token' || this.state === 'connecting') {
+      let packet: HandshakePacket | undefined;
+      try {
+        packet = this.reader.next();
+      } catch (err) {
+        this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, `invalid login packet: ${(err as Error).message}`);
+        return;
+      }
+      if (!packet) return;
+      if (packet.sequenceId !== this.expectedSequence) {
+        this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, `login packet with sequence id ${packet.sequenceId} where ${this.expectedSequence} was expected`);
+        return;
+      }
+      this.replySequence = (packet.sequenceId + 1) & 0xff;
+      if (this.state === 'greeted') {
+        if (!this.onHandshakeResponse(packet)) return; // switched to TLS or refused
+      } else if (this.state === 'token') {
+        this.onToken(packet);
+      } else {
+        this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, 'received a command before the login finished; wait for the OK packet');
+        return;
+      }
+    }
+  };
+
+  /** SSLRequest or HandshakeResponse41. Returns false when the reader must not be read further. */
+  private onHandshakeResponse(packet: HandshakePacket): boolean {
+    if (!this.tls && isSslRequest(packet.payload)) {
+      if (!this.deps.tlsContext) {
+        this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, 'this tokengate listener has no TLS certificate configured, so it cannot accept an SSL request; connect without TLS from loopback or ask the operator to configure tls.certFile');
+        return false;
+      }
+      try {
+        decodeSslRequest(packet.payload);
+      } catch (err) {
+        this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, `invalid SSL request: ${(err as Error).message}`);
+        return false;
+      }
+      this.expectedSequence = (packet.sequenceId + 1) & 0xff;
+      this.upgradeToTls(this.reader.takeRemaining());
+      return false;
+    }
+    let response: HandshakeResponse41;
+    try {
+      response = decodeHandshakeResponse41(packet.payload, this.greetingCapabilities);
+    } catch (err) {
+      this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, `invalid handshake response: ${(err as Error).message}`);
+      return false;
+    }
+    this.response = response;
+    this.capabilities = (response.capabilities & this.greetingCapabilities) >>> 0;
+    const where = this.requested();
+    if (!response.username) {
+      this.reject('no_role', ErrorCode.ACCESS_DENIED, 'no user name in the login; set the user to the role you were granted (for example "reader")', where);
+      return false;
+    }
+    if (!(this.capabilities & CLIENT_PLUGIN_AUTH)) {
+      this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE,
+        'your client does not support authentication plugins (CLIENT_PLUGIN_AUTH); tokengate receives the token with mysql_clear_password, so use a MySQL 5.5+ / MariaDB client library', where);
+      return false;
+    }
+    if (!this.tls && !this.plaintextAllowed()) {
+      this.reject('plaintext_refused', ErrorCode.ACCESS_DENIED,
+        'tokengate accepts access tokens only over TLS from this address; enable TLS in your client (mariadb --ssl, mysql2 ssl: {...}, PyMySQL ssl={...})', where);
+      return false;
+    }
+    // Always ask for the password in clear: the token itself is what the gateway verifies.
+    this.stream.write(encodePacket(this.replySequence, encodeAuthSwitchRequest(MYSQL_CLEAR_PASSWORD, Buffer.alloc(0))));
+    this.expectedSequence = (this.replySequence + 1) & 0xff;
+    this.state = 'token';
+    return true;
+  }
+
+  private onToken(packet: HandshakePacket): void {
+    if (this.reader.buffered > 0) {
+      this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, 'received data after the password before the login finished', this.requested());
+      return;
+    }
+    let token: string;
+    try {
+      token = decodeClearPassword(packet.payload).trim();
+    } catch (err) {
+      this.reject('malformed', ErrorCode.ACCESS_DENIED, `the password is not a usable access token: ${(err as Error).message}`, this.requested());
+      return;
+    }
+    if (token === '') {
+      this.reject('no_token', ErrorCode.ACCESS_DENIED,
+        'no access token: put your Okta access token where the password goes (MYSQL_PWD, -p"$TOKEN", or the driver\'s password option)', this.requested());
+      return;
+    }
+    this.state = 'connecting';
+    this.stream.pause();
+    this.admit(token).catch((err: Error) => {
+      this.reject('internal_error', GATEWAY_ERROR, `tokengate failed while opening the session: ${err.message}`, this.requested());
+    });
+  }
+
+  private requested(): { role?: string; database?: string } {
+    return { role: this.response?.username || undefined, database: this.response?.database || undefined };
+  }
+
+  private plaintextAllowed(): boolean {
+    const t = this.deps.config.tls;
+    return t.allowPlaintextFromAnywhere || (this.loopback && t.allowPlaintextFromLoopback);
+  }
+
+  /** Verify the token, decide the grant, get an upstream connection (unless none is chosen yet), say OK. */
+  private async admit(token: string): Promise<void> {
+    const where = this.requested();
+    const role = this.response!.username;
+    try {
+      this.identity = await this.deps.verifier.verify(token);
+    } catch (err) {
+      if (err instanceof TokenRejectedError) {
+        this.reject(err.reason, ErrorCode.ACCESS_DENIED, err.message, where);
+        return;
+      }
+      throw err;
+    }
+    if (this.isClosed()) return;
+    const route = routeLogin(this.deps.config, this.identity, role, this.response!.database);
+    if (!route.ok) {
+      this.reject(route.reason, route.error, route.message, where);
+      return;
+    }
+    if ('deferred' in route) {
+      this.databaseChoices = route.choices;
+      this.greetAndRelay(undefined);
+      return;
+    }
+    const opened = await this.openUpstream(route);
+    if (this.isClosed()) {
+      if ('conn' in opened) opened.pool.release(opened.conn, true);
+      return;
+    }
+    if (!('conn' in opened)) {
+      this.reject(opened.reason, opened.error, opened.message, { ...where, detail: opened.detail });
+      return;
+    }
+    this.pool = opened.pool;
+    this.conn = opened.conn;
+    this.upstreamName = route.upstream.name;
+    this.greetAndRelay(route);
+  }
+
+  /** A pooled upstream connection whose packet format matches the client's. */
+  private async openUpstream(g: Granted): Promise<
+    { pool: MysqlPoolLike; conn: MysqlServerConnection } | { reason: string; error: ErrorCodeDef; message: string; detail?: string }
+  > {
+    const charset = this.response!.characterSet || UTF8MB4_GENERAL_CI;
+    const pool = this.deps.pools.get(g.upstream, g.role, g.database, this.capabilities, charset);
+    let conn: MysqlServerConnection;
+    try {
+      conn = await pool.acquire();
+    } catch (err) {
+      if (err instanceof PoolExhaustedError) return { reason: 'pool_exhausted', error: ErrorCode.TOO_MANY_CONNECTIONS, message: err.message };
+      return {
+        reason: 'upstream_unavailable', error: GATEWAY_ERROR, detail: (err as Error).message,
+        message: `tokengate could not open a connection to upstream "${g.upstream.name}" for role "${g.role.name}"; retry shortly, and if it persists tell a DBA (the gateway's audit log has the cause)`,
+      };
+    }
+    const want = formatCapabilities(this.capabilities);
+    const have = formatCapabilities(conn.capabilities);
+    if (want !== have) {
+      pool.release(conn, true);
+      return {
+        reason: 'capability_mismatch', error: ErrorCode.BAD_HANDSHAKE,
+        message: `upstream "${g.upstream.name}" (${conn.serverVersion}) does not support protocol capabilities your client asked for (0x${((want & ~have) >>> 0).toString(16)}); use a client option that turns them off, or a newer server`,
+      };
+    }
+    return { pool, conn };
+  }
+
+  private greetAndRelay(route: Granted | undefined): void {
+    clearTimeout(this.authTimer);
+    const attrs = this.response!.connectAttributes;
+    this.deps.audit.write({
+      event: 'connection_accepted', sessionId: this.id, protocol: 'mysql', remote: this.remote, tls: this.tls,
+      grant: route?.grant.name ?? '', upstream: route?.upstream.name ?? '', role: this.response!.username,
+      database: route?.alias ?? '', upstreamDatabase: route?.database ?? '',
+      applicationName: attrs?.program_name ?? attrs?._client_name, ...this.identityFields(),
+    });
+    this.state = 'relay';
+    this.stream.removeListener('data', this.onHandshakeData);
+    const statusFlags = this.conn?.statusFlags ?? SERVER_STATUS_AUTOCOMMIT;
+    this.stream.write(encodePacket(this.replySequence, okPayload(statusFlags, this.capabilities)));
+    const relay = new MysqlRelay({
+      client: this.stream,
+      audit: this.deps.audit,
+      sessionId: this.id,
+      identity: this.identityFields(),
+      clientCapabilities: this.capabilities,
+      statusFlags,
+      expiresAtMs: this.identity!.expiresAt * 1000 + this.deps.config.session.expiryGraceMs,
+      intercept: (cmd) => interceptCommand(this.policyHost(), cmd),
+      onEnd: (end) => this.onRelayEnd(end),
+    });
+    this.relay = relay;
+    if (this.conn) relay.setUpstream(this.conn);
+    relay.start();
+    this.stream.resume();
+  }
+
+  private policyHost(): PolicyHost {
+    return {
+      config: this.deps.config,
+      identity: this.identity!,
+      role: this.response!.username,
+      connections: this.deps.connections,
+      self: this,
+      clientCapabilities: this.capabilities,
+      currentUpstream: () => this.upstreamName,
+      databaseChoices: () => this.databaseChoices,
+      statusFlags: () => this.relay?.statusFlags ?? SERVER_STATUS_AUTOCOMMIT,
+      useDatabase: (g) => this.useDatabase(g),
+    };
+  }
+
+  /** USE of a granted alias: the first one picks the upstream; later ones switch the database on it. */
+  private async useDatabase(g: Granted): Promise<Buffer> {
+    const relay = this.relay!;
+    if (!this.conn) {
+      const opened = await this.openUpstream(g);
+      if (!('conn' in opened)) {
+        if (opened.detail) log.warn(`session ${this.id}: USE ${g.alias}: ${opened.detail}`);
+        return errPayload(opened.error, opened.message);
+      }
+      if (relay.isEnded) {
+        opened.pool.release(opened.conn, true);
+        throw new Error('the session ended');
+      }
+      this.pool = opened.pool;
+      this.conn = opened.conn;
+      this.upstreamName = g.upstream.name;
+      relay.setUpstream(opened.conn);
+      return schemaChangedOk(g.alias, relay.statusFlags, this.capabilities);
+    }
+    const r = await relay.runInternal(encodeInitDb(g.database));
+    if (r.error) {
+      return errPayload({ code: r.error.code, sqlState: r.error.sqlState ?? 'HY000' },
+        `database "${g.alias}" is granted to you, but the upstream refused it (${r.error.message}); tell a DBA`);
+    }
+    return schemaChangedOk(g.alias, relay.statusFlags, this.capabilities);
+  }
+
+  private onRelayEnd(end: RelayEnd): void {
+    this.releaseUpstream(end.upstreamReusable);
+    this.finish(end.reason, end.bytesFromClient, end.bytesToClient, end.queries, end.upstreamReusable);
+  }
+
+  // ---- TLS ---------------------------------------------------------------------
+
+  /** The TLS handshake follows the SSLRequest at once; bytes already read are its start. */
+  private upgradeToTls(leftover: Buffer): void {
+    this.socket.removeListener('data', this.onHandshakeData);
+    const base = leftover.length > 0 ? (new PrefixedStream(this.socket, leftover) as unknown as net.Socket) : this.socket;
+    const secure = new tls.TLSSocket(base, { isServer: true, secureContext: this.deps.tlsContext });
+    this.tls = true;
+    this.stream = secure;
+    this.reader = new MysqlHandshakeReader(MAX_LOGIN_PAYLOAD);
+    secure.on('data', this.onHandshakeData);
+    secure.on('error', () => this.abort('tls_error'));
+    secure.on('close', () => this.abort('client_closed'));
+  }
+
+  // ---- endings -----------------------------------------------------------------
+
+  /** Refuse the connection: an ERR packet the agent can act on, and an audit record. */
+  private reject(reason: string, error: ErrorCodeDef, message: string, extra: { role?: string; database?: string; detail?: string } = {}): void {
+    if (this.isClosed()) return;
+    const { detail, ...where } = extra;
+    this.deps.audit.write({
+      event: 'connection_rejected', sessionId: this.id, protocol: 'mysql', remote: this.remote, tls: this.tls,
+      reason, message: detail ? `${message} (${detail})` : message, ...where, ...this.identityFields(),
+    });
+    endWith(this.stream, encodePacket(this.replySequence, errPayload(error, message)));
+    this.finish(reason, 0, 0, 0, false);
+  }
+
+  /** The client vanished or broke the transport: no message can reach it. */
+  private abort(reason: string): void {
+    if (this.isClosed()) return;
+    if (this.relay) {
+      this.relay.stop(reason);
+      return;
+    }
+    if (this.state === 'token') {
+      // Most often mysql2 without enableCleartextPlugin: it drops the connection at the AuthSwitchRequest.
+      this.deps.audit.write({
+        event: 'connection_rejected', sessionId: this.id, protocol: 'mysql', remote: this.remote, tls: this.tls,
+        reason: 'client_closed_during_auth', ...this.requested(),
+        message: 'the client closed the connection when asked for the token with mysql_clear_password; mysql2 needs enableCleartextPlugin: true, the Oracle mysql client --enable-cleartext-plugin',
+      });
+    }
+    this.releaseUpstream(true);
+    this.stream.destroy();
+    this.finish(reason, 0, 0, 0, false);
+  }
+
+  private releaseUpstream(reusable: boolean): void {
+    if (this.conn && this.pool) this.pool.release(this.conn, reusable);
+    this.conn = undefined;
+  }
+
+  private finish(reason: string, bytesFromClient: number, bytesToClient: number, queries: number, upstreamReused: boolean): void {
+    const wasRelaying = this.state === 'relay';
+    this.state = 'closed';
+    clearTimeout(this.authTimer);
+    this.deps.connections.revoke(this.connectionId);
+    if (wasRelaying) {
+      this.deps.audit.write({
+        event: 'session_end', sessionId: this.id, protocol: 'mysql', remote: this.remote,
+        durationMs: Date.now() - this.startedAt, bytesFromClient, bytesToClient, queries, reason, upstreamReused, ...this.identityFields(),
+      });
+    }
+    this.deps.onClose?.(this);
+  }
+
+  private isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  private identityFields(): IdentityFields {
+    const id = this.identity;
+    if (!id) return {};
+    return { sub: id.sub, cid: id.clientId, groups: id.groups, jti: id.jti, tokenExpiresAt: new Date(id.expiresAt * 1000).toISOString() };
+  }
+}
+
+/** A 20-byte scramble of printable characters (some clients treat it as a C string). */
+function scramble(): Buffer {
+  const out = crypto.randomBytes(SCRAMBLE_LENGTH);
+  for (let i = 0; i < out.length; i++) out[i] = 0x21 + (out[i] % 94);
+  return out;
+}
