@@ -25,6 +25,12 @@ export interface Frame {
   body: Buffer;
 }
 
+/**
+ * Receives each completed frame from scan(): the same fields as a Frame, without allocating one.
+ * `body` follows the same rules as Frame.body.
+ */
+export type FrameHandler = (type: number, bodyLength: number, body: Buffer) => void;
+
 export interface FramerOptions {
   /** The first message is a startup packet: int32 length, no type byte (default false). */
   startup?: boolean;
@@ -71,6 +77,10 @@ export class PgFramer {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private failure: FrameError | null = null;
+  /** Where finishMessage() hands frames during the current push()/scan(). */
+  private onFrame: FrameHandler = ignoreFrame;
+  /** Frames handed out during the current call (startup mode stops after one). */
+  private completed = 0;
 
   constructor(opts: FramerOptions) {
     if (!Number.isInteger(opts.maxBodyLength) || opts.maxBodyLength < 0) {
@@ -114,28 +124,43 @@ export class PgFramer {
    * call throws the same error.
    */
   push(chunk: Buffer): Frame[] {
-    if (this.failure) throw this.failure;
     const frames: Frame[] = [];
+    this.scan(chunk, (type, bodyLength, body) => {
+      frames.push({ type, bodyLength, body });
+    });
+    return frames;
+  }
+
+  /**
+   * push() without the array: each frame completed by this chunk goes to `onFrame` as soon as it is
+   * framed, so a relay pays no allocation per message. Same rules and errors as push(). If onFrame
+   * throws, the rest of the chunk is not framed and the error propagates: end the stream.
+   */
+  scan(chunk: Buffer, onFrame: FrameHandler): void {
+    if (this.failure) throw this.failure;
+    this.onFrame = onFrame;
+    this.completed = 0;
     try {
       // Bytes held behind an earlier startup packet come first, in order.
       while (this.pending.length > 0) {
         const buf = this.pending[0];
-        const used = this.consume(buf, frames);
+        const used = this.consume(buf);
         if (used < buf.length) this.pending[0] = buf.subarray(used);
         else this.pending.shift();
         this.pendingBytes -= used;
-        if (this.startupMode && frames.length > 0) {
+        if (this.startupMode && this.completed > 0) {
           this.hold(chunk);
-          return frames;
+          return;
         }
       }
-      const used = this.consume(chunk, frames);
+      const used = this.consume(chunk);
       if (used < chunk.length) this.hold(chunk.subarray(used));
     } catch (err) {
       if (err instanceof FrameError) this.failure = err;
       throw err;
+    } finally {
+      this.onFrame = ignoreFrame;
     }
-    return frames;
   }
 
   private hold(buf: Buffer): void {
@@ -156,7 +181,7 @@ export class PgFramer {
   }
 
   /** Runs the state machine over `buf`; returns how many bytes were used (less than all only in startup mode). */
-  private consume(buf: Buffer, frames: Frame[]): number {
+  private consume(buf: Buffer): number {
     let pos = 0;
     const end = buf.length;
     while (pos < end) {
@@ -190,7 +215,7 @@ export class PgFramer {
         }
         this.startMessage(lengthField);
         if (this.remaining === 0) {
-          this.finishMessage(frames);
+          this.finishMessage();
           if (this.startupMode) return pos;
           continue;
         }
@@ -213,7 +238,7 @@ export class PgFramer {
       this.remaining -= take;
       pos += take;
       if (this.remaining === 0) {
-        this.finishMessage(frames);
+        this.finishMessage();
         if (this.startupMode) return pos;
       }
     }
@@ -222,12 +247,11 @@ export class PgFramer {
 
   private startMessage(lengthField: number): void {
     const startup = this.startupMode;
-    const what = startup ? 'startup packet' : `message of type ${describeType(this.type)}`;
     const minimum = startup ? MIN_STARTUP_PACKET_LENGTH : 4;
     if (lengthField < minimum) {
       throw new FrameError(
         'length_too_small',
-        `${what} has length ${lengthField}, expected at least ${minimum}; the byte stream is not valid PostgreSQL protocol`,
+        `${this.describeCurrent()} has length ${lengthField}, expected at least ${minimum}; the byte stream is not valid PostgreSQL protocol`,
       );
     }
     const bodyLength = lengthField - 4;
@@ -235,7 +259,7 @@ export class PgFramer {
       const limit = startup ? Math.min(MAX_STARTUP_PACKET_LENGTH, this.maxBodyLength + 4) : this.maxBodyLength + 4;
       throw new FrameError(
         'length_too_large',
-        `${what} has length ${lengthField}, the limit is ${limit} bytes` +
+        `${this.describeCurrent()} has length ${lengthField}, the limit is ${limit} bytes` +
           (startup ? '; is this a PostgreSQL client? (TLS without SSLRequest and HTTP also look like this)' : ''),
       );
     }
@@ -248,17 +272,23 @@ export class PgFramer {
     this.captureBuf = null;
   }
 
-  private finishMessage(frames: Frame[]): void {
+  /** The current message, for error text only (not built on the per-message path). */
+  private describeCurrent(): string {
+    return this.startupMode ? 'startup packet' : `message of type ${describeType(this.type)}`;
+  }
+
+  private finishMessage(): void {
     this.phase = Phase.Header;
-    if (!this.skip) {
-      const body = this.captureBuf ?? EMPTY;
-      frames.push({ type: this.type, bodyLength: this.bodyLength, body });
-    }
+    const body = this.captureBuf ?? EMPTY;
     this.captureBuf = null;
+    if (this.skip) return;
+    this.completed++;
+    this.onFrame(this.type, this.bodyLength, body);
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+const ignoreFrame: FrameHandler = () => undefined;
 
 /** 'Q' (0x51) style description for error messages. */
 export function describeType(type: number): string {

@@ -14,29 +14,32 @@ export interface CompletedQuery {
   error?: string;
 }
 
-interface Pending {
-  sql: string;
-  startedAt: number;
-  tags: string[];
-  sqlState?: string;
-  error?: string;
+/** Tags of a request that has seen no CommandComplete yet; replaced (never pushed to) on the first one. Frozen so a slip throws. */
+const NO_TAGS = Object.freeze([]) as unknown as string[];
+
+/**
+ * One outstanding request. It becomes the CompletedQuery itself at ReadyForQuery (no copy), and
+ * every field exists from the start so all records share one object shape.
+ */
+function newRequest(sql: string, startedAt: number): CompletedQuery {
+  return { sql, startedAt, durationMs: 0, tags: NO_TAGS, sqlState: undefined, error: undefined };
 }
 
 /** Prepared statements remembered for audit text; bounded so a client cannot grow it forever. */
 const MAX_STATEMENTS = 1000;
 
 export class PgQueryTracker {
-  private readonly pending: Pending[] = [];
+  private readonly pending: CompletedQuery[] = [];
   private readonly statements = new Map<string, string>();
   /** SQL of the extended-protocol batch being built (Parse/Bind since the last Sync). */
-  private batch: string[] = [];
+  private readonly batch: string[] = [];
   txStatus: 'I' | 'T' | 'E' = 'I';
 
   constructor(private readonly now: () => number = Date.now) {}
 
   /** Client sent a simple Query. */
   query(sql: string): void {
-    this.pending.push({ sql, startedAt: this.now(), tags: [] });
+    this.pending.push(newRequest(sql, this.now()));
   }
 
   /** Client sent Parse: remember the statement's text for later Binds. */
@@ -65,19 +68,21 @@ export class PgQueryTracker {
 
   /** Client sent Sync: the batch is one auditable unit. */
   sync(): void {
-    this.pending.push({ sql: this.batch.join('; '), startedAt: this.now(), tags: [] });
-    this.batch = [];
+    this.pending.push(newRequest(this.batch.join('; '), this.now()));
+    this.batch.length = 0;
   }
 
   /** Client sent a FunctionCall (fast-path). */
   functionCall(): void {
-    this.pending.push({ sql: '<function call>', startedAt: this.now(), tags: [] });
+    this.pending.push(newRequest('<function call>', this.now()));
   }
 
   /** Server sent CommandComplete. */
   commandComplete(tag: string): void {
     const head = this.pending[0];
-    if (head && head.tags.length < 100) head.tags.push(tag);
+    if (!head) return;
+    if (head.tags === NO_TAGS) head.tags = [tag];
+    else if (head.tags.length < 100) head.tags.push(tag);
   }
 
   /** Server sent ErrorResponse. */
@@ -94,7 +99,8 @@ export class PgQueryTracker {
     this.txStatus = status;
     const head = this.pending.shift();
     if (!head) return undefined;
-    return { ...head, durationMs: this.now() - head.startedAt };
+    head.durationMs = this.now() - head.startedAt;
+    return head;
   }
 
   /** Requests sent that have not yet been answered by ReadyForQuery. */

@@ -12,7 +12,8 @@ import {
   decodeReadyForQuery,
   errorResponse,
 } from '../../protocols/postgres';
-import { PgQueryTracker } from './pgQueryTracker';
+import type { FrameHandler } from '../../protocols/postgres/framing';
+import { PgQueryTracker, type CompletedQuery } from './pgQueryTracker';
 import { endWith } from './endWith';
 
 export interface RelayEnd {
@@ -45,12 +46,18 @@ const MAX_MESSAGE = 0x3fffffff;
 const NAME_PREFIX = 256;
 /** Upstream errors are recorded in the audit; longer ones (huge DETAIL/CONTEXT) are noted, not stored. */
 const MAX_ERROR_CAPTURE = 64 * 1024;
+/** PostgreSQL command tags are under 64 bytes. */
+const TAG_CAPTURE = 128;
+/** Terminate is exactly 'X' + int32 4. */
+const TERMINATE_LENGTH = 5;
 
 /**
  * Relays one session's bytes both ways. Chunks are forwarded as received; the framers only
  * read message headers (and small prefixes of Query, Parse, CommandComplete, ErrorResponse
  * and ReadyForQuery) to follow query boundaries for the audit log and to know whether the
- * upstream connection is idle and clean when the session ends.
+ * upstream connection is idle and clean when the session ends. Prefixes that only feed query
+ * audit records (SQL text, statement names, tags, errors) are not captured when audit.queries
+ * is off. Frames are visited in place (PgFramer.scan): nothing is allocated per message.
  */
 export class PgRelay {
   private readonly tracker = new PgQueryTracker();
@@ -62,19 +69,27 @@ export class PgRelay {
   private queries = 0;
   private ended = false;
   private expiring = false;
+  /** audit.queries: capture and decode what query records need. */
+  private readonly wantSql: boolean;
+  /** State of the client chunk being scanned (set by onClientFrame, read by onClientData). */
+  private terminateSeen = false;
+  private afterTerminate = false;
+  /** Part of a message reached the upstream that the client never completed there: do not reuse it. */
+  private upstreamDirty = false;
   private expiryTimer?: NodeJS.Timeout;
   private drainTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: PgRelayOptions) {
     const sqlCapture = o.audit.config.maxQueryBytes + 1;
-    const wantSql = o.audit.config.queries;
+    const wantSql = (this.wantSql = o.audit.config.queries);
+    // Without query records, Parse only has to be seen (it opens a batch) and Bind/Close, tags and errors not at all.
     this.clientFramer = new PgFramer({
       maxBodyLength: MAX_MESSAGE,
       capture: (type) => {
         switch (type) {
           case Q: return wantSql ? sqlCapture : 0;
-          case P: return wantSql ? sqlCapture + NAME_PREFIX : NAME_PREFIX;
-          case B: case C: return NAME_PREFIX;
+          case P: return wantSql ? sqlCapture + NAME_PREFIX : 0;
+          case B: case C: return wantSql ? NAME_PREFIX : -1;
           case S: case F: case X: return 0;
           default: return -1;
         }
@@ -82,7 +97,14 @@ export class PgRelay {
     });
     this.serverFramer = new PgFramer({
       maxBodyLength: MAX_MESSAGE,
-      capture: (type) => (type === Z ? 1 : type === C ? 128 : type === E ? MAX_ERROR_CAPTURE : -1),
+      capture: (type) => {
+        switch (type) {
+          case Z: return 1;
+          case C: return wantSql ? TAG_CAPTURE : -1;
+          case E: return wantSql ? MAX_ERROR_CAPTURE : -1;
+          default: return -1;
+        }
+      },
     });
     this.server = o.server.socket;
   }
@@ -114,7 +136,7 @@ export class PgRelay {
     this.server.removeListener('close', this.onServerGone);
     this.server.resume();
     const reusable = !this.o.server.broken && this.tracker.idle && this.clientFramer.atBoundary && this.serverFramer.atBoundary
-      && !reason.startsWith('upstream');
+      && !this.upstreamDirty && !reason.startsWith('upstream');
     if (reusable) this.o.server.attach(this.tracker.txStatus);
     if (notice && !client.destroyed) endWith(client, errorResponse({ severity: 'FATAL', ...notice }));
     else client.destroy();
@@ -123,62 +145,74 @@ export class PgRelay {
 
   private readonly onClientData = (chunk: Buffer): void => {
     this.bytesFromClient += chunk.length;
-    let frames;
+    this.terminateSeen = false;
+    this.afterTerminate = false;
     try {
-      frames = this.clientFramer.push(chunk);
+      this.clientFramer.scan(chunk, this.onClientFrame);
     } catch (err) {
       this.stop('protocol_violation', { code: SqlState.PROTOCOL_VIOLATION, message: `invalid message from the client: ${(err as Error).message}` });
       return;
     }
-    let forward = chunk;
-    for (let i = 0; i < frames.length; i++) {
-      const f = frames[i];
-      switch (f.type) {
-        case Q: this.tracker.query(this.o.audit.config.queries ? decodeQuery(f.body) : ''); break;
-        case P: {
-          const parsed = decodeParse(f.body);
-          this.tracker.parse(parsed.statement, this.o.audit.config.queries ? parsed.query : '');
-          break;
-        }
-        case B: this.tracker.bind(readCString(f.body, readCStringEnd(f.body, 0) + 1)); break;
-        case C: if (f.body[0] === S) this.tracker.closeStatement(readCString(f.body, 1)); break;
-        case S: this.tracker.sync(); break;
-        case F: this.tracker.functionCall(); break;
-        case X:
-          // Terminate ends the client's session, not the pooled upstream one: never forward it.
-          if (i === frames.length - 1 && this.clientFramer.atBoundary) {
-            forward = chunk.subarray(0, chunk.length - 5);
-            if (forward.length > 0) this.server.write(forward);
-            this.stop('client_terminated');
-          } else {
-            this.stop('protocol_violation', { code: SqlState.PROTOCOL_VIOLATION, message: 'data after Terminate' });
-          }
-          return;
-      }
+    if (this.terminateSeen) {
+      this.onTerminate(chunk);
+      return;
     }
-    if (!this.server.write(forward)) {
+    if (!this.server.write(chunk)) {
       this.o.client.pause();
       this.server.once('drain', () => this.o.client.resume());
     }
   };
 
+  private readonly onClientFrame: FrameHandler = (type, _bodyLength, body) => {
+    if (this.terminateSeen) {
+      this.afterTerminate = true;
+      return;
+    }
+    switch (type) {
+      case Q: this.tracker.query(this.wantSql ? decodeQuery(body) : ''); break;
+      case P:
+        if (this.wantSql) {
+          const parsed = decodeParse(body);
+          this.tracker.parse(parsed.statement, parsed.query);
+        } else {
+          this.tracker.parse('', '');
+        }
+        break;
+      case B: this.tracker.bind(readCString(body, readCStringEnd(body, 0) + 1)); break;
+      case C: if (body[0] === S) this.tracker.closeStatement(readCString(body, 1)); break;
+      case S: this.tracker.sync(); break;
+      case F: this.tracker.functionCall(); break;
+      case X: this.terminateSeen = true; break;
+    }
+  };
+
+  /**
+   * Terminate ends the client's session, not the pooled upstream one: never forward it. It must
+   * be the last thing the client sent. If its 5 bytes were split over chunks, its first bytes
+   * already went upstream with the previous chunk, so that connection is not reused.
+   */
+  private onTerminate(chunk: Buffer): void {
+    const whole = chunk.length >= TERMINATE_LENGTH;
+    // Messages the framer skips are not visited, so also check that the chunk really ends with Terminate.
+    if (this.afterTerminate || !this.clientFramer.atBoundary || (whole && !endsWithTerminate(chunk))) {
+      this.stop('protocol_violation', { code: SqlState.PROTOCOL_VIOLATION, message: 'data after Terminate' });
+      return;
+    }
+    if (whole) {
+      const forward = chunk.subarray(0, chunk.length - TERMINATE_LENGTH);
+      if (forward.length > 0) this.server.write(forward);
+    } else {
+      this.upstreamDirty = true;
+    }
+    this.stop('client_terminated');
+  }
+
   private readonly onServerData = (chunk: Buffer): void => {
-    let frames;
     try {
-      frames = this.serverFramer.push(chunk);
+      this.serverFramer.scan(chunk, this.onServerFrame);
     } catch (err) {
       this.stop('upstream_protocol_error', { code: SqlState.PROTOCOL_VIOLATION, message: 'tokengate received an invalid message from the upstream server; reconnect' });
       return;
-    }
-    for (const f of frames) {
-      if (f.type === C) this.tracker.commandComplete(decodeCommandComplete(f.body));
-      else if (f.type === E) {
-        const fields = decodeErrorFields(f.body);
-        this.tracker.error(fields.code, fields.message);
-      } else if (f.type === Z) {
-        const done = this.tracker.readyForQuery(decodeReadyForQuery(f.body));
-        if (done) this.auditQuery(done);
-      }
     }
     this.bytesToClient += chunk.length;
     const { client } = this.o;
@@ -188,6 +222,28 @@ export class PgRelay {
     }
     if (this.expiring && this.atRest()) this.endForExpiry();
   };
+
+  private readonly onServerFrame: FrameHandler = (type, bodyLength, body) => {
+    switch (type) {
+      case Z: {
+        const done = this.tracker.readyForQuery(decodeReadyForQuery(body));
+        if (done) this.auditQuery(done);
+        break;
+      }
+      case C: this.onCommandComplete(body, bodyLength); break;
+      case E: this.onServerError(body, bodyLength); break;
+    }
+  };
+
+  /** Record a CommandComplete tag for the audit (only captured when queries are audited). */
+  private onCommandComplete(body: Buffer, bodyLength: number): void {
+    if (body.length < bodyLength) return; // not a real tag: nothing worth recording
+    try {
+      this.tracker.commandComplete(decodeCommandComplete(body));
+    } catch {
+      /* an unreadable tag only loses the tag in the audit record */
+    }
+  }
 
   /** Record an upstream ErrorResponse for the audit; an error body past the capture limit keeps its SQLSTATE only if it was read. */
   private onServerError(body: Buffer, bodyLength: number): void {
@@ -207,7 +263,7 @@ export class PgRelay {
     this.stop('upstream_closed', { code: SqlState.CONNECTION_FAILURE, message: 'the upstream database closed the connection; reconnect to get a new session' });
   };
 
-  private auditQuery(q: ReturnType<PgQueryTracker['readyForQuery']> & object): void {
+  private auditQuery(q: CompletedQuery): void {
     this.queries++;
     if (!this.o.audit.config.queries) return;
     const clipped = this.o.audit.clip(q.sql);
@@ -250,6 +306,11 @@ export class PgRelay {
 }
 
 const EXPIRY_DRAIN_MS = 10_000;
+
+function endsWithTerminate(chunk: Buffer): boolean {
+  const at = chunk.length - TERMINATE_LENGTH;
+  return chunk[at] === X && chunk.readUInt32BE(at + 1) === 4;
+}
 
 function readCStringEnd(buf: Buffer, start: number): number {
   const end = buf.indexOf(0, start);

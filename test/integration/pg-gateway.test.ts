@@ -87,6 +87,21 @@ test('node-postgres: simple and extended queries, named prepared statements, err
   await h.audit.waitFor((e) => e.event === 'query' && String(e.sql).includes('select name from items where id = $1'));
 });
 
+test('upstream errors the audit cannot decode (over 64 KiB, not UTF-8) never break the session or the gateway', async () => {
+  const token = await h.token();
+  const r = await psql(h, token, "select repeat('x', 70000)::int", { extra: ['-c', "set client_encoding = 'LATIN1'", '-c', 'select chr(233)::int'] });
+  expect(r.stderr).toMatch(/invalid input syntax for type integer/);
+  const latin = await withClient(token, async (c) => {
+    await c.query("set client_encoding = 'LATIN1'");
+    await expect(c.query('select chr(233)::int')).rejects.toMatchObject({ code: '22P02' });
+    await c.query("set client_encoding = 'UTF8'");
+    await expect(c.query("select repeat('y', 70000)::int")).rejects.toMatchObject({ code: '22P02' });
+    return (await c.query('select 7 as seven')).rows[0].seven;
+  });
+  expect(latin).toBe(7);
+  await h.audit.waitFor((e) => e.event === 'query' && String(e.sql).includes("repeat('y', 70000)") && e.sqlState !== undefined);
+});
+
 test('a 100k-row result arrives intact (checksum)', async () => {
   const token = await h.token();
   await withClient(token, async (c) => {

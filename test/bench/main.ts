@@ -1,0 +1,135 @@
+/**
+ * `make bench`: tokengate against direct connections and pgbouncer, in one run, on this machine.
+ * Prints a markdown report (also saved under .tmp/bench/). Benchmarks are not tests: nothing
+ * here passes or fails; the targets table says where the ratios stand.
+ *
+ * Environment: QUICK=1 (one 5 s round), SCENARIOS=1,3,7 (a subset), ROUNDS=n and DURATION=s
+ * (override rounds and seconds per run), PROFILE=1 (also profile the gateway with node
+ * --cpu-prof), KEEP=1 (keep the temporary servers' directory).
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setUpEnvironment, POOL_SIZE, type BenchEnvironment } from './environment';
+import { describeMachine, uptimeLine } from './machine';
+import { parseOptions, type BenchOptions } from './options';
+import { repoRoot } from './proc';
+import { PROFILE_WORKLOADS, profileGateway } from './profileRun';
+import { latencyTable, targetTable, throughputTable, workloadList, type LatencyResult, type ThroughputResult } from './report';
+import { runLatency, runThroughput } from './runner';
+import { latencySystems, TARGETS, throughputScenarios } from './scenarios';
+
+const started = Date.now();
+const log = (line: string): void => {
+  const s = Math.round((Date.now() - started) / 1000);
+  process.stderr.write(`[bench ${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}] ${line}\n`);
+};
+
+interface Report {
+  options: BenchOptions;
+  machine: ReturnType<typeof describeMachine>;
+  uptimeStart: string;
+  uptimeEnd: string;
+  throughput: ThroughputResult[];
+  latency: LatencyResult[];
+  notes: string[];
+  profiles: string[];
+}
+
+function renderReport(r: Report): string {
+  const m = r.machine;
+  const o = r.options;
+  const lines = [
+    `### tokengate benchmark, ${new Date(started).toISOString().replace(/\.\d+Z$/, 'Z')}`,
+    '',
+    `Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.kernel}; node ${m.node}; ${m.postgres}; ${m.pgbench}; ${m.pgbouncer}; ${m.mariadb}; ${m.sysbench}.`,
+    `Run: ${o.rounds} round(s) × ${o.seconds} s per system, interleaved, after a ${o.warmupSeconds} s warm-up; medians. ` +
+      `Pools: ${POOL_SIZE} upstream connections (pgbouncer default_pool_size, tokengate maxConnections). pgbench scale ${o.pgbenchScale}; sysbench table ${o.sysbenchTableSize} rows.`,
+    `Load at start: \`${r.uptimeStart}\`; at end: \`${r.uptimeEnd}\`.`,
+    '',
+    throughputTable(r.throughput),
+    '',
+    '"proxy CPU µs/tx" is user+system CPU of the tokengate (or pgbouncer) process per transaction, from /proc/PID/stat. ' +
+      '"× direct" and "× pgbouncer" are a row\'s median over the scenario\'s direct and (SCRAM) pgbouncer medians. ' +
+      'The reference row in scenario 1 is a bare Node.js relay that forwards bytes and nothing else: the runtime\'s own cost.',
+    '',
+    workloadList(r.throughput),
+    '',
+    targetTable(TARGETS, r.throughput),
+  ];
+  if (r.latency.length) {
+    lines.push('', `Scenario 7, login latency (TCP connect to ReadyForQuery / OK; node-postgres and mysql2 clients, sequential, ${o.logins} per round):`, '', latencyTable(r.latency));
+  }
+  const notes = [...r.notes, ...r.throughput.flatMap((t) => t.notes.map((n) => `scenario ${t.id}: ${n}`))];
+  if (notes.length) lines.push('', 'Notes:', '', ...notes.map((n) => `- ${n}`));
+  for (const p of r.profiles) lines.push('', p);
+  return lines.join('\n') + '\n';
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions();
+  const root = repoRoot();
+  if (!existsSync(path.join(root, 'dist/src/cli/main.js'))) {
+    throw new Error('tokengate is not built: run `npm run build` first (`make bench` does it)');
+  }
+  const wants = (...s: string[]): boolean => s.some((x) => o.scenarios.has(x as never));
+  const uptimeStart = uptimeLine();
+  log(`${o.quick ? 'QUICK: ' : ''}scenarios ${[...o.scenarios].join(',')}, ${o.rounds} round(s) × ${o.seconds}s; ${uptimeStart}`);
+  const env: BenchEnvironment = await setUpEnvironment(o, root, {
+    pgbouncer: wants('1', '2', '3', '6', '7'),
+    mariadb: wants('4', '5', '7') || o.profile,
+    auditGateway: wants('1'),
+    nodePipe: wants('1'),
+  }, log);
+  let stopping = false;
+  const interrupt = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: stopping the servers`);
+    void env.stop().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', () => interrupt('SIGINT'));
+  process.on('SIGTERM', () => interrupt('SIGTERM'));
+  try {
+    const notes: string[] = [];
+    if (env.missing.gatewayMysql) notes.push(env.missing.gatewayMysql);
+    const throughput: ThroughputResult[] = [];
+    for (const spec of throughputScenarios(env, o.scenarios)) throughput.push(await runThroughput(spec, o, log));
+    let latency: LatencyResult[] = [];
+    if (o.scenarios.has('7')) {
+      const { systems, notes: latencyNotes } = latencySystems(env);
+      notes.push(...latencyNotes);
+      latency = await runLatency(systems, o, log);
+    }
+    const stamp = new Date(started).toISOString().replace(/[:.]/g, '-').replace(/-\d+Z$/, 'Z');
+    const outDir = path.join(root, '.tmp/bench');
+    const profiles: string[] = [];
+    if (o.profile) {
+      for (const w of PROFILE_WORKLOADS) {
+        if (w.protocol === 'mysql' && (!env.mariadb || env.missing.gatewayMysql || env.missing.sysbench)) {
+          notes.push(`profile ${w.name} skipped: ${env.missing.gatewayMysql ?? env.missing.sysbench ?? 'MariaDB not started'}`);
+          continue;
+        }
+        profiles.push(await profileGateway(env, o, w, path.join(outDir, 'profiles'), stamp, log));
+      }
+    }
+    const report: Report = {
+      options: o, machine: describeMachine(env.pgBin), uptimeStart, uptimeEnd: uptimeLine(), throughput, latency, notes, profiles,
+    };
+    const markdown = renderReport(report);
+    mkdirSync(outDir, { recursive: true });
+    writeFileSync(path.join(outDir, `report-${stamp}.md`), markdown);
+    writeFileSync(path.join(outDir, `report-${stamp}.json`), JSON.stringify({ ...report, options: { ...o, scenarios: [...o.scenarios] } }, null, 2));
+    process.stdout.write('\n' + markdown);
+    log(`saved .tmp/bench/report-${stamp}.md and .json`);
+  } finally {
+    if (!stopping) await env.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    log(`failed: ${err.message}`);
+    process.exit(1);
+  },
+);

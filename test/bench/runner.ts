@@ -1,0 +1,67 @@
+/**
+ * Runs scenarios interleaved (A B C, A B C, ...): a shared 2-core machine drifts, and
+ * interleaving spreads the drift over every system instead of penalising whichever ran last.
+ */
+import { connectTimes } from './connectLatency';
+import { load1, processCpuMicros } from './machine';
+import type { BenchOptions } from './options';
+import type { LatencyResult, SystemResult, ThroughputResult } from './report';
+import type { LatencySpec, ThroughputSpec } from './scenarios';
+
+export type Log = (line: string) => void;
+
+export async function runThroughput(spec: ThroughputSpec, o: BenchOptions, log: Log): Promise<ThroughputResult> {
+  const systems: SystemResult[] = spec.systems.map((s) => ({ id: s.id, label: s.label, samples: [] }));
+  const result: ThroughputResult = { id: spec.id, title: spec.title, command: spec.command, systems, skipped: spec.skipped, notes: [...spec.notes] };
+  if (spec.skipped) {
+    log(`scenario ${spec.id} (${spec.title}): skipped: ${spec.skipped}`);
+    return result;
+  }
+  // Unrecorded warm-up: JIT, pools and caches reach steady state before the first measured round.
+  for (let i = 0; i < spec.systems.length; i++) {
+    log(`scenario ${spec.id} (${spec.title}) warm-up ${o.warmupSeconds}s: ${spec.systems[i].label}`);
+    await spec.systems[i].run(o.warmupSeconds).then(
+      (r) => r.note && result.notes.push(`${spec.systems[i].label}, warm-up: ${r.note}`),
+      (err: Error) => (systems[i].failure = err.message),
+    );
+  }
+  for (let round = 1; round <= o.rounds; round++) {
+    for (let i = 0; i < spec.systems.length; i++) {
+      const s = spec.systems[i];
+      if (systems[i].failure) continue;
+      const load = load1();
+      log(`scenario ${spec.id} (${spec.title}) round ${round}/${o.rounds}: ${s.label} (load ${load.toFixed(2)})`);
+      const cpuBefore = s.pid ? processCpuMicros(s.pid) : 0;
+      try {
+        const r = await s.run(o.seconds);
+        const cpuUsPerTx = s.pid && r.transactions > 0 ? (processCpuMicros(s.pid) - cpuBefore) / r.transactions : undefined;
+        systems[i].samples.push({ round, tps: r.tps, transactions: r.transactions, errors: r.errors, cpuUsPerTx, load1: load });
+        if (r.note) result.notes.push(`${s.label}, round ${round}: ${r.note}`);
+        log(`  ${r.tps.toFixed(0)} tps${cpuUsPerTx !== undefined ? `, ${cpuUsPerTx.toFixed(0)} µs CPU/tx in the proxy` : ''}`);
+      } catch (err) {
+        systems[i].failure = (err as Error).message;
+        log(`  failed: ${systems[i].failure}`);
+      }
+    }
+  }
+  return result;
+}
+
+export async function runLatency(specs: LatencySpec[], o: BenchOptions, log: Log): Promise<LatencyResult[]> {
+  const results: LatencyResult[] = specs.map((s) => ({ protocol: s.protocol, id: s.id, label: s.label, samplesMs: [] }));
+  for (let i = 0; i < specs.length; i++) {
+    await connectTimes(specs[i].target, 5).catch((err: Error) => (results[i].failure = err.message));
+  }
+  for (let round = 1; round <= o.rounds; round++) {
+    for (let i = 0; i < specs.length; i++) {
+      if (results[i].failure) continue;
+      log(`scenario 7 (login latency) round ${round}/${o.rounds}: ${specs[i].protocol} ${specs[i].label}, ${o.logins} logins`);
+      try {
+        results[i].samplesMs.push(...(await connectTimes(specs[i].target, o.logins)));
+      } catch (err) {
+        results[i].failure = (err as Error).message;
+      }
+    }
+  }
+  return results;
+}

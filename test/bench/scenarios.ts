@@ -1,0 +1,152 @@
+/** The scenarios of issue 5, the systems each one compares, and the targets (the ratios are the contract). */
+import path from 'node:path';
+import {
+  mysqlTargetDirect, mysqlTargetGateway, pgTargetBouncer, pgTargetDirect, pgTargetGateway, type BenchEnvironment,
+} from './environment';
+import type { ScenarioNumber } from './options';
+import type { Target } from './report';
+import { runPgbench, runSysbench, type MysqlTarget, type PgTarget, type WorkloadResult } from './workloads';
+
+export interface SystemSpec {
+  id: string;
+  label: string;
+  /** The proxy process whose CPU is charged per transaction (tokengate or pgbouncer). */
+  pid?: number;
+  run(seconds: number): Promise<WorkloadResult>;
+}
+
+export interface ThroughputSpec {
+  id: string;
+  scenario: ScenarioNumber;
+  title: string;
+  command: string;
+  systems: SystemSpec[];
+  skipped?: string;
+  notes: string[];
+}
+
+export const TARGETS: Target[] = [
+  { scenario: '1', description: 'select-only: tokengate / pgbouncer', numerator: 'tokengate', denominator: 'pgbouncer', minimum: 0.85 },
+  { scenario: '2', description: 'TPC-B: tokengate / pgbouncer', numerator: 'tokengate', denominator: 'pgbouncer', minimum: 0.85 },
+  { scenario: '3', description: 'connect per transaction: tokengate / pgbouncer auth_type=plain', numerator: 'tokengate', denominator: 'pgbouncer-plain', minimum: 0.5 },
+  { scenario: '3', description: 'connect per transaction: tokengate / direct SCRAM login', numerator: 'tokengate', denominator: 'direct', minimum: 5 },
+  { scenario: '4t', description: 'MariaDB point select (text): tokengate / direct', numerator: 'tokengate', denominator: 'direct', minimum: 0.45 },
+  { scenario: '4p', description: 'MariaDB point select (prepared): tokengate / direct', numerator: 'tokengate', denominator: 'direct', minimum: 0.45 },
+  { scenario: '5', description: 'MySQL connect per query: tokengate / direct', numerator: 'tokengate', denominator: 'direct', minimum: 0.6 },
+];
+
+const SELECT_ONLY = ['-S', '-c', '16', '-j', '2', '-n'];
+const TPCB = ['-c', '8', '-j', '2', '-n'];
+const CONNECT_PER_TX = ['-S', '-C', '-c', '8', '-j', '2', '-n'];
+
+function pgSystem(id: string, label: string, target: PgTarget, flags: string[], pid?: number): SystemSpec {
+  return { id, label, pid, run: (seconds) => runPgbench(target, flags, seconds) };
+}
+
+function mysqlSystem(id: string, label: string, target: MysqlTarget, test: string, threads: number, tableSize: number, extra: string[], pid?: number): SystemSpec {
+  return { id, label, pid, run: (seconds) => runSysbench(target, { test, threads, tableSize, extra }, seconds) };
+}
+
+export function throughputScenarios(env: BenchEnvironment, wanted: Set<ScenarioNumber>): ThroughputSpec[] {
+  const out: ThroughputSpec[] = [];
+  const gw = env.gateway;
+  const b = env.bouncer;
+  const bouncerNote = env.missing.pgbouncer ? [`pgbouncer rows skipped: ${env.missing.pgbouncer}`] : [];
+  const pgbench = (flags: string[]) => `pgbench ${flags.join(' ')} -T <s>`;
+
+  if (wanted.has('1')) {
+    const systems = [pgSystem('direct', 'direct (SCRAM)', pgTargetDirect(env), SELECT_ONLY)];
+    if (b) systems.push(pgSystem('pgbouncer', 'pgbouncer session, SCRAM', pgTargetBouncer(env, b.scram), SELECT_ONLY, b.scram.pid));
+    systems.push(pgSystem('tokengate', 'tokengate', pgTargetGateway(env, gw), SELECT_ONLY, gw.pid));
+    if (env.gatewayAudit) {
+      systems.push(pgSystem('tokengate-audit', 'tokengate, audit.queries on', pgTargetGateway(env, env.gatewayAudit), SELECT_ONLY, env.gatewayAudit.pid));
+    }
+    if (env.nodePipe) {
+      const target = { ...pgTargetDirect(env), port: env.nodePipe.port };
+      systems.push(pgSystem('node-pipe', 'reference: bare Node.js pipe (no protocol)', target, SELECT_ONLY, env.nodePipe.pid));
+    }
+    out.push({ id: '1', scenario: '1', title: 'select-only', command: pgbench(SELECT_ONLY), systems, notes: bouncerNote });
+  }
+  if (wanted.has('2')) {
+    const systems = [pgSystem('direct', 'direct (SCRAM)', pgTargetDirect(env), TPCB)];
+    if (b) systems.push(pgSystem('pgbouncer', 'pgbouncer session, SCRAM', pgTargetBouncer(env, b.scram), TPCB, b.scram.pid));
+    systems.push(pgSystem('tokengate', 'tokengate', pgTargetGateway(env, gw), TPCB, gw.pid));
+    out.push({ id: '2', scenario: '2', title: 'TPC-B', command: pgbench(TPCB), systems, notes: bouncerNote });
+  }
+  if (wanted.has('3')) {
+    const systems = [pgSystem('direct', 'direct (SCRAM login)', pgTargetDirect(env), CONNECT_PER_TX)];
+    if (b) {
+      systems.push(pgSystem('pgbouncer', 'pgbouncer session, SCRAM', pgTargetBouncer(env, b.scram), CONNECT_PER_TX, b.scram.pid));
+      systems.push(pgSystem('pgbouncer-plain', 'pgbouncer session, auth_type=plain', pgTargetBouncer(env, b.plain), CONNECT_PER_TX, b.plain.pid));
+    }
+    systems.push(pgSystem('tokengate', 'tokengate (cached token + pool checkout)', pgTargetGateway(env, gw), CONNECT_PER_TX, gw.pid));
+    out.push({ id: '3', scenario: '3', title: 'connect per transaction', command: pgbench(CONNECT_PER_TX), systems, notes: bouncerNote });
+  }
+
+  const m = env.mariadb;
+  const mysqlSkip = env.missing.mariadb ?? env.missing.sysbench ?? env.missing.gatewayMysql;
+  const tableSize = m?.tableSize ?? 0;
+  const pointSelect = (id: '4t' | '4p', mode: 'disable' | 'auto', title: string): void => {
+    const extra = [`--db-ps-mode=${mode}`];
+    const command = `sysbench oltp_point_select --threads=16 --db-ps-mode=${mode} --time=<s>`;
+    if (mysqlSkip || !m) {
+      out.push({ id, scenario: '4', title, command, systems: [], skipped: mysqlSkip ?? 'MariaDB not started', notes: [] });
+      return;
+    }
+    out.push({
+      id, scenario: '4', title, command, notes: [],
+      systems: [
+        mysqlSystem('direct', 'direct (mysql_native_password)', mysqlTargetDirect(m), 'oltp_point_select', 16, tableSize, extra),
+        mysqlSystem('tokengate', 'tokengate', mysqlTargetGateway(env, gw), 'oltp_point_select', 16, tableSize, extra, gw.pid),
+      ],
+    });
+  };
+  if (wanted.has('4')) {
+    pointSelect('4t', 'disable', 'MariaDB point select, text');
+    pointSelect('4p', 'auto', 'MariaDB point select, prepared');
+  }
+  if (wanted.has('5')) {
+    const script = path.join(env.root, 'test/bench/sysbench/connect_point_select.lua');
+    const command = 'sysbench test/bench/sysbench/connect_point_select.lua --threads=8 --time=<s>';
+    if (mysqlSkip || !m) out.push({ id: '5', scenario: '5', title: 'MySQL connect per query', command, systems: [], skipped: mysqlSkip ?? 'MariaDB not started', notes: [] });
+    else {
+      out.push({
+        id: '5', scenario: '5', title: 'MySQL connect per query', command, notes: [],
+        systems: [
+          mysqlSystem('direct', 'direct (mysql_native_password login)', mysqlTargetDirect(m), script, 8, tableSize, []),
+          mysqlSystem('tokengate', 'tokengate (cached token + pool checkout)', mysqlTargetGateway(env, gw), script, 8, tableSize, [], gw.pid),
+        ],
+      });
+    }
+  }
+  if (wanted.has('6')) {
+    const systems = [pgSystem('direct', 'direct, TLS (SCRAM)', pgTargetDirect(env, 'require'), SELECT_ONLY)];
+    if (b) systems.push(pgSystem('pgbouncer', 'pgbouncer, client_tls_sslmode=require', pgTargetBouncer(env, b.tls, 'require'), SELECT_ONLY, b.tls.pid));
+    systems.push(pgSystem('tokengate', 'tokengate, TLS', pgTargetGateway(env, gw, 'require'), SELECT_ONLY, gw.pid));
+    out.push({ id: '6', scenario: '6', title: 'select-only over TLS', command: `PGSSLMODE=require ${pgbench(SELECT_ONLY)}`, systems, notes: bouncerNote });
+  }
+  return out;
+}
+
+export interface LatencySpec {
+  protocol: 'postgres' | 'mysql';
+  id: string;
+  label: string;
+  target: { pg: PgTarget } | { mysql: MysqlTarget };
+}
+
+/** Scenario 7: login latency through tokengate vs direct (and pgbouncer, for reference). */
+export function latencySystems(env: BenchEnvironment): { systems: LatencySpec[]; notes: string[] } {
+  const systems: LatencySpec[] = [
+    { protocol: 'postgres', id: 'direct', label: 'direct (SCRAM)', target: { pg: pgTargetDirect(env) } },
+  ];
+  if (env.bouncer) systems.push({ protocol: 'postgres', id: 'pgbouncer', label: 'pgbouncer session, SCRAM', target: { pg: pgTargetBouncer(env, env.bouncer.scram) } });
+  systems.push({ protocol: 'postgres', id: 'tokengate', label: 'tokengate', target: { pg: pgTargetGateway(env, env.gateway) } });
+  const notes: string[] = [];
+  const mysqlSkip = env.missing.mariadb ?? env.missing.gatewayMysql;
+  if (env.mariadb && !mysqlSkip) {
+    systems.push({ protocol: 'mysql', id: 'direct', label: 'direct (mysql_native_password)', target: { mysql: mysqlTargetDirect(env.mariadb) } });
+    systems.push({ protocol: 'mysql', id: 'tokengate', label: 'tokengate', target: { mysql: mysqlTargetGateway(env, env.gateway) } });
+  } else notes.push(`MySQL login latency skipped: ${mysqlSkip ?? 'MariaDB not started'}`);
+  return { systems, notes };
+}

@@ -1,0 +1,51 @@
+/**
+ * A bare Node.js TCP relay: bytes in, bytes out, no protocol at all. It is the reference row of
+ * scenario 1: the cost of any relay built on Node's net streams, so the table shows how much of
+ * tokengate's cost is its own (following the protocol) and how much is the runtime's.
+ *
+ * Run as a child process: `node nodePipe.js LISTEN_PORT UPSTREAM_PORT`.
+ */
+import net from 'node:net';
+import path from 'node:path';
+import { freePort, startDaemon, waitForPort, type Daemon } from '../proc';
+
+export interface NodePipe {
+  port: number;
+  pid: number;
+  daemon: Daemon;
+  stop(): Promise<void>;
+}
+
+export async function startNodePipe(dir: string, upstreamPort: number): Promise<NodePipe> {
+  const port = await freePort();
+  const daemon = startDaemon('node-pipe', process.execPath, [__filename, String(port), String(upstreamPort)], path.join(dir, 'node-pipe.log'));
+  await waitForPort(port, { daemon });
+  return { port, pid: daemon.child.pid!, daemon, stop: () => daemon.stop() };
+}
+
+function relay(listenPort: number, upstreamPort: number): void {
+  const pipe = (from: net.Socket, to: net.Socket): void => {
+    from.on('data', (chunk: Buffer) => {
+      if (!to.write(chunk)) {
+        from.pause();
+        to.once('drain', () => from.resume());
+      }
+    });
+  };
+  net
+    .createServer({ noDelay: true }, (client) => {
+      const upstream = net.connect({ host: '127.0.0.1', port: upstreamPort, noDelay: true });
+      pipe(client, upstream);
+      pipe(upstream, client);
+      for (const s of [client, upstream]) {
+        s.on('error', () => undefined);
+        s.on('close', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+    })
+    .listen(listenPort, '127.0.0.1');
+}
+
+if (require.main === module) relay(Number(process.argv[2]), Number(process.argv[3]));
