@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { UpstreamTlsMode } from '../config/types';
@@ -40,6 +39,7 @@ import {
 import { UnsupportedAuthError, authResponse, initialPlugin, switchScramble } from './mysqlAuthPlugins';
 import { MysqlConversation } from './mysqlConversation';
 import { MysqlServerConnection } from './mysqlServerConnection';
+import { connectUpstreamTcp, upstreamTlsOptions } from './upstreamSocket';
 
 export interface MysqlLoginOptions {
   host: string;
@@ -98,7 +98,7 @@ export async function connectMysqlUpstream(o: MysqlLoginOptions): Promise<MysqlS
   if (!Number.isInteger(o.characterSet) || o.characterSet < 1 || o.characterSet > 255) {
     throw new MysqlLoginError(`Collation id ${o.characterSet} cannot be sent in a HandshakeResponse (1..255 expected).`);
   }
-  const tlsOptions = o.tls === 'disable' ? undefined : await clientTlsOptions(o);
+  const tlsOptions = o.tls === 'disable' ? undefined : await upstreamTlsOptions(o, loginError);
 
   let socket: net.Socket | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -113,7 +113,7 @@ export async function connectMysqlUpstream(o: MysqlLoginOptions): Promise<MysqlS
   const failure = (what: string): Error => new MysqlLoginError(`Connection to upstream MySQL ${where} ${what} during login.`);
 
   const login = async (): Promise<MysqlServerConnection> => {
-    socket = await tcpConnect(o.host, o.port, where);
+    socket = await connectUpstreamTcp(o.host, o.port, `MySQL ${where}`, loginError);
     if (timedOut) {
       socket.destroy();
       throw new MysqlLoginError('timed out');
@@ -254,7 +254,7 @@ export async function probeMysqlServerVersion(host: string, port: number, timeou
     }, timeoutMs);
   });
   const probe = async (): Promise<string> => {
-    socket = await tcpConnect(host, port, where);
+    socket = await connectUpstreamTcp(host, port, `MySQL ${where}`, loginError);
     const conv = new MysqlConversation(socket, (what) => new MysqlLoginError(`Connection to upstream MySQL ${where} ${what} before its greeting.`));
     return decodeGreeting((await conv.next()).payload, where).serverVersion;
   };
@@ -302,37 +302,6 @@ function rsaEncrypt(password: string, scramble: Buffer, pem: string, where: stri
   }
 }
 
-async function clientTlsOptions(o: MysqlLoginOptions): Promise<tls.ConnectionOptions> {
-  // SNI must be a host name, never an IP literal (RFC 6066); the identity check still uses `host`.
-  const base: tls.ConnectionOptions = { host: o.host, servername: net.isIP(o.host) ? undefined : o.host };
-  if (o.tls !== 'verify-full') return { ...base, rejectUnauthorized: false };
-  let ca: Buffer | undefined;
-  if (o.caFile) {
-    try {
-      ca = await readFile(o.caFile);
-    } catch (err) {
-      throw new MysqlLoginError(`Cannot read the upstream CA file ${o.caFile} (tls: verify-full): ${(err as Error).message}. Fix caFile or its permissions.`);
-    }
-  }
-  return { ...base, ca, rejectUnauthorized: true };
-}
-
-function tcpConnect(host: string, port: number, where: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host, port });
-    s.setNoDelay(true);
-    s.setKeepAlive(true, 30_000);
-    s.once('connect', () => {
-      s.removeListener('error', onError);
-      resolve(s);
-    });
-    const onError = (err: Error): void => {
-      s.destroy();
-      reject(new MysqlLoginError(`Cannot connect to upstream MySQL ${where}: ${err.message}. Check the upstream host and port and that the server is running.`));
-    };
-    s.once('error', onError);
-  });
-}
 
 /** The TLS handshake that follows an SSLRequest (the server sends no reply byte). */
 function upgradeToTls(socket: net.Socket, mode: UpstreamTlsMode, options: tls.ConnectionOptions, where: string): Promise<tls.TLSSocket> {
@@ -350,3 +319,5 @@ function upgradeToTls(socket: net.Socket, mode: UpstreamTlsMode, options: tls.Co
     });
   });
 }
+
+const loginError = (message: string): Error => new MysqlLoginError(message);

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { serialize } from 'pg-protocol';
@@ -20,6 +19,7 @@ import {
 import { BackendStream } from './backendStream';
 import { CancelTarget, PgServerConnection, TxStatus } from './pgServerConnection';
 import { SaltedPasswordCache, defaultSaltedPasswordCache } from './saltedPasswordCache';
+import { connectUpstreamTcp, upstreamTlsOptions } from './upstreamSocket';
 
 export interface PgLoginOptions {
   host: string;
@@ -57,7 +57,7 @@ const SUPPORTED = 'tokengate supports trust, password (cleartext), md5 and scram
 export async function connectPgUpstream(o: PgLoginOptions): Promise<PgServerConnection> {
   const where = `${o.user}@${o.host}:${o.port}/${o.database}`;
   const startup = startupMessage({ user: o.user, database: o.database, ...o.parameters });
-  const tlsOptions = o.tls === 'disable' ? undefined : await clientTlsOptions(o);
+  const tlsOptions = o.tls === 'disable' ? undefined : await upstreamTlsOptions(o, loginError);
 
   let socket: net.Socket | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -70,7 +70,7 @@ export async function connectPgUpstream(o: PgLoginOptions): Promise<PgServerConn
     }, o.connectTimeoutMs);
   });
   const login = async (): Promise<PgServerConnection> => {
-    socket = await tcpConnect(o.host, o.port, where);
+    socket = await connectUpstreamTcp(o.host, o.port, `PostgreSQL ${where}`, loginError);
     if (timedOut) {
       socket.destroy();
       throw new UpstreamLoginError('timed out');
@@ -129,37 +129,6 @@ function startupMessage(params: Record<string, string>): Buffer {
   return msg;
 }
 
-async function clientTlsOptions(o: PgLoginOptions): Promise<tls.ConnectionOptions> {
-  // SNI must be a host name, never an IP literal (RFC 6066); the identity check still uses `host`.
-  const base: tls.ConnectionOptions = { host: o.host, servername: net.isIP(o.host) ? undefined : o.host };
-  if (o.tls !== 'verify-full') return { ...base, rejectUnauthorized: false };
-  let ca: Buffer | undefined;
-  if (o.caFile) {
-    try {
-      ca = await readFile(o.caFile);
-    } catch (err) {
-      throw new UpstreamLoginError(`Cannot read the upstream CA file ${o.caFile} (tls: verify-full): ${(err as Error).message}. Fix caFile or its permissions.`);
-    }
-  }
-  return { ...base, ca, rejectUnauthorized: true };
-}
-
-function tcpConnect(host: string, port: number, where: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host, port });
-    s.setNoDelay(true);
-    s.setKeepAlive(true, 30_000);
-    s.once('connect', () => {
-      s.removeListener('error', onError);
-      resolve(s);
-    });
-    const onError = (err: Error): void => {
-      s.destroy();
-      reject(new UpstreamLoginError(`Cannot connect to upstream PostgreSQL ${where}: ${err.message}. Check the upstream host and port and that the server is running.`));
-    };
-    s.once('error', onError);
-  });
-}
 
 /** SSLRequest; resolves with the TLS socket, or undefined when `prefer` falls back to plaintext. */
 function negotiateTls(socket: net.Socket, mode: UpstreamTlsMode, options: tls.ConnectionOptions, where: string): Promise<tls.TLSSocket | undefined> {
@@ -349,3 +318,5 @@ async function readWelcome(conn: LoginConversation, where: string): Promise<{ pr
     }
   }
 }
+
+const loginError = (message: string): Error => new UpstreamLoginError(message);
