@@ -33,6 +33,8 @@ function runNode(args: string[], o: { env?: Record<string, string>; input?: stri
       clearTimeout(timer);
       resolvePromise({ code, stdout, stderr });
     });
+    // A child may exit before reading its input (EPIPE): that is its answer, not a test failure.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(o.input ?? '');
   });
 }

@@ -66,6 +66,8 @@ export function runCommand(cmd: string, args: string[], o: { env?: NodeJS.Proces
       clearTimeout(timer);
       resolvePromise({ code, signal, stdout, stderr });
     });
+    // A child may exit before reading its input (EPIPE): that is its answer, not a test failure.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(o.input ?? '');
   });
 }

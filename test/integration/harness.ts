@@ -149,6 +149,8 @@ export function run(cmd: string, args: string[], env: Record<string, string> = {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    // A child may exit before reading its input (EPIPE): that is its answer, not a test failure.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(input ?? '');
   });
 }
