@@ -68,3 +68,9 @@ export interface SessionEnd extends IdentityFields {
 }
 
 export type AuditEvent = ConnectionAccepted | ConnectionRejected | QueryRecord | SessionEnd;
+
+/** The audit view of a verified identity (claims only; never the token). */
+export function identityFields(id: { sub: string; clientId?: string; groups: string[]; jti?: string; expiresAt: number } | undefined): IdentityFields {
+  if (!id) return {};
+  return { sub: id.sub, cid: id.clientId, groups: id.groups, jti: id.jti, tokenExpiresAt: new Date(id.expiresAt * 1000).toISOString() };
+}

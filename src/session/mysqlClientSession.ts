@@ -5,7 +5,7 @@ import type { Config, RoleConfig, UpstreamConfig } from '../config/types';
 import type { Identity } from '../identity/types';
 import { TokenRejectedError } from '../identity/types';
 import type { AuditLog } from '../audit/auditLog';
-import type { IdentityFields } from '../audit/events';
+import { identityFields, type IdentityFields } from '../audit/events';
 import type { MysqlServerConnection } from '../upstream/mysqlServerConnection';
 import { PoolExhaustedError } from '../pool/pool';
 import {
@@ -488,9 +488,7 @@ export class MysqlClientSession implements KillTarget {
   }
 
   private identityFields(): IdentityFields {
-    const id = this.identity;
-    if (!id) return {};
-    return { sub: id.sub, cid: id.clientId, groups: id.groups, jti: id.jti, tokenExpiresAt: new Date(id.expiresAt * 1000).toISOString() };
+    return identityFields(this.identity);
   }
 }
 

@@ -6,7 +6,7 @@ import type { Identity } from '../identity/types';
 import { TokenRejectedError } from '../identity/types';
 import { decide } from '../grants/decide';
 import type { AuditLog } from '../audit/auditLog';
-import type { IdentityFields } from '../audit/events';
+import { identityFields, type IdentityFields } from '../audit/events';
 import type { PgServerConnection } from '../upstream/pgServerConnection';
 import { PoolExhaustedError } from '../pool/pool';
 import {
@@ -453,8 +453,6 @@ export class PgClientSession implements Cancellable {
   }
 
   private identityFields(): IdentityFields {
-    const id = this.identity;
-    if (!id) return {};
-    return { sub: id.sub, cid: id.clientId, groups: id.groups, jti: id.jti, tokenExpiresAt: new Date(id.expiresAt * 1000).toISOString() };
+    return identityFields(this.identity);
   }
 }
