@@ -2,7 +2,8 @@ import type { RoleConfig, UpstreamConfig } from '../config/types';
 import { CLIENT_COMPRESS, CLIENT_LOCAL_FILES, COM_RESET_CONNECTION, encodeInitDb, encodeSimpleCommand, formatCapabilities } from '../../protocols/mysql';
 import { connectMysqlUpstream } from '../upstream/mysqlLogin';
 import type { MysqlServerConnection } from '../upstream/mysqlServerConnection';
-import { Pool, PoolStats } from './pool';
+import { Pool, type PoolStats } from './pool';
+import { SessionPool } from './sessionPool';
 
 export { PoolExhaustedError, PoolClosedError } from './pool';
 export type { PoolStats } from './pool';
@@ -51,19 +52,15 @@ const IDENTIFIER = /^[A-Za-z0-9_]+$/;
  * capabilities, collation), session-pooled: a connection serves one client at a time and is
  * reset before the next one gets it.
  */
-export class MysqlPool {
-  readonly name: string;
-  readonly #pool: Pool<MysqlServerConnection>;
-  readonly #baselines = new WeakMap<MysqlServerConnection, MysqlSessionBaseline>();
-
+export class MysqlPool extends SessionPool<MysqlServerConnection> {
   constructor(readonly key: MysqlPoolKey, opts: MysqlPoolOptions = {}) {
-    this.name = mysqlPoolName(key);
     const { upstream, role, database, capabilities, characterSet } = key;
     const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     const resetTimeoutMs = opts.resetTimeoutMs ?? 5_000;
     const connectAttributes = opts.connectAttributes ?? { program_name: 'tokengate' };
-    this.#pool = new Pool<MysqlServerConnection>(
-      this.name,
+    const name = mysqlPoolName(key);
+    super(name, new Pool<MysqlServerConnection>(
+      name,
       { ...upstream.pool, janitorIntervalMs: opts.janitorIntervalMs },
       {
         create: async () => {
@@ -73,7 +70,7 @@ export class MysqlPool {
             connectTimeoutMs, connectAttributes,
           });
           try {
-            this.#baselines.set(conn, await readBaseline(conn, connectTimeoutMs));
+            baselines.set(conn, await readBaseline(conn, connectTimeoutMs));
           } catch (err) {
             conn.close();
             throw err;
@@ -81,38 +78,16 @@ export class MysqlPool {
           return conn;
         },
         reset: (conn) => {
-          const baseline = this.#baselines.get(conn);
+          const baseline = baselines.get(conn);
           return baseline ? resetMysqlConnection(conn, baseline, resetTimeoutMs) : Promise.resolve(false);
         },
       },
-    );
-  }
-
-  acquire(): Promise<MysqlServerConnection> {
-    return this.#pool.acquire();
-  }
-
-  /**
-   * Not reusable, broken or still detached: closed. Otherwise reset (COM_RESET_CONNECTION,
-   * then the login's character set and database) in the background and reused; any error closes it.
-   */
-  release(conn: MysqlServerConnection, reusable: boolean): void {
-    this.#pool.release(conn, reusable && conn.attached);
-  }
-
-  stats(): PoolStats {
-    return this.#pool.stats();
-  }
-
-  /** Runs the janitor sweep now (tests; the timer does it otherwise). */
-  sweep(): void {
-    this.#pool.sweep();
-  }
-
-  close(): Promise<void> {
-    return this.#pool.close();
+    ));
   }
 }
+
+/** Each connection's session state right after login, which a reset must restore. */
+const baselines = new WeakMap<MysqlServerConnection, MysqlSessionBaseline>();
 
 async function readBaseline(conn: MysqlServerConnection, timeoutMs: number): Promise<MysqlSessionBaseline> {
   const r = await conn.query(BASELINE_SQL, timeoutMs);

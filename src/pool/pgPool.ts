@@ -1,7 +1,8 @@
 import type { RoleConfig, UpstreamConfig } from '../config/types';
 import { connectPgUpstream } from '../upstream/pgLogin';
 import type { PgServerConnection } from '../upstream/pgServerConnection';
-import { Pool, PoolStats } from './pool';
+import { Pool, type PoolStats } from './pool';
+import { SessionPool } from './sessionPool';
 
 export { PoolExhaustedError, PoolClosedError } from './pool';
 export type { PoolStats } from './pool';
@@ -33,18 +34,15 @@ export function pgPoolName(key: PgPoolKey): string {
  * like pgbouncer: a connection serves one client at a time and is reset (ROLLBACK if needed,
  * then DISCARD ALL) before the next one gets it.
  */
-export class PgPool {
-  readonly name: string;
-  readonly #pool: Pool<PgServerConnection>;
-
+export class PgPool extends SessionPool<PgServerConnection> {
   constructor(readonly key: PgPoolKey, opts: PgPoolOptions = {}) {
-    this.name = pgPoolName(key);
     const { upstream, role, database } = key;
     const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     const resetTimeoutMs = opts.resetTimeoutMs ?? 5_000;
     const parameters = opts.startupParameters ?? { application_name: 'tokengate' };
-    this.#pool = new Pool<PgServerConnection>(
-      this.name,
+    const name = pgPoolName(key);
+    super(name, new Pool<PgServerConnection>(
+      name,
       { ...upstream.pool, janitorIntervalMs: opts.janitorIntervalMs },
       {
         create: () =>
@@ -54,29 +52,7 @@ export class PgPool {
           }),
         reset: (conn) => resetPgConnection(conn, resetTimeoutMs),
       },
-    );
-  }
-
-  acquire(): Promise<PgServerConnection> {
-    return this.#pool.acquire();
-  }
-
-  /** The connection must be attached (the relay handed the socket back) unless reusable is false. */
-  release(conn: PgServerConnection, reusable: boolean): void {
-    this.#pool.release(conn, reusable && conn.attached);
-  }
-
-  stats(): PoolStats {
-    return this.#pool.stats();
-  }
-
-  /** Runs the janitor sweep now (tests; the timer does it otherwise). */
-  sweep(): void {
-    this.#pool.sweep();
-  }
-
-  close(): Promise<void> {
-    return this.#pool.close();
+    ));
   }
 }
 
