@@ -69,8 +69,20 @@ export interface SessionEnd extends IdentityFields {
 
 export type AuditEvent = ConnectionAccepted | ConnectionRejected | QueryRecord | SessionEnd;
 
-/** The audit view of a verified identity (claims only; never the token). */
-export function identityFields(id: { sub: string; clientId?: string; groups: string[]; jti?: string; expiresAt: number } | undefined): IdentityFields {
-  if (!id) return {};
-  return { sub: id.sub, cid: id.clientId, groups: id.groups, jti: id.jti, tokenExpiresAt: new Date(id.expiresAt * 1000).toISOString() };
+type AuditedIdentity = { sub: string; clientId?: string; groups: string[]; jti?: string; expiresAt: number };
+
+/** Verified identities are immutable and shared by every session of a cached token: compute once. */
+const fieldsOf = new WeakMap<AuditedIdentity, Readonly<IdentityFields>>();
+
+/** The audit view of a verified identity (claims only; never the token). Frozen and shared: spread it. */
+export function identityFields(id: AuditedIdentity | undefined): Readonly<IdentityFields> {
+  if (!id) return NO_IDENTITY;
+  let fields = fieldsOf.get(id);
+  if (!fields) {
+    fields = Object.freeze({ sub: id.sub, cid: id.clientId, groups: id.groups, jti: id.jti, tokenExpiresAt: new Date(id.expiresAt * 1000).toISOString() });
+    fieldsOf.set(id, fields);
+  }
+  return fields;
 }
+
+const NO_IDENTITY: Readonly<IdentityFields> = Object.freeze({});

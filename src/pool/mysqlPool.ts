@@ -1,7 +1,8 @@
 import type { RoleConfig, UpstreamConfig } from '../config/types';
-import { CLIENT_COMPRESS, CLIENT_LOCAL_FILES, COM_RESET_CONNECTION, encodeInitDb, encodeSimpleCommand, formatCapabilities } from '../../protocols/mysql';
+import { encodeInitDb, encodeQuery, encodeSimpleCommand } from '../../protocols/mysql/command';
+import { CLIENT_COMPRESS, CLIENT_LOCAL_FILES, COM_RESET_CONNECTION, formatCapabilities } from '../../protocols/mysql/constants';
 import { connectMysqlUpstream } from '../upstream/mysqlLogin';
-import type { MysqlServerConnection } from '../upstream/mysqlServerConnection';
+import type { MysqlCommandResult, MysqlServerConnection } from '../upstream/mysqlServerConnection';
 import { Pool, type PoolStats } from './pool';
 import { SessionPool } from './sessionPool';
 
@@ -90,7 +91,10 @@ export class MysqlPool extends SessionPool<MysqlServerConnection> {
 const baselines = new WeakMap<MysqlServerConnection, MysqlSessionBaseline>();
 
 async function readBaseline(conn: MysqlServerConnection, timeoutMs: number): Promise<MysqlSessionBaseline> {
-  const r = await conn.query(BASELINE_SQL, timeoutMs);
+  return baselineOf(conn, await conn.query(BASELINE_SQL, timeoutMs));
+}
+
+function baselineOf(conn: MysqlServerConnection, r: MysqlCommandResult): MysqlSessionBaseline {
   const row = r.rows?.[0];
   if (r.error || !row || row.length !== 4) {
     throw new Error(`Cannot read the session state of upstream connection ${conn.id}${r.error ? `: ERROR ${r.error.code}: ${r.error.message}` : ''}.`);
@@ -98,17 +102,21 @@ async function readBaseline(conn: MysqlServerConnection, timeoutMs: number): Pro
   return { charsetClient: row[0], charsetResults: row[1], collationConnection: row[2], database: row[3] };
 }
 
+const RESET_AND_CHECK = [encodeSimpleCommand(COM_RESET_CONNECTION), encodeQuery(BASELINE_SQL)];
+
 /**
  * COM_RESET_CONNECTION clears the transaction, user variables, temporary tables, prepared
  * statements and locks, and resets session variables. MariaDB 10.11 keeps the login's
  * character set and the current database; other servers reset the character set to the
  * server default, so both are checked against the baseline and restored when they differ.
- * Resolves false when the connection cannot be made like new (it is then closed).
+ * The reset and the check go out in one write (one round trip); a failed reset only makes
+ * the check's answer moot. Resolves false when the connection cannot be made like new (it
+ * is then closed).
  */
 export async function resetMysqlConnection(conn: MysqlServerConnection, baseline: MysqlSessionBaseline, timeoutMs: number): Promise<boolean> {
-  const reset = await conn.command(encodeSimpleCommand(COM_RESET_CONNECTION), timeoutMs);
+  const [reset, check] = await conn.commands(RESET_AND_CHECK, timeoutMs);
   if (reset.error || !reset.ok) return false;
-  const now = await readBaseline(conn, timeoutMs);
+  const now = baselineOf(conn, check);
   if (sameSession(now, baseline)) return true;
   const charsetOk = now.charsetClient === baseline.charsetClient && now.charsetResults === baseline.charsetResults && now.collationConnection === baseline.collationConnection;
   const databaseOk = now.database === baseline.database;

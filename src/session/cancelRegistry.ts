@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { randomBytes } from './randomPool';
 
 /** Something a CancelRequest can reach: the session that owns the key. */
 export interface Cancellable {
@@ -24,7 +25,7 @@ export class CancelRegistry {
     do {
       processId = crypto.randomInt(1, 0x7fffffff);
     } while (this.entries.has(processId));
-    const secretKey = crypto.randomBytes(4);
+    const secretKey = randomBytes(4);
     this.entries.set(processId, { key: secretKey, target });
     return { processId, secretKey };
   }

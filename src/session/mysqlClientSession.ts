@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Config, RoleConfig, UpstreamConfig } from '../config/types';
@@ -8,29 +7,11 @@ import type { AuditLog } from '../audit/auditLog';
 import { identityFields, type IdentityFields } from '../audit/events';
 import type { MysqlServerConnection } from '../upstream/mysqlServerConnection';
 import { PoolExhaustedError } from '../pool/pool';
-import {
-  CLIENT_PLUGIN_AUTH,
-  CLIENT_SSL,
-  ErrorCode,
-  GATEWAY_CAPABILITIES,
-  MAX_CLEAR_PASSWORD_BYTES,
-  MYSQL_CLEAR_PASSWORD,
-  MYSQL_NATIVE_PASSWORD,
-  SCRAMBLE_LENGTH,
-  SERVER_STATUS_AUTOCOMMIT,
-  UTF8MB4_GENERAL_CI,
-  decodeClearPassword,
-  decodeHandshakeResponse41,
-  decodeSslRequest,
-  encodeAuthSwitchRequest,
-  encodeHandshakeV10,
-  encodeInitDb,
-  encodePacket,
-  formatCapabilities,
-  isSslRequest,
-  type ErrorCodeDef,
-  type HandshakeResponse41,
-} from '../../protocols/mysql';
+import { MAX_CLEAR_PASSWORD_BYTES, decodeClearPassword, encodeAuthSwitchRequest } from '../../protocols/mysql/auth';
+import { encodeInitDb } from '../../protocols/mysql/command';
+import { CLIENT_PLUGIN_AUTH, CLIENT_SSL, ErrorCode, GATEWAY_CAPABILITIES, MYSQL_CLEAR_PASSWORD, MYSQL_NATIVE_PASSWORD, SERVER_STATUS_AUTOCOMMIT, UTF8MB4_GENERAL_CI, formatCapabilities, type ErrorCodeDef } from '../../protocols/mysql/constants';
+import { encodePacket } from '../../protocols/mysql/framing';
+import { SCRAMBLE_LENGTH, decodeHandshakeResponse41, decodeSslRequest, encodeHandshakeV10, isSslRequest, type HandshakeResponse41 } from '../../protocols/mysql/handshake';
 import { isLoopbackAddress, formatRemote } from '../server/address';
 import { PrefixedStream } from '../server/prefixedStream';
 import { MysqlHandshakeReader, type HandshakePacket } from './mysqlHandshakeReader';
@@ -41,6 +22,7 @@ import { routeLogin, type Granted } from './mysqlRouting';
 import { GATEWAY_ERROR, SERVER_SHUTDOWN, errPayload, okPayload, schemaChangedOk } from './mysqlReplies';
 import { endWith } from './endWith';
 import { log } from '../log';
+import { randomBytes, randomId } from './randomPool';
 
 export interface MysqlPoolLike {
   acquire(): Promise<MysqlServerConnection>;
@@ -74,7 +56,7 @@ const MAX_LOGIN_PAYLOAD = MAX_CLEAR_PASSWORD_BYTES + 80 * 1024;
  * and gets one at its first USE.
  */
 export class MysqlClientSession implements KillTarget {
-  readonly id = 'my-' + crypto.randomBytes(6).toString('hex');
+  readonly id = randomId('my-', 6);
   private state: State = 'greeted';
   private stream: net.Socket | tls.TLSSocket;
   private tls = false;
@@ -149,7 +131,7 @@ export class MysqlClientSession implements KillTarget {
       capabilities: this.greetingCapabilities,
       characterSet: UTF8MB4_GENERAL_CI,
       statusFlags: SERVER_STATUS_AUTOCOMMIT,
-      authPluginName: MYSQL_NATIVE_PASSWORD,
+      authPluginName: this.greetingPlugin(),
     });
     this.socket.write(encodePacket(0, greeting));
   }
@@ -182,7 +164,7 @@ export class MysqlClientSession implements KillTarget {
       if (this.state === 'greeted') {
         if (!this.onHandshakeResponse(packet)) return; // switched to TLS or refused
       } else if (this.state === 'token') {
-        this.onToken(packet);
+        this.onToken(packet.payload);
       } else {
         this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, 'received a command before the login finished; wait for the OK packet');
         return;
@@ -231,21 +213,27 @@ export class MysqlClientSession implements KillTarget {
         'tokengate accepts access tokens only over TLS from this address; enable TLS in your client (mariadb --ssl, mysql2 ssl: {...}, PyMySQL ssl={...})', where);
       return false;
     }
-    // Always ask for the password in clear: the token itself is what the gateway verifies.
+    this.state = 'token';
+    if (response.authPluginName === MYSQL_CLEAR_PASSWORD) {
+      // The client took the greeting's offer and sent the token in clear already (libmariadb does).
+      this.onToken(response.authResponse);
+      return !this.isClosed();
+    }
+    // Ask for the password in clear: the token itself is what the gateway verifies.
     this.stream.write(encodePacket(this.replySequence, encodeAuthSwitchRequest(MYSQL_CLEAR_PASSWORD, Buffer.alloc(0))));
     this.expectedSequence = (this.replySequence + 1) & 0xff;
-    this.state = 'token';
     return true;
   }
 
-  private onToken(packet: HandshakePacket): void {
+  /** The mysql_clear_password data: in the HandshakeResponse, or in its own packet after the AuthSwitchRequest. */
+  private onToken(clearPassword: Buffer): void {
     if (this.reader.buffered > 0) {
       this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, 'received data after the password before the login finished', this.requested());
       return;
     }
     let token: string;
     try {
-      token = decodeClearPassword(packet.payload).trim();
+      token = decodeClearPassword(clearPassword).trim();
     } catch (err) {
       this.reject('malformed', ErrorCode.ACCESS_DENIED, `the password is not a usable access token: ${(err as Error).message}`, this.requested());
       return;
@@ -264,6 +252,18 @@ export class MysqlClientSession implements KillTarget {
 
   private requested(): { role?: string; database?: string } {
     return { role: this.response?.username || undefined, database: this.response?.database || undefined };
+  }
+
+  /**
+   * Where a token may travel in clear (loopback, or plaintext allowed for everyone), the
+   * greeting offers mysql_clear_password: libmariadb clients (mariadb CLI, MySQLdb, sysbench)
+   * and mysql2 over TLS then send the token in their HandshakeResponse, one round trip fewer.
+   * Elsewhere a client could send it before choosing TLS, so the greeting names
+   * mysql_native_password (the client's answer is a hash of a random scramble) and the
+   * token is asked for with an AuthSwitchRequest once the connection is known to be secure.
+   */
+  private greetingPlugin(): string {
+    return this.plaintextAllowed() ? MYSQL_CLEAR_PASSWORD : MYSQL_NATIVE_PASSWORD;
   }
 
   private plaintextAllowed(): boolean {
@@ -494,7 +494,7 @@ export class MysqlClientSession implements KillTarget {
 
 /** A 20-byte scramble of printable characters (some clients treat it as a C string). */
 function scramble(): Buffer {
-  const out = crypto.randomBytes(SCRAMBLE_LENGTH);
+  const out = randomBytes(SCRAMBLE_LENGTH);
   for (let i = 0; i < out.length; i++) out[i] = 0x21 + (out[i] % 94);
   return out;
 }

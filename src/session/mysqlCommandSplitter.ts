@@ -1,4 +1,5 @@
-import { MAX_PACKET_PAYLOAD, PACKET_HEADER_LENGTH, PacketError } from '../../protocols/mysql';
+import { MAX_PACKET_PAYLOAD, PACKET_HEADER_LENGTH } from '../../protocols/mysql/constants';
+import { PacketError } from '../../protocols/mysql/errors';
 
 /**
  * One client command (its packets, 16 MiB continuations included) or the rest of a long one.

@@ -2,28 +2,11 @@ import type net from 'node:net';
 import type { AuditLog } from '../audit/auditLog';
 import type { IdentityFields } from '../audit/events';
 import type { MysqlCommandResult, MysqlServerConnection } from '../upstream/mysqlServerConnection';
-import {
-  COM_INIT_DB,
-  COM_PROCESS_KILL,
-  COM_QUERY,
-  COM_SET_OPTION,
-  COM_STMT_CLOSE,
-  COM_STMT_EXECUTE,
-  COM_STMT_PREPARE,
-  ERR_HEADER,
-  ErrorCode,
-  MAX_PACKET_PAYLOAD,
-  PacketFramer,
-  ResponseTracker,
-  captureForResponse,
-  decodeCommand,
-  decodeErr,
-  encodePacket,
-  type Command,
-  type ErrorCodeDef,
-  type ResponseOutcome,
-  type ResultSummary,
-} from '../../protocols/mysql';
+import { decodeCommand, type Command } from '../../protocols/mysql/command';
+import { COM_INIT_DB, COM_PROCESS_KILL, COM_QUERY, COM_SET_OPTION, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_PREPARE, ERR_HEADER, ErrorCode, MAX_PACKET_PAYLOAD, type ErrorCodeDef } from '../../protocols/mysql/constants';
+import { PacketFramer, encodePacket } from '../../protocols/mysql/framing';
+import { decodeErr } from '../../protocols/mysql/packets';
+import { ResponseTracker, captureForResponse, type ResponseOutcome, type ResultSummary } from '../../protocols/mysql/response';
 import { MysqlCommandSplitter, type ClientItem } from './mysqlCommandSplitter';
 import { LAST_PREPARED_STATEMENT, MysqlPreparedStatements } from './mysqlPreparedStatements';
 import { GATEWAY_ERROR, errPayload } from './mysqlReplies';
@@ -224,6 +207,9 @@ export class MysqlRelay {
     }
     if (notice && !client.destroyed) {
       endWith(client, encodePacket(this.noticeSequence(), errPayload(notice.error, notice.message)));
+    } else if (reason === 'client_quit' && client.writableLength === 0) {
+      // COM_QUIT comes after every answer was written: like the server, just close.
+      client.destroy();
     } else if (graceful || reason === 'client_quit') {
       endWith(client);
     } else {

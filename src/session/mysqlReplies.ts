@@ -1,13 +1,6 @@
-import {
-  CLIENT_SESSION_TRACK,
-  SERVER_MORE_RESULTS_EXISTS,
-  SERVER_SESSION_STATE_CHANGED,
-  encodeErr,
-  encodeOk,
-  writeLenencInt,
-  writeLenencString,
-  type ErrorCodeDef,
-} from '../../protocols/mysql';
+import { CLIENT_SESSION_TRACK, SERVER_MORE_RESULTS_EXISTS, SERVER_SESSION_STATE_CHANGED, type ErrorCodeDef } from '../../protocols/mysql/constants';
+import { writeLenencInt, writeLenencString } from '../../protocols/mysql/lenenc';
+import { encodeErr, encodeOk } from '../../protocols/mysql/packets';
 
 /** Packets the gateway writes itself (answers to intercepted commands, refusals). */
 

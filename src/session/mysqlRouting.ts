@@ -1,7 +1,7 @@
 import type { Config } from '../config/types';
 import type { Identity } from '../identity/types';
 import { allowedAccess, decide, type Decision } from '../grants/decide';
-import { ErrorCode, type ErrorCodeDef } from '../../protocols/mysql';
+import { ErrorCode, type ErrorCodeDef } from '../../protocols/mysql/constants';
 
 /**
  * Where a MySQL session goes, built on the one access decision (grants/decide): the

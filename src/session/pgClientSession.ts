@@ -1,4 +1,4 @@
-import crypto from 'node:crypto';
+import { randomId } from './randomPool';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Config } from '../config/types';
@@ -9,22 +9,14 @@ import type { AuditLog } from '../audit/auditLog';
 import { identityFields, type IdentityFields } from '../audit/events';
 import type { PgServerConnection } from '../upstream/pgServerConnection';
 import { PoolExhaustedError } from '../pool/pool';
-import {
-  PgFramer,
-  FrameError,
-  ProtocolError,
-  SqlState,
-  decodeStartupPacket,
-  decodePasswordMessage,
-  authenticationCleartextPassword,
-  authenticationOk,
-  backendKeyData,
-  errorResponse,
-  negotiateProtocolVersion,
-  parameterStatus,
-  readyForQuery,
-} from '../../protocols/postgres';
-import type { Frame, StartupPacket } from '../../protocols/postgres';
+import { authenticationCleartextPassword, authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatus, readyForQuery } from '../../protocols/postgres/backend';
+import { SqlState } from '../../protocols/postgres/constants';
+import { FrameError, ProtocolError } from '../../protocols/postgres/errors';
+import { PgFramer } from '../../protocols/postgres/framing';
+import { decodePasswordMessage } from '../../protocols/postgres/frontend';
+import { decodeStartupPacket } from '../../protocols/postgres/startup';
+import type { Frame } from '../../protocols/postgres/framing';
+import type { StartupPacket } from '../../protocols/postgres/startup';
 import { isLoopbackAddress, formatRemote } from '../server/address';
 import { PrefixedStream } from '../server/prefixedStream';
 import type { CancelRegistry, Cancellable } from './cancelRegistry';
@@ -64,7 +56,7 @@ const EMPTY = Buffer.alloc(0);
  * client leaves, the upstream fails or the token expires.
  */
 export class PgClientSession implements Cancellable {
-  readonly id = 'pg-' + crypto.randomBytes(6).toString('hex');
+  readonly id = randomId('pg-', 6);
   private state: State = 'startup';
   private stream: net.Socket | tls.TLSSocket;
   private tls = false;

@@ -2,16 +2,10 @@ import type net from 'node:net';
 import type { AuditLog } from '../audit/auditLog';
 import type { IdentityFields } from '../audit/events';
 import type { PgServerConnection } from '../upstream/pgServerConnection';
-import {
-  PgFramer,
-  SqlState,
-  decodeCommandComplete,
-  decodeErrorFields,
-  decodeParse,
-  decodeQuery,
-  decodeReadyForQuery,
-  errorResponse,
-} from '../../protocols/postgres';
+import { decodeCommandComplete, decodeErrorFields, decodeReadyForQuery, errorResponse } from '../../protocols/postgres/backend';
+import { SqlState } from '../../protocols/postgres/constants';
+import { PgFramer } from '../../protocols/postgres/framing';
+import { decodeParse, decodeQuery } from '../../protocols/postgres/frontend';
 import type { FrameHandler } from '../../protocols/postgres/framing';
 import { PgQueryTracker, type CompletedQuery } from './pgQueryTracker';
 import { endWith } from './endWith';

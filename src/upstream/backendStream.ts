@@ -1,4 +1,5 @@
-import { encodeMessage, PgFramer, type Frame } from '../../protocols/postgres';
+import { encodeMessage } from '../../protocols/postgres/backend';
+import { PgFramer, type Frame } from '../../protocols/postgres/framing';
 
 /**
  * The upstream byte stream while the gateway itself reads it (login, reset and SET queries):

@@ -1,11 +1,5 @@
-import {
-  CACHING_SHA2_PASSWORD,
-  MYSQL_CLEAR_PASSWORD,
-  MYSQL_NATIVE_PASSWORD,
-  cachingSha2Scramble,
-  encodeClearPassword,
-  nativePasswordScramble,
-} from '../../protocols/mysql';
+import { cachingSha2Scramble, encodeClearPassword, nativePasswordScramble } from '../../protocols/mysql/auth';
+import { CACHING_SHA2_PASSWORD, MYSQL_CLEAR_PASSWORD, MYSQL_NATIVE_PASSWORD } from '../../protocols/mysql/constants';
 
 /** The upstream authentication plugins the gateway can answer. */
 export type UpstreamAuthPlugin = typeof MYSQL_NATIVE_PASSWORD | typeof CACHING_SHA2_PASSWORD | typeof MYSQL_CLEAR_PASSWORD;

@@ -1,5 +1,5 @@
 import type * as net from 'node:net';
-import { encodePacket } from '../../protocols/mysql';
+import { encodePacket } from '../../protocols/mysql/framing';
 import { MysqlPacketReader, MysqlPayload } from './mysqlPacketReader';
 
 /** Bound on any single payload during login (greeting, auth data, RSA key, ERR). */

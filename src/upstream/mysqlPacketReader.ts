@@ -1,4 +1,5 @@
-import { MAX_PACKET_PAYLOAD, PACKET_HEADER_LENGTH, PacketError } from '../../protocols/mysql';
+import { MAX_PACKET_PAYLOAD, PACKET_HEADER_LENGTH } from '../../protocols/mysql/constants';
+import { PacketError } from '../../protocols/mysql/errors';
 
 /** One whole logical payload (16 MiB splits joined) and the sequence id of its last packet. */
 export interface MysqlPayload {

@@ -1,16 +1,10 @@
 import type * as net from 'node:net';
-import {
-  COM_QUERY,
-  COM_QUIT,
-  COM_STMT_EXECUTE,
-  ERR_HEADER,
-  ResponseTracker,
-  decodeErr,
-  encodePacket,
-  encodeQuery,
-  encodeSimpleCommand,
-  readLenencBytes,
-} from '../../protocols/mysql';
+import { encodeQuery, encodeSimpleCommand } from '../../protocols/mysql/command';
+import { COM_QUERY, COM_QUIT, COM_STMT_EXECUTE, ERR_HEADER } from '../../protocols/mysql/constants';
+import { encodePacket } from '../../protocols/mysql/framing';
+import { readLenencBytes } from '../../protocols/mysql/lenenc';
+import { decodeErr } from '../../protocols/mysql/packets';
+import { ResponseTracker } from '../../protocols/mysql/response';
 import { MysqlPacketReader } from './mysqlPacketReader';
 
 export interface MysqlCommandResult {
@@ -51,13 +45,22 @@ const QUIT_PACKET = encodePacket(0, encodeSimpleCommand(COM_QUIT));
 
 let nextId = 1;
 
-interface PendingCommand {
-  resolve(r: MysqlCommandResult): void;
-  reject(e: Error): void;
+/** One command of a pipelined batch that has a response. */
+interface PendingStep {
+  /** Its position in the batch (and in the results). */
+  index: number;
   tracker: ResponseTracker;
   textRows: boolean;
   rows: (string | null)[][];
   bytes: number;
+}
+
+/** Commands written together; their responses arrive in order. */
+interface PendingBatch {
+  resolve(r: MysqlCommandResult[]): void;
+  reject(e: Error): void;
+  steps: PendingStep[];
+  results: MysqlCommandResult[];
   timer: NodeJS.Timeout;
 }
 
@@ -86,7 +89,7 @@ export class MysqlServerConnection {
   #brokenReason: string | undefined;
   #attached = false;
   #closed = false;
-  #pending: PendingCommand | undefined;
+  #pending: PendingBatch | undefined;
   readonly #onData = (chunk: Buffer): void => {
     this.#reader.push(chunk);
     this.#drain();
@@ -127,28 +130,48 @@ export class MysqlServerConnection {
    * has arrived. A server ERR is returned as result.error (the connection stays usable);
    * socket errors, timeouts and protocol errors reject and mark the connection broken.
    */
-  command(payload: Buffer, timeoutMs: number): Promise<MysqlCommandResult> {
+  async command(payload: Buffer, timeoutMs: number): Promise<MysqlCommandResult> {
+    const [result] = await this.commands([payload], timeoutMs);
+    return result;
+  }
+
+  /**
+   * Pipelines commands: writes them all at once and resolves with one result per command,
+   * in order, when the last response has arrived. A command that fails with ERR does not stop
+   * the ones after it (the server runs each), so batch only commands that are safe to run
+   * regardless. One write and one wait instead of one per command: the pool's reset uses it.
+   */
+  commands(payloads: Buffer[], timeoutMs: number): Promise<MysqlCommandResult[]> {
     if (this.broken) return Promise.reject(new MysqlCommandError(`Upstream connection ${this.id} is broken (${this.brokenReason}).`));
     if (!this.#attached) return Promise.reject(new MysqlCommandError('command() called while the relay has the connection detached.'));
     if (this.#pending) return Promise.reject(new MysqlCommandError('command() called while another internal command is running.'));
-    if (payload.length === 0) return Promise.reject(new MysqlCommandError('command() needs a payload starting with a command byte.'));
-    const tracker = new ResponseTracker(this.capabilities);
-    const cmd = payload[0];
-    let state;
-    try {
-      state = tracker.begin(cmd, { cursor: cmd === COM_STMT_EXECUTE && ResponseTracker.isCursorFlags(payload[5]) });
-    } catch (err) {
-      return Promise.reject(new MysqlCommandError(`Cannot run this command internally: ${(err as Error).message}`));
+    if (payloads.length === 0 || payloads.some((p) => p.length === 0)) {
+      return Promise.reject(new MysqlCommandError('command() needs payloads starting with a command byte.'));
+    }
+    const steps: PendingStep[] = [];
+    const results: MysqlCommandResult[] = [];
+    for (let index = 0; index < payloads.length; index++) {
+      const payload = payloads[index];
+      const tracker = new ResponseTracker(this.capabilities);
+      const cmd = payload[0];
+      let state;
+      try {
+        state = tracker.begin(cmd, { cursor: cmd === COM_STMT_EXECUTE && ResponseTracker.isCursorFlags(payload[5]) });
+      } catch (err) {
+        return Promise.reject(new MysqlCommandError(`Cannot run this command internally: ${(err as Error).message}`));
+      }
+      results.push({}); // COM_STMT_CLOSE and the like have no response: their result stays empty
+      if (state !== 'done') steps.push({ index, tracker, textRows: cmd === COM_QUERY, rows: [], bytes: 0 });
     }
     this.lastUsedAt = Date.now();
-    this.socket.write(encodePacket(0, payload));
-    if (state === 'done') return Promise.resolve({}); // COM_STMT_CLOSE and the like have no response
-    return new Promise<MysqlCommandResult>((resolve, reject) => {
+    this.socket.write(payloads.length === 1 ? encodePacket(0, payloads[0]) : Buffer.concat(payloads.map((p) => encodePacket(0, p))));
+    if (steps.length === 0) return Promise.resolve(results);
+    return new Promise<MysqlCommandResult[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#markBroken('internal command timed out');
         this.#failPending(new MysqlCommandError(`Upstream did not answer an internal command within ${timeoutMs} ms.`));
       }, timeoutMs);
-      this.#pending = { resolve, reject, tracker, timer, textRows: cmd === COM_QUERY, rows: [], bytes: 0 };
+      this.#pending = { resolve, reject, steps, results, timer };
       // Bytes may already be buffered (e.g. handed back by attach()).
       this.#drain();
     });
@@ -256,28 +279,31 @@ export class MysqlServerConnection {
       }
       throw new MysqlCommandError(`unexpected packet (first byte 0x${(payload[0] ?? 0).toString(16)}) from the upstream while idle`);
     }
-    const rowsBefore = p.tracker.outcome?.rows ?? 0;
-    const done = p.tracker.onPacket(payload, payload.length) === 'done';
-    const outcome = p.tracker.outcome;
-    if (outcome && outcome.rows > rowsBefore && p.textRows) {
-      p.bytes += payload.length;
-      if (p.bytes > MAX_INTERNAL_RESPONSE_BYTES) {
+    const step = p.steps[0];
+    const rowsBefore = step.tracker.outcome?.rows ?? 0;
+    const done = step.tracker.onPacket(payload, payload.length) === 'done';
+    const outcome = step.tracker.outcome;
+    if (outcome && outcome.rows > rowsBefore && step.textRows) {
+      step.bytes += payload.length;
+      if (step.bytes > MAX_INTERNAL_RESPONSE_BYTES) {
         throw new MysqlCommandError(`an internal command returned more than ${MAX_INTERNAL_RESPONSE_BYTES} bytes of rows; command() is meant for short control statements`);
       }
-      p.rows.push(decodeTextRow(payload));
+      step.rows.push(decodeTextRow(payload));
     }
     if (!done || !outcome) return;
-    clearTimeout(p.timer);
-    this.#pending = undefined;
     this.lastUsedAt = Date.now();
     if (outcome.statusFlags !== undefined) this.statusFlags = outcome.statusFlags;
-    const result: MysqlCommandResult = {};
+    const result = p.results[step.index];
     if (outcome.error) result.error = outcome.error;
     for (const r of outcome.results) {
       if (r.kind === 'ok') result.ok = { affectedRows: r.affectedRows, statusFlags: r.statusFlags, info: r.info };
     }
-    if (p.textRows && outcome.results.some((r) => r.kind === 'rows')) result.rows = p.rows;
-    p.resolve(result);
+    if (step.textRows && outcome.results.some((r) => r.kind === 'rows')) result.rows = step.rows;
+    p.steps.shift();
+    if (p.steps.length > 0) return;
+    clearTimeout(p.timer);
+    this.#pending = undefined;
+    p.resolve(p.results);
   }
 
   #failPending(err: Error): void {

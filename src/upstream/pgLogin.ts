@@ -5,17 +5,10 @@ import type { UpstreamTlsMode } from '../config/types';
 import type { Secret } from '../config/secret';
 import { md5Password } from '../../protocols/postgres/md5';
 import { ScramError, ScramSha256Client } from '../../protocols/postgres/scram';
-import {
-  BackendType,
-  ProtocolError,
-  decodeAuthenticationRequest,
-  decodeBackendKeyData,
-  decodeErrorFields,
-  decodeParameterStatus,
-  decodeReadyForQuery,
-  describeType,
-  type Frame,
-} from '../../protocols/postgres';
+import { decodeAuthenticationRequest, decodeBackendKeyData, decodeErrorFields, decodeParameterStatus, decodeReadyForQuery } from '../../protocols/postgres/backend';
+import { BackendType } from '../../protocols/postgres/constants';
+import { ProtocolError } from '../../protocols/postgres/errors';
+import { describeType, type Frame } from '../../protocols/postgres/framing';
 import { BackendStream } from './backendStream';
 import { CancelTarget, PgServerConnection, TxStatus } from './pgServerConnection';
 import { SaltedPasswordCache, defaultSaltedPasswordCache } from './saltedPasswordCache';

@@ -1,19 +1,10 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { serialize } from 'pg-protocol';
-import {
-  BackendType,
-  CANCEL_REQUEST_CODE,
-  ProtocolError,
-  decodeCommandComplete,
-  decodeDataRow,
-  decodeErrorFields,
-  decodeParameterStatus,
-  decodeReadyForQuery,
-  describeType,
-  type ErrorFields,
-  type TransactionStatus,
-} from '../../protocols/postgres';
+import { decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeParameterStatus, decodeReadyForQuery, type ErrorFields } from '../../protocols/postgres/backend';
+import { BackendType, CANCEL_REQUEST_CODE, type TransactionStatus } from '../../protocols/postgres/constants';
+import { ProtocolError } from '../../protocols/postgres/errors';
+import { describeType } from '../../protocols/postgres/framing';
 import { BackendStream } from './backendStream';
 
 export type TxStatus = TransactionStatus;

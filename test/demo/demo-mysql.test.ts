@@ -39,6 +39,7 @@ test('the printed mariadb command reaches MariaDB through the MySQL listener wit
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/tg_demo@\S+\s+shop/);
+    await demo.waitForStdout(/"event":"connection_accepted".*"protocol":"mysql"/, 10_000); // audit lines are written in batches
     const audit = demo.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(audit.find((a) => a.event === 'connection_accepted' && a.protocol === 'mysql')).toMatchObject({ sub: 'svc-reporting', grant: 'demo-readers-mysql', role: 'reader' });
 

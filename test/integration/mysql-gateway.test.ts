@@ -6,6 +6,7 @@ import { run } from './harness';
 import { startMysqlHarness, connectMysql2, mariadbCli, upstreamThreads, type MysqlHarness } from './mysqlHarness';
 import { makeTestCertificates } from '../helpers/tlsCert';
 import { runAgent } from '../../examples/mysql2-agent';
+import * as mysqlAuth from '../../protocols/mysql/auth';
 
 /**
  * End to end on the MySQL listener: the local MariaDB with gateway-held native passwords, the
@@ -331,6 +332,32 @@ conn.close()
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe(`${h.names.ro} 5 ü🦄`);
   });
+});
+
+test('on loopback the greeting offers mysql_clear_password: libmariadb clients send the token at once, others are asked with an AuthSwitchRequest', async () => {
+  const switches = jest.spyOn(mysqlAuth, 'encodeAuthSwitchRequest');
+  try {
+    const cli = await mariadbCli(h, await h.token(), 'SELECT 1');
+    expect(cli.stdout.trim()).toBe('1');
+    const mysqldb = await run('/usr/bin/python3', ['-c', `
+import os, MySQLdb
+c = MySQLdb.connect(host='127.0.0.1', port=${h.port}, user='reader', database='app', password=os.environ['TOKEN'])
+cur = c.cursor(); cur.execute('SELECT 2'); print(cur.fetchone()[0])
+`], { TOKEN: await h.token() });
+    expect(mysqldb.stdout.trim()).toBe('2');
+    expect(switches).not.toHaveBeenCalled(); // one round trip fewer per login
+    const pymysql = await run('/usr/bin/python3', ['-c', `
+import os, pymysql
+c = pymysql.connect(host='127.0.0.1', port=${h.port}, user='reader', database='app', password=os.environ['TOKEN'])
+cur = c.cursor(); cur.execute('SELECT 3'); print(cur.fetchone()[0])
+`], { TOKEN: await h.token() });
+    expect(pymysql.stdout.trim()).toBe('3');
+    expect(switches).toHaveBeenCalledTimes(1); // PyMySQL answers a clear-password greeting with an empty native reply
+    await withConn(await h.token(), async (c) => expect((await c.query<Row[]>('SELECT 4 AS n'))[0]).toEqual([{ n: 4 }]));
+    expect(switches).toHaveBeenCalledTimes(2); // mysql2 without TLS starts with mysql_native_password
+  } finally {
+    switches.mockRestore();
+  }
 });
 
 test('no token, password or client secret appears in any audit line', () => {

@@ -7,6 +7,7 @@ import {
   PacketFramer,
   UTF8MB4_GENERAL_CI,
   decodeErr,
+  decodeHandshakeV10,
   encodeHandshakeResponse41,
   encodePacket,
   type Packet,
@@ -39,6 +40,9 @@ test('a plaintext login is refused with 1045 before the token is asked for', asy
   socket.on('data', (d: Buffer) => packets.push(...framer.push(d)));
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
   await waitUntil(() => packets.length === 1);
+  // Where a token may not travel in clear, the greeting does not offer mysql_clear_password:
+  // a client could otherwise put the token in its HandshakeResponse before choosing TLS.
+  expect(decodeHandshakeV10(packets[0].payload).authPluginName).toBe('mysql_native_password');
   socket.write(encodePacket(1, encodeHandshakeResponse41({
     capabilities: (GATEWAY_CAPABILITIES & ~CLIENT_SSL) >>> 0, maxPacketSize: MAX_PACKET_PAYLOAD, characterSet: UTF8MB4_GENERAL_CI,
     username: 'reader', authResponse: Buffer.alloc(0), database: 'app', authPluginName: 'mysql_native_password',

@@ -234,7 +234,7 @@ test('an upstream connection killed by a DBA ends the session with an error, and
 });
 
 describe('the raw wire', () => {
-  test('greeting: the upstream version, a gateway connection id, TLS offered, native password announced; then AuthSwitch to clear', async () => {
+  test('greeting: the upstream version, a gateway connection id, TLS offered, clear password offered (loopback); a native answer gets an AuthSwitch to clear', async () => {
     const client = await RawClient.connect(h.port);
     try {
       const greeting = decodeHandshakeV10((await client.next()).payload);
@@ -242,7 +242,8 @@ describe('the raw wire', () => {
       expect(greeting.serverVersion.endsWith(v.v)).toBe(true);
       expect(greeting.connectionId).toBeGreaterThanOrEqual(2 ** 30);
       expect(greeting.capabilities).toBe(GATEWAY_CAPABILITIES);
-      expect(greeting.authPluginName).toBe('mysql_native_password');
+      // Plaintext is allowed from loopback here, so the token may come in the HandshakeResponse.
+      expect(greeting.authPluginName).toBe('mysql_clear_password');
       expect(greeting.authPluginData).toHaveLength(20);
       client.send(1, loginPacket());
       const sw = await client.next();
@@ -250,6 +251,33 @@ describe('the raw wire', () => {
       expect(decodeAuthSwitchRequest(sw.payload).pluginName).toBe('mysql_clear_password');
     } finally {
       client.close();
+    }
+  });
+
+  test('a HandshakeResponse that takes the clear-password offer logs in without an AuthSwitch (OK at sequence 2)', async () => {
+    const token = await h.token();
+    const client = await RawClient.connect(h.port);
+    try {
+      await client.next();
+      client.send(1, loginPacket('app', { plugin: 'mysql_clear_password', authResponse: encodeClearPassword(token) }));
+      const ok = await client.next();
+      expect([ok.sequenceId, ok.payload[0]]).toEqual([2, 0x00]);
+      client.send(0, encodeQuery('SELECT DATABASE()'));
+      expect(await client.textResult()).toBe(h.names.app);
+      await h.audit.waitFor((e) => e.event === 'connection_accepted' && e.sub === 'svc-reporting' && e.database === 'app');
+    } finally {
+      client.close();
+    }
+    // A wrong token sent the same way is refused like any other.
+    const bad = await RawClient.connect(h.port);
+    try {
+      await bad.next();
+      bad.send(1, loginPacket('app', { plugin: 'mysql_clear_password', authResponse: encodeClearPassword('not-a-token') }));
+      const err = await bad.next();
+      expect(err.sequenceId).toBe(2);
+      expect(decodeErr(err.payload)).toMatchObject({ code: 1045, sqlState: '28000' });
+    } finally {
+      bad.close();
     }
   });
 
@@ -402,15 +430,15 @@ test('no token or secret appears in any audit line', () => {
 
 // ---- a raw protocol client -----------------------------------------------------------
 
-function loginPacket(database = 'app'): Buffer {
+function loginPacket(database = 'app', auth: { plugin: string; authResponse: Buffer } = { plugin: 'mysql_native_password', authResponse: Buffer.alloc(0) }): Buffer {
   return encodeHandshakeResponse41({
     capabilities: (GATEWAY_CAPABILITIES & ~CLIENT_SSL) >>> 0,
     maxPacketSize: MAX_PACKET_PAYLOAD,
     characterSet: UTF8MB4_GENERAL_CI,
     username: 'reader',
-    authResponse: Buffer.alloc(0),
+    authResponse: auth.authResponse,
     database,
-    authPluginName: 'mysql_native_password',
+    authPluginName: auth.plugin,
   });
 }
 

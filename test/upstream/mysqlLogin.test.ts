@@ -224,6 +224,30 @@ describe('MysqlServerConnection', () => {
     expect(c.broken).toBe(false);
   });
 
+  test('commands() pipelines: one write, one result per command in order; an ERR does not stop the rest', async () => {
+    const c = await login(opts());
+    const writes: number[] = [];
+    const write = c.socket.write.bind(c.socket) as (b: Buffer) => boolean;
+    c.socket.write = ((b: Buffer) => {
+      writes.push(b.length);
+      return write(b);
+    }) as typeof c.socket.write;
+    const results = await c.commands([
+      encodeQuery("SET @tg_pipelined = 'x'"),
+      encodeQuery('SELEC broken'),
+      encodeSimpleCommand(COM_PING),
+      encodeQuery('SELECT @tg_pipelined, 2'),
+    ], 3000);
+    expect(writes).toHaveLength(1);
+    expect(results).toHaveLength(4);
+    expect(results[0].ok).toBeDefined();
+    expect(results[1].error).toMatchObject({ code: 1064 });
+    expect(results[2].ok).toBeDefined();
+    expect(results[3].rows).toEqual([['x', '2']]);
+    expect(c.broken).toBe(false);
+    expect(await rows(c, 'SELECT 3')).toEqual([['3']]);
+  });
+
   test('statusFlags follow the transaction state', async () => {
     const c = await login(opts());
     await rows(c, 'START TRANSACTION');
