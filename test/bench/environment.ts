@@ -15,6 +15,7 @@ import {
   startBenchGateway, BENCH_AUDIENCE, BENCH_CLIENT, MYSQL_ALIAS, PG_ALIAS, ROLE, type BenchGateway, type GatewayOptions,
 } from './services/gateway';
 import { startBenchMariadb, type BenchMariadb } from './services/mariadb';
+import { startMysqlBareRelay, type MysqlBareRelay } from './services/mysqlBareRelay';
 import { startNodePipe, type NodePipe } from './services/nodePipe';
 import { startPgbouncer, type BenchPgbouncer } from './services/pgbouncer';
 import { startBenchPostgres, type BenchPostgres } from './services/postgres';
@@ -39,6 +40,8 @@ export interface BenchEnvironment {
   gatewayAudit?: BenchGateway;
   /** A bare Node.js relay to PostgreSQL: the runtime's own cost, for reference. */
   nodePipe?: NodePipe;
+  /** A bare Node.js MySQL login relay to MariaDB (same messages as tokengate, no token/grant/audit), for reference. */
+  mysqlBareRelay?: MysqlBareRelay;
   /** What every gateway of this run shares (more are started for profiling). */
   gatewayOptions: Omit<GatewayOptions, 'name' | 'dir' | 'auditQueries' | 'cpuProfileDir'>;
   /** Why a group of rows cannot run (tool missing, MySQL listener not there yet). */
@@ -79,6 +82,7 @@ export interface SetupNeeds {
   mariadb: boolean;
   auditGateway: boolean;
   nodePipe: boolean;
+  mysqlBareRelay: boolean;
 }
 
 export async function setUpEnvironment(o: BenchOptions, root: string, needs: SetupNeeds, log: (l: string) => void): Promise<BenchEnvironment> {
@@ -148,8 +152,13 @@ export async function setUpEnvironment(o: BenchOptions, root: string, needs: Set
       nodePipe = await startNodePipe(dir, pg.port);
       stops.push(() => nodePipe!.stop());
     }
+    let mysqlBareRelay: MysqlBareRelay | undefined;
+    if (needs.mysqlBareRelay && mariadb) {
+      mysqlBareRelay = await startMysqlBareRelay(dir, mariadb);
+      stops.push(() => mysqlBareRelay!.stop());
+    }
 
-    const env: BenchEnvironment = { dir, root, cert, pg, bouncer, mariadb, issuer, token, gateway, gatewayAudit, nodePipe, gatewayOptions, missing, pgBin, stop };
+    const env: BenchEnvironment = { dir, root, cert, pg, bouncer, mariadb, issuer, token, gateway, gatewayAudit, nodePipe, mysqlBareRelay, gatewayOptions, missing, pgBin, stop };
     // Fail early with a clear message if a login through the gateway does not work at all.
     await connectTimes({ pg: pgTargetGateway(env, gateway) }, 1).catch((err: Error) => {
       throw new Error(`a PostgreSQL login through tokengate failed: ${err.message}; gateway log: ${gateway.daemon.logFile}`);

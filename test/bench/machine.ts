@@ -21,13 +21,13 @@ function clockTicks(): number {
  * microseconds, from /proc/PID/stat fields 14 and 15. Resolution is one clock tick (10 ms),
  * which is fine over a run of several seconds.
  */
-export function processCpuMicros(pid: number): number {
+/** User and system (kernel) CPU a process has used so far, in microseconds, from /proc/PID/stat. */
+export function processCpu(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Field 2 (comm) is in parentheses and may contain spaces: count fields after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[14 - 3]);
-  const stime = Number(fields[15 - 3]);
-  return ((utime + stime) * 1e6) / clockTicks();
+  const toMicros = (ticks: string): number => (Number(ticks) * 1e6) / clockTicks();
+  return { user: toMicros(fields[14 - 3]), system: toMicros(fields[15 - 3]) };
 }
 
 /** The 1-minute load average, as `uptime` shows it. */

@@ -48,9 +48,12 @@ function renderReport(r: Report): string {
     '',
     throughputTable(r.throughput),
     '',
-    '"proxy CPU µs/tx" is user+system CPU of the tokengate (or pgbouncer) process per transaction, from /proc/PID/stat. ' +
+    '"proxy CPU µs/tx (kernel)" is user+system CPU of the proxy process (tokengate, pgbouncer or a reference) per transaction, ' +
+      'from /proc/PID/stat, with the system (kernel) part in parentheses. ' +
       '"× direct" and "× pgbouncer" are a row\'s median over the scenario\'s direct and (SCRAM) pgbouncer medians. ' +
-      'The reference row in scenario 1 is a bare Node.js relay that forwards bytes and nothing else: the runtime\'s own cost.',
+      'The reference rows show the runtime\'s own cost: in scenario 1 a bare Node.js relay that forwards bytes and nothing else; ' +
+      'in scenario 5 a bare Node.js program that exchanges the same login messages as tokengate and relays raw bytes over the ' +
+      'same reset, pooled upstream sessions, with no token check, grants or audit.',
     '',
     workloadList(r.throughput),
     '',
@@ -79,6 +82,7 @@ async function main(): Promise<void> {
     mariadb: wants('4', '5', '7') || o.profile,
     auditGateway: wants('1'),
     nodePipe: wants('1'),
+    mysqlBareRelay: wants('5'),
   }, log);
   let stopping = false;
   const interrupt = (signal: string): void => {
@@ -105,6 +109,7 @@ async function main(): Promise<void> {
     const profiles: string[] = [];
     if (o.profile) {
       for (const w of PROFILE_WORKLOADS) {
+        if (o.profileWorkloads && !o.profileWorkloads.has(w.name)) continue;
         if (w.protocol === 'mysql' && (!env.mariadb || env.missing.gatewayMysql || env.missing.sysbench)) {
           notes.push(`profile ${w.name} skipped: ${env.missing.gatewayMysql ?? env.missing.sysbench ?? 'MariaDB not started'}`);
           continue;

@@ -15,6 +15,8 @@ export interface BenchOptions {
   scenarios: Set<ScenarioNumber>;
   /** Also profile the gateway (node --cpu-prof) under select-only and connect-per-transaction load. */
   profile: boolean;
+  /** PROFILES=name,name: only these profile workloads (default: all). */
+  profileWorkloads?: Set<string>;
   /** Keep the temporary servers' directories (logs, configs) after the run. */
   keep: boolean;
   pgbenchScale: number;
@@ -49,7 +51,8 @@ export function parseOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions
     warmupSeconds: quick ? 1 : 3,
     logins: quick ? 50 : 200,
     scenarios: scenarios.size ? scenarios : new Set(ALL_SCENARIOS),
-    profile: truthy(env.PROFILE),
+    profile: truthy(env.PROFILE) || !!env.PROFILES,
+    profileWorkloads: env.PROFILES ? new Set(env.PROFILES.split(',').map((n) => n.trim()).filter(Boolean)) : undefined,
     keep: truthy(env.KEEP),
     pgbenchScale: 10,
     sysbenchTableSize: 100_000,

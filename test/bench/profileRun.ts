@@ -25,11 +25,22 @@ const pgbench = (flags: string[]): ProfileWorkload['run'] => (env, gw, seconds) 
 
 export const PROFILE_WORKLOADS: ProfileWorkload[] = [
   { name: 'select-only', title: 'select-only (pgbench -S -c 16 -j 2)', protocol: 'postgres', run: pgbench(['-S', '-c', '16', '-j', '2', '-n']) },
+  { name: 'tpcb', title: 'TPC-B (pgbench -c 8 -j 2)', protocol: 'postgres', run: pgbench(['-c', '8', '-j', '2', '-n']) },
   { name: 'connect-per-tx', title: 'connect per transaction (pgbench -S -C -c 8 -j 2)', protocol: 'postgres', run: pgbench(['-S', '-C', '-c', '8', '-j', '2', '-n']) },
   {
     name: 'mysql-point-select', title: 'MariaDB point select, text (sysbench oltp_point_select --threads=16)', protocol: 'mysql',
     run: (env, gw, seconds) => runSysbench(mysqlTargetGateway(env, gw),
       { test: 'oltp_point_select', threads: 16, tableSize: env.mariadb!.tableSize, extra: ['--db-ps-mode=disable'] }, seconds),
+  },
+  {
+    name: 'mysql-point-select-ps', title: 'MariaDB point select, prepared (sysbench oltp_point_select --threads=16 --db-ps-mode=auto)', protocol: 'mysql',
+    run: (env, gw, seconds) => runSysbench(mysqlTargetGateway(env, gw),
+      { test: 'oltp_point_select', threads: 16, tableSize: env.mariadb!.tableSize, extra: ['--db-ps-mode=auto'] }, seconds),
+  },
+  {
+    name: 'mysql-connect-per-query', title: 'MySQL connect per query (sysbench connect_point_select.lua --threads=8)', protocol: 'mysql',
+    run: (env, gw, seconds) => runSysbench(mysqlTargetGateway(env, gw),
+      { test: path.join(env.root, 'test/bench/sysbench/connect_point_select.lua'), threads: 8, tableSize: env.mariadb!.tableSize }, seconds),
   },
 ];
 

@@ -7,6 +7,8 @@ export interface RunSample {
   errors: number;
   /** CPU of the proxy process (tokengate or pgbouncer) per transaction; undefined for direct. */
   cpuUsPerTx?: number;
+  /** The part of cpuUsPerTx spent in the kernel (system time: socket calls, TCP, wake-ups). */
+  kernelUsPerTx?: number;
   /** 1-minute load average when the run started. */
   load1: number;
 }
@@ -62,9 +64,16 @@ export function medianTps(r: SystemResult | undefined): number {
   return r && !r.failure ? median(r.samples.map((s) => s.tps)) : NaN;
 }
 
-function medianCpu(r: SystemResult): number {
-  const xs = r.samples.map((s) => s.cpuUsPerTx).filter((x): x is number => x !== undefined);
+function medianOf(r: SystemResult, pick: (s: RunSample) => number | undefined): number {
+  const xs = r.samples.map(pick).filter((x): x is number => x !== undefined);
   return xs.length ? median(xs) : NaN;
+}
+
+/** "194 (88)": median CPU µs per transaction, of which in the kernel. */
+function cpuCell(r: SystemResult): string {
+  const total = medianOf(r, (s) => s.cpuUsPerTx);
+  const kernel = medianOf(r, (s) => s.kernelUsPerTx);
+  return Number.isFinite(total) ? `${fmt(total)}${Number.isFinite(kernel) ? ` (${fmt(kernel)})` : ''}` : '—';
 }
 
 const fmt = (x: number, digits = 0): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—');
@@ -90,7 +99,7 @@ function loadRange(samples: RunSample[]): string {
 
 export function throughputTable(results: ThroughputResult[]): string {
   const lines = [
-    '| # | workload | system | tps (median) | tps per round | × direct | × pgbouncer | proxy CPU µs/tx | errors | load (1 min) |',
+    '| # | workload | system | tps (median) | tps per round | × direct | × pgbouncer | proxy CPU µs/tx (kernel) | errors | load (1 min) |',
     '|---|---|---|---:|---|---:|---:|---:|---:|---|',
   ];
   for (const r of results) {
@@ -110,7 +119,7 @@ export function throughputTable(results: ThroughputResult[]): string {
       const isProxyUnderTest = !s.id.startsWith('direct') && !s.id.startsWith('pgbouncer');
       const errors = s.samples.reduce((n, x) => n + x.errors, 0);
       lines.push(`| ${r.id} | ${r.title} | ${s.label} | ${fmt(tps)} | ${s.samples.map((x) => fmt(x.tps)).join(' / ')} | ` +
-        `${isProxyUnderTest ? fmt(ratio(tps, direct), 2) : ''} | ${isProxyUnderTest && bouncerSystem ? fmt(ratio(tps, bouncer), 2) : ''} | ${fmt(medianCpu(s))} | ${errors} | ${loadRange(s.samples)} |`);
+        `${isProxyUnderTest ? fmt(ratio(tps, direct), 2) : ''} | ${isProxyUnderTest && bouncerSystem ? fmt(ratio(tps, bouncer), 2) : ''} | ${cpuCell(s)} | ${errors} | ${loadRange(s.samples)} |`);
     }
   }
   return lines.join('\n');

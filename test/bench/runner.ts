@@ -3,7 +3,7 @@
  * interleaving spreads the drift over every system instead of penalising whichever ran last.
  */
 import { connectTimes } from './connectLatency';
-import { load1, processCpuMicros } from './machine';
+import { load1, processCpu } from './machine';
 import type { BenchOptions } from './options';
 import type { LatencyResult, SystemResult, ThroughputResult } from './report';
 import type { LatencySpec, ThroughputSpec } from './scenarios';
@@ -31,13 +31,17 @@ export async function runThroughput(spec: ThroughputSpec, o: BenchOptions, log: 
       if (systems[i].failure) continue;
       const load = load1();
       log(`scenario ${spec.id} (${spec.title}) round ${round}/${o.rounds}: ${s.label} (load ${load.toFixed(2)})`);
-      const cpuBefore = s.pid ? processCpuMicros(s.pid) : 0;
+      const cpuBefore = s.pid ? processCpu(s.pid) : undefined;
       try {
         const r = await s.run(o.seconds);
-        const cpuUsPerTx = s.pid && r.transactions > 0 ? (processCpuMicros(s.pid) - cpuBefore) / r.transactions : undefined;
-        systems[i].samples.push({ round, tps: r.tps, transactions: r.transactions, errors: r.errors, cpuUsPerTx, load1: load });
+        const cpuAfter = s.pid && cpuBefore && r.transactions > 0 ? processCpu(s.pid) : undefined;
+        const perTx = (after: number | undefined, before: number | undefined): number | undefined =>
+          after !== undefined && before !== undefined ? (after - before) / r.transactions : undefined;
+        const cpuUsPerTx = perTx(cpuAfter && cpuAfter.user + cpuAfter.system, cpuBefore && cpuBefore.user + cpuBefore.system);
+        const kernelUsPerTx = perTx(cpuAfter?.system, cpuBefore?.system);
+        systems[i].samples.push({ round, tps: r.tps, transactions: r.transactions, errors: r.errors, cpuUsPerTx, kernelUsPerTx, load1: load });
         if (r.note) result.notes.push(`${s.label}, round ${round}: ${r.note}`);
-        log(`  ${r.tps.toFixed(0)} tps${cpuUsPerTx !== undefined ? `, ${cpuUsPerTx.toFixed(0)} µs CPU/tx in the proxy` : ''}`);
+        log(`  ${r.tps.toFixed(0)} tps${cpuUsPerTx !== undefined ? `, ${cpuUsPerTx.toFixed(0)} µs CPU/tx in the proxy (${kernelUsPerTx!.toFixed(0)} in the kernel)` : ''}`);
       } catch (err) {
         systems[i].failure = (err as Error).message;
         log(`  failed: ${systems[i].failure}`);

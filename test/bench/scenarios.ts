@@ -110,13 +110,16 @@ export function throughputScenarios(env: BenchEnvironment, wanted: Set<ScenarioN
     const command = 'sysbench test/bench/sysbench/connect_point_select.lua --threads=8 --time=<s>';
     if (mysqlSkip || !m) out.push({ id: '5', scenario: '5', title: 'MySQL connect per query', command, systems: [], skipped: mysqlSkip ?? 'MariaDB not started', notes: [] });
     else {
-      out.push({
-        id: '5', scenario: '5', title: 'MySQL connect per query', command, notes: [],
-        systems: [
-          mysqlSystem('direct', 'direct (mysql_native_password login)', mysqlTargetDirect(m), script, 8, tableSize, []),
-          mysqlSystem('tokengate', 'tokengate (cached token + pool checkout)', mysqlTargetGateway(env, gw), script, 8, tableSize, [], gw.pid),
-        ],
-      });
+      const systems = [
+        mysqlSystem('direct', 'direct (mysql_native_password login)', mysqlTargetDirect(m), script, 8, tableSize, []),
+        mysqlSystem('tokengate', 'tokengate (cached token + pool checkout)', mysqlTargetGateway(env, gw), script, 8, tableSize, [], gw.pid),
+      ];
+      const relay = env.mysqlBareRelay;
+      if (relay) {
+        const target = { host: '127.0.0.1', port: relay.port, user: m.user, database: m.database, password: 'anything' };
+        systems.push(mysqlSystem('bare-relay', 'reference: bare Node.js MySQL login relay (same messages, no token/grant/audit)', target, script, 8, tableSize, [], relay.pid));
+      }
+      out.push({ id: '5', scenario: '5', title: 'MySQL connect per query', command, notes: [], systems });
     }
   }
   if (wanted.has('6')) {
