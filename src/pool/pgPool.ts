@@ -32,7 +32,7 @@ export function pgPoolName(key: PgPoolKey): string {
 /**
  * Authenticated upstream PostgreSQL sessions for one (upstream, role, database), session-pooled
  * like pgbouncer: a connection serves one client at a time and is reset (ROLLBACK if needed,
- * then DISCARD ALL) before the next one gets it.
+ * then DISCARD ALL and the last login's settings) before the next one gets it.
  */
 export class PgPool extends SessionPool<PgServerConnection> {
   constructor(readonly key: PgPoolKey, opts: PgPoolOptions = {}) {
@@ -56,7 +56,12 @@ export class PgPool extends SessionPool<PgServerConnection> {
   }
 }
 
-/** ROLLBACK an open or failed transaction (DISCARD ALL refuses to run inside one), then DISCARD ALL. */
+/**
+ * ROLLBACK an open or failed transaction (DISCARD ALL refuses to run inside one), then
+ * DISCARD ALL, and put the last login's settings back in the same write: a connection goes
+ * back to the pool as a fresh login of that agent would leave it, so the agent's next login
+ * can skip its SET. Any other login starts with DISCARD ALL itself (PgClientSession).
+ */
 export async function resetPgConnection(conn: PgServerConnection, timeoutMs: number): Promise<boolean> {
   // A function, not a property read: query() changes txStatus behind the compiler's narrowing.
   const idle = (): boolean => conn.txStatus === 'I';
@@ -64,8 +69,11 @@ export async function resetPgConnection(conn: PgServerConnection, timeoutMs: num
     const r = await conn.query('ROLLBACK', timeoutMs);
     if (r.error || !idle()) return false;
   }
-  const r = await conn.query('DISCARD ALL', timeoutMs);
-  return !r.error && idle();
+  const settings = conn.sessionSettings;
+  const [discard, reapplied] = await conn.queries(settings ? ['DISCARD ALL', settings] : ['DISCARD ALL'], timeoutMs);
+  if (discard.error) return false;
+  if (reapplied?.error) conn.sessionSettings = ''; // its implicit transaction rolled the SETs back
+  return idle();
 }
 
 /** One PgPool per (upstream, role, database), created on first use. */

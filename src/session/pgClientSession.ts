@@ -282,20 +282,30 @@ export class PgClientSession implements Cancellable {
     }
     this.conn = conn;
     this.pool = pool;
-    let result;
-    try {
-      result = await conn.query(settingsSql, SETTINGS_TIMEOUT_MS);
-    } catch (err) {
-      this.releaseUpstream(false);
-      this.reject('upstream_unavailable', SqlState.CONNECTION_FAILURE,
-        'the upstream connection failed while applying your session parameters; reconnect', { role, database, detail: (err as Error).message });
-      return;
-    }
-    if (result.error) {
-      this.releaseUpstream(conn.txStatus === 'I');
-      this.reject('bad_startup_parameter', result.error.code ?? SqlState.PROTOCOL_VIOLATION,
-        `the upstream refused a startup parameter: ${result.error.message}`, { role, database });
-      return;
+    if (conn.sessionSettings !== settingsSql) {
+      // Another login's settings may be in force: start from a fresh DISCARD ALL, in the same write.
+      let discard, result;
+      try {
+        [discard, result] = await conn.queries(['DISCARD ALL', settingsSql], SETTINGS_TIMEOUT_MS);
+      } catch (err) {
+        this.releaseUpstream(false);
+        this.reject('upstream_unavailable', SqlState.CONNECTION_FAILURE,
+          'the upstream connection failed while applying your session parameters; reconnect', { role, database, detail: (err as Error).message });
+        return;
+      }
+      conn.sessionSettings = discard.error || result.error ? '' : settingsSql;
+      if (discard.error) {
+        this.releaseUpstream(false);
+        this.reject('upstream_unavailable', SqlState.CONNECTION_FAILURE,
+          'the upstream connection could not be reset for your session; reconnect', { role, database, detail: discard.error.message });
+        return;
+      }
+      if (result.error) {
+        this.releaseUpstream(conn.txStatus === 'I');
+        this.reject('bad_startup_parameter', result.error.code ?? SqlState.PROTOCOL_VIOLATION,
+          `the upstream refused a startup parameter: ${result.error.message}`, { role, database });
+        return;
+      }
     }
     if (this.isClosed()) {
       this.releaseUpstream(true);
@@ -309,7 +319,7 @@ export class PgClientSession implements Cancellable {
     clearTimeout(this.authTimer);
     this.cancelKey = this.deps.cancels.issue(this);
     const greeting: Buffer[] = [authenticationOk()];
-    for (const [name, value] of conn.parameters) greeting.push(parameterStatus(name, value));
+    for (const [name, value] of conn.parameters) greeting.push(parameterStatusMessage(name, value));
     greeting.push(backendKeyData(this.cancelKey.processId, this.cancelKey.secretKey), readyForQuery('I'));
     this.deps.audit.write({
       event: 'connection_accepted', sessionId: this.id, protocol: 'postgres', remote: this.remote, tls: this.tls,
@@ -447,4 +457,22 @@ export class PgClientSession implements Cancellable {
   private identityFields(): IdentityFields {
     return identityFields(this.identity);
   }
+}
+
+/**
+ * ParameterStatus messages by (name, value): every greeting sends a dozen, nearly always the
+ * same ones, and encoding them was a few percent of the gateway's CPU per login.
+ */
+const parameterStatusCache = new Map<string, Buffer>();
+const MAX_CACHED_PARAMETER_STATUS = 1024;
+
+function parameterStatusMessage(name: string, value: string): Buffer {
+  const key = `${name}\0${value}`;
+  let message = parameterStatusCache.get(key);
+  if (!message) {
+    message = parameterStatus(name, value);
+    if (parameterStatusCache.size >= MAX_CACHED_PARAMETER_STATUS) parameterStatusCache.clear();
+    parameterStatusCache.set(key, message);
+  }
+  return message;
 }

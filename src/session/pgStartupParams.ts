@@ -68,9 +68,12 @@ export function sessionSettings(parameters: Record<string, string>, sub: string)
   return settings;
 }
 
-/** One simple-query string that applies every setting (a single round trip). */
+/**
+ * One statement that applies every setting (a single round trip). set_config() takes the value
+ * as text, as the startup packet and postgresql.conf give it, so a list setting keeps its
+ * elements (`search_path=a,b`); `SET search_path = 'a,b'` would make that one schema named "a,b".
+ */
 export function settingsToSql(settings: Record<string, string>): string {
-  return Object.entries(settings)
-    .map(([name, value]) => `SET ${name.includes('.') ? name.split('.').map((p) => `"${p}"`).join('.') : `"${name}"`} = ${quoteLiteral(value)}`)
-    .join('; ');
+  const calls = Object.entries(settings).map(([name, value]) => `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`);
+  return calls.length ? `SELECT ${calls.join(', ')}` : '';
 }

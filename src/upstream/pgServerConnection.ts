@@ -51,10 +51,13 @@ const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
 
 let nextId = 1;
 
+/** Internal queries written together; each ends at its own ReadyForQuery. */
 interface PendingQuery {
-  resolve(r: PgQueryResult): void;
+  resolve(r: PgQueryResult[]): void;
   reject(e: Error): void;
-  result: PgQueryResult;
+  /** Results of the finished queries, then the one being received. */
+  results: PgQueryResult[];
+  remaining: number;
   bytes: number;
   timer: NodeJS.Timeout;
 }
@@ -75,6 +78,12 @@ export class PgServerConnection {
   lastUsedAt = Date.now();
   /** Why the connection became unusable (for logs; never contains a secret). */
   brokenReason: string | undefined;
+  /**
+   * The login settings (`SET ...` statements) in force on top of a fresh DISCARD ALL, '' for
+   * none. The pool puts them back after its DISCARD ALL on release, so the next login of the
+   * same agent with the same parameters needs no statement of its own (see PgClientSession).
+   */
+  sessionSettings = '';
 
   readonly #stream: BackendStream;
   readonly #cancelTarget: CancelTarget;
@@ -110,18 +119,29 @@ export class PgServerConnection {
    * A server error is returned as result.error (the connection stays usable); socket errors,
    * timeouts and unexpected messages reject and mark the connection broken.
    */
-  query(sql: string, timeoutMs: number): Promise<PgQueryResult> {
+  async query(sql: string, timeoutMs: number): Promise<PgQueryResult> {
+    const [result] = await this.queries([sql], timeoutMs);
+    return result;
+  }
+
+  /**
+   * Pipelines simple-protocol queries: one write, one result per query (each ends at its own
+   * ReadyForQuery). Each Query message is its own implicit transaction, so one failing does
+   * not stop the next: batch only statements that are safe to run regardless.
+   */
+  queries(sqls: string[], timeoutMs: number): Promise<PgQueryResult[]> {
     if (this.broken) return Promise.reject(new PgQueryError(`Upstream connection ${this.id} is broken (${this.brokenReason ?? 'socket destroyed'}).`));
     if (!this.#attached) return Promise.reject(new PgQueryError('query() called while the relay has the connection detached.'));
     if (this.#pending) return Promise.reject(new PgQueryError('query() called while another internal query is running.'));
-    return new Promise<PgQueryResult>((resolve, reject) => {
+    if (sqls.length === 0) return Promise.resolve([]);
+    return new Promise<PgQueryResult[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#failPending(new PgQueryError(`Upstream did not answer an internal query within ${timeoutMs} ms.`));
         this.#markBroken('internal query timed out');
       }, timeoutMs);
-      this.#pending = { resolve, reject, timer, bytes: 0, result: { rows: [], commandTags: [] } };
+      this.#pending = { resolve, reject, timer, bytes: 0, remaining: sqls.length, results: [{ rows: [], commandTags: [] }] };
       this.lastUsedAt = Date.now();
-      this.socket.write(serialize.query(sql));
+      this.socket.write(sqls.length === 1 ? serialize.query(sqls[0]) : Buffer.concat(sqls.map((sql) => serialize.query(sql))));
       // Bytes may already be buffered (e.g. handed back by attach()).
       this.#drain();
     });
@@ -217,7 +237,7 @@ export class PgServerConnection {
       case BackendType.ErrorResponse: {
         const fields = decodeErrorFields(body);
         if (p) {
-          p.result.error ??= fields;
+          current(p).error ??= fields;
           return;
         }
         // An error outside a query is the server ending the session (e.g. 57P01 admin shutdown).
@@ -227,10 +247,14 @@ export class PgServerConnection {
         const status = decodeReadyForQuery(body);
         this.txStatus = status;
         if (!p) throw new ProtocolError('unexpected ReadyForQuery with no query running');
+        this.lastUsedAt = Date.now();
+        if (--p.remaining > 0) {
+          p.results.push({ rows: [], commandTags: [] });
+          return;
+        }
         clearTimeout(p.timer);
         this.#pending = undefined;
-        this.lastUsedAt = Date.now();
-        p.resolve(p.result);
+        p.resolve(p.results);
         return;
       }
       case BackendType.RowDescription:
@@ -243,7 +267,7 @@ export class PgServerConnection {
         break;
       case BackendType.CommandComplete:
         if (p) {
-          p.result.commandTags.push(decodeCommandComplete(body));
+          current(p).commandTags.push(decodeCommandComplete(body));
           return;
         }
         break;
@@ -254,7 +278,7 @@ export class PgServerConnection {
             throw new ProtocolError(`internal query returned more than ${MAX_QUERY_RESULT_BYTES} bytes; query() is meant for short control statements`);
           }
           // Simple-protocol results are text in the connection's client_encoding (UTF8 for the gateway's own SETs).
-          p.result.rows.push(decodeDataRow(body).map((col) => (col === null ? null : col.toString('utf8'))));
+          current(p).rows.push(decodeDataRow(body).map((col) => (col === null ? null : col.toString('utf8'))));
           return;
         }
         break;
@@ -313,4 +337,9 @@ function sendCancel(t: CancelTarget, packet: Buffer): Promise<void> {
       });
     });
   });
+}
+
+/** The result of the query whose answer is being received. */
+function current(p: PendingQuery): PgQueryResult {
+  return p.results[p.results.length - 1];
 }

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { Client } from 'pg';
 import { startHarness, psql, run, type Harness } from './harness';
+import { PgServerConnection } from '../../src/upstream/pgServerConnection';
 
 /**
  * End to end: real PostgreSQL requiring SCRAM, the dev OIDC issuer, the gateway, and real
@@ -171,6 +172,49 @@ test('session isolation: SET and TEMP tables never leak across pooled sessions',
   // The pool reused connections rather than opening 20.
   const backends = await h.cluster.psql("select count(*) from pg_stat_activity where usename = 'agent_ro'");
   expect(Number(backends.trim())).toBeLessThanOrEqual(4);
+});
+
+test('the same login again on its pooled connection sends no SET; any other starts from DISCARD ALL, so settings never carry over', async () => {
+  const token = await h.token();
+  const internal = jest.spyOn(PgServerConnection.prototype, 'queries');
+  const settled = async (): Promise<number> => {
+    // Releases finish after the client has gone: wait until no internal query has started for a while.
+    for (let n = -1; ; ) {
+      await new Promise((r) => setTimeout(r, 200));
+      if (internal.mock.calls.length === n) return n;
+      n = internal.mock.calls.length;
+    }
+  };
+  const settings = async (options?: string): Promise<Record<string, string>> => {
+    const c = new Client({ host: '127.0.0.1', port: h.port, user: 'reader', database: 'app', password: token, application_name: 'loop', options });
+    await c.connect();
+    try {
+      const r = await c.query("select array_to_string(current_schemas(false), ' ') sp, current_setting('TimeZone') tz, application_name app from pg_stat_activity where pid = pg_backend_pid()");
+      return r.rows[0] as Record<string, string>;
+    } finally {
+      await c.end();
+    }
+  };
+  try {
+    // A list setting keeps its elements, as in a direct login (two schemas, not one named "pg_catalog,public").
+    const tokyo = { sp: 'pg_catalog public', tz: 'Asia/Tokyo', app: 'loop (tokengate: svc-reporting)' };
+    await settled();
+    const before = internal.mock.calls.length;
+    for (let i = 0; i < 10; i++) {
+      expect(await settings('-c search_path=pg_catalog,public -c TimeZone=Asia/Tokyo')).toEqual(tokyo);
+      await settled();
+    }
+    // One pipelined DISCARD ALL + SET per release; a login adds one only where the connection
+    // last served other settings (at most once per pooled connection: 4). Always SET-ing: 20.
+    expect(internal.mock.calls.length - before).toBeLessThanOrEqual(10 + 4);
+    // Other parameters: nothing of the previous login's settings is left.
+    const plain = await settings();
+    expect(plain.sp).toBe('public');
+    expect(plain.tz).not.toBe('Asia/Tokyo');
+    expect(plain.app).toBe('loop (tokengate: svc-reporting)');
+  } finally {
+    internal.mockRestore();
+  }
 });
 
 test('psycopg2 (Debian python3) connects with a token', async () => {
