@@ -79,8 +79,8 @@ export class PgServerConnection {
   /** Why the connection became unusable (for logs; never contains a secret). */
   brokenReason: string | undefined;
   /**
-   * The login settings (`SET ...` statements) in force on top of a fresh DISCARD ALL, '' for
-   * none. The pool puts them back after its DISCARD ALL on release, so the next login of the
+   * The login's settings statement (set_config calls) in force on top of a fresh DISCARD ALL,
+   * '' for none. The pool puts them back after its DISCARD ALL on release, so the next login of the
    * same agent with the same parameters needs no statement of its own (see PgClientSession).
    */
   sessionSettings = '';

@@ -114,6 +114,27 @@ describe('connectPgUpstream against a real PostgreSQL 15', () => {
     expect(c.broken).toBe(false);
   });
 
+  test('queries() pipelines: one write, one result per query in order; a failing query does not stop the next', async () => {
+    const c = await login(opts('tg_scram'));
+    const writes: number[] = [];
+    const write = c.socket.write.bind(c.socket) as (b: Buffer) => boolean;
+    c.socket.write = ((b: Buffer) => {
+      writes.push(b.length);
+      return write(b);
+    }) as typeof c.socket.write;
+    const [set, bad, list] = await c.queries([
+      "select pg_catalog.set_config('search_path', 'pg_catalog,public', false)",
+      'select nope',
+      "select array_to_string(current_schemas(false), ' ')",
+    ], 2000);
+    expect(writes).toHaveLength(1);
+    expect(set.error).toBeUndefined();
+    expect(bad.error).toMatchObject({ code: '42703' });
+    expect(list.rows).toEqual([['pg_catalog public']]); // set_config keeps the list's elements
+    expect(c.txStatus).toBe('I');
+    expect((await c.query('select 2', 2000)).rows).toEqual([['2']]);
+  });
+
   test('query() times out, rejects and marks the connection broken', async () => {
     const c = await login(opts('tg_scram'));
     await expect(c.query('select pg_sleep(2)', 200)).rejects.toThrow(/within 200 ms/);
