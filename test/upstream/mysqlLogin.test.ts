@@ -21,6 +21,7 @@ import {
 import { Secret } from '../../src/config/secret';
 import { MysqlLoginError, MysqlLoginOptions, connectMysqlUpstream, probeMysqlServerVersion } from '../../src/upstream/mysqlLogin';
 import { MysqlCommandError, MysqlServerConnection } from '../../src/upstream/mysqlServerConnection';
+import { recordWrites } from '../helpers/socketWrites';
 
 /** Against the machine's MariaDB 10.11 on 127.0.0.1:3306 (no TLS there: see mysqlLoginTls.test.ts). */
 
@@ -226,12 +227,7 @@ describe('MysqlServerConnection', () => {
 
   test('commands() pipelines: one write, one result per command in order; an ERR does not stop the rest', async () => {
     const c = await login(opts());
-    const writes: number[] = [];
-    const write = c.socket.write.bind(c.socket) as (b: Buffer) => boolean;
-    c.socket.write = ((b: Buffer) => {
-      writes.push(b.length);
-      return write(b);
-    }) as typeof c.socket.write;
+    const writes = recordWrites(c.socket);
     const results = await c.commands([
       encodeQuery("SET @tg_pipelined = 'x'"),
       encodeQuery('SELEC broken'),

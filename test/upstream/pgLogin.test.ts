@@ -4,6 +4,7 @@ import { connectPgUpstream, PgLoginOptions, UpstreamLoginError } from '../../src
 import { PgServerConnection } from '../../src/upstream/pgServerConnection';
 import { SaltedPasswordCache } from '../../src/upstream/saltedPasswordCache';
 import { PgCluster, startPgCluster } from '../helpers/pgCluster';
+import { recordWrites } from '../helpers/socketWrites';
 
 let pg: PgCluster;
 const open: PgServerConnection[] = [];
@@ -116,12 +117,7 @@ describe('connectPgUpstream against a real PostgreSQL 15', () => {
 
   test('queries() pipelines: one write, one result per query in order; a failing query does not stop the next', async () => {
     const c = await login(opts('tg_scram'));
-    const writes: number[] = [];
-    const write = c.socket.write.bind(c.socket) as (b: Buffer) => boolean;
-    c.socket.write = ((b: Buffer) => {
-      writes.push(b.length);
-      return write(b);
-    }) as typeof c.socket.write;
+    const writes = recordWrites(c.socket);
     const [set, bad, list] = await c.queries([
       "select pg_catalog.set_config('search_path', 'pg_catalog,public', false)",
       'select nope',
