@@ -40,6 +40,8 @@ export interface BenchEnvironment {
   gatewayAudit?: BenchGateway;
   /** A bare Node.js relay to PostgreSQL: the runtime's own cost, for reference. */
   nodePipe?: NodePipe;
+  /** The same bare Node.js pipe in front of MariaDB (the client logs in to MariaDB through it). */
+  mysqlPipe?: NodePipe;
   /** A bare Node.js MySQL login relay to MariaDB (same messages as tokengate, no token/grant/audit), for reference. */
   mysqlBareRelay?: MysqlBareRelay;
   /** What every gateway of this run shares (more are started for profiling). */
@@ -82,6 +84,7 @@ export interface SetupNeeds {
   mariadb: boolean;
   auditGateway: boolean;
   nodePipe: boolean;
+  mysqlPipe: boolean;
   mysqlBareRelay: boolean;
 }
 
@@ -152,13 +155,18 @@ export async function setUpEnvironment(o: BenchOptions, root: string, needs: Set
       nodePipe = await startNodePipe(dir, pg.port);
       stops.push(() => nodePipe!.stop());
     }
+    let mysqlPipe: NodePipe | undefined;
+    if (needs.mysqlPipe && mariadb) {
+      mysqlPipe = await startNodePipe(dir, mariadb.port, 'mysql-pipe');
+      stops.push(() => mysqlPipe!.stop());
+    }
     let mysqlBareRelay: MysqlBareRelay | undefined;
     if (needs.mysqlBareRelay && mariadb) {
       mysqlBareRelay = await startMysqlBareRelay(dir, mariadb);
       stops.push(() => mysqlBareRelay!.stop());
     }
 
-    const env: BenchEnvironment = { dir, root, cert, pg, bouncer, mariadb, issuer, token, gateway, gatewayAudit, nodePipe, mysqlBareRelay, gatewayOptions, missing, pgBin, stop };
+    const env: BenchEnvironment = { dir, root, cert, pg, bouncer, mariadb, issuer, token, gateway, gatewayAudit, nodePipe, mysqlPipe, mysqlBareRelay, gatewayOptions, missing, pgBin, stop };
     // Fail early with a clear message if a login through the gateway does not work at all.
     await connectTimes({ pg: pgTargetGateway(env, gateway) }, 1).catch((err: Error) => {
       throw new Error(`a PostgreSQL login through tokengate failed: ${err.message}; gateway log: ${gateway.daemon.logFile}`);

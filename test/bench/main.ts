@@ -51,7 +51,7 @@ function renderReport(r: Report): string {
     '"proxy CPU µs/tx (kernel)" is user+system CPU of the proxy process (tokengate, pgbouncer or a reference) per transaction, ' +
       'from /proc/PID/stat, with the system (kernel) part in parentheses. ' +
       '"× direct" and "× pgbouncer" are a row\'s median over the scenario\'s direct and (SCRAM) pgbouncer medians. ' +
-      'The reference rows show the runtime\'s own cost: in scenario 1 a bare Node.js relay that forwards bytes and nothing else; ' +
+      'The reference rows show the runtime\'s own cost: in scenarios 1, 2 and 4 a bare Node.js relay that forwards bytes and nothing else (the client logs in to the server through it); ' +
       'in scenario 5 a bare Node.js program that exchanges the same login messages as tokengate and relays raw bytes over the ' +
       'same reset, pooled upstream sessions, with no token check, grants or audit.',
     '',
@@ -81,7 +81,8 @@ async function main(): Promise<void> {
     pgbouncer: wants('1', '2', '3', '6', '7'),
     mariadb: wants('4', '5', '7') || o.profile,
     auditGateway: wants('1'),
-    nodePipe: wants('1'),
+    nodePipe: wants('1') || wants('2'),
+    mysqlPipe: wants('4'),
     mysqlBareRelay: wants('5'),
   }, log);
   let stopping = false;

@@ -4,6 +4,7 @@ import {
   mysqlTargetDirect, mysqlTargetGateway, pgTargetBouncer, pgTargetDirect, pgTargetGateway, type BenchEnvironment,
 } from './environment';
 import type { ScenarioNumber } from './options';
+import type { NodePipe } from './services/nodePipe';
 import type { Target } from './report';
 import { runPgbench, runSysbench, type MysqlTarget, type PgTarget, type WorkloadResult } from './workloads';
 
@@ -43,6 +44,13 @@ function pgSystem(id: string, label: string, target: PgTarget, flags: string[], 
   return { id, label, pid, run: (seconds) => runPgbench(target, flags, seconds) };
 }
 
+const PIPE_LABEL = 'reference: bare Node.js pipe (no protocol)';
+
+/** The bare Node.js pipe in front of PostgreSQL: the client logs in directly (SCRAM) through it. */
+function pgPipeSystem(env: BenchEnvironment, pipe: NodePipe, flags: string[]): SystemSpec {
+  return pgSystem('node-pipe', PIPE_LABEL, { ...pgTargetDirect(env), port: pipe.port }, flags, pipe.pid);
+}
+
 function mysqlSystem(id: string, label: string, target: MysqlTarget, test: string, threads: number, tableSize: number, extra: string[], pid?: number): SystemSpec {
   return { id, label, pid, run: (seconds) => runSysbench(target, { test, threads, tableSize, extra }, seconds) };
 }
@@ -61,16 +69,14 @@ export function throughputScenarios(env: BenchEnvironment, wanted: Set<ScenarioN
     if (env.gatewayAudit) {
       systems.push(pgSystem('tokengate-audit', 'tokengate, audit.queries on', pgTargetGateway(env, env.gatewayAudit), SELECT_ONLY, env.gatewayAudit.pid));
     }
-    if (env.nodePipe) {
-      const target = { ...pgTargetDirect(env), port: env.nodePipe.port };
-      systems.push(pgSystem('node-pipe', 'reference: bare Node.js pipe (no protocol)', target, SELECT_ONLY, env.nodePipe.pid));
-    }
+    if (env.nodePipe) systems.push(pgPipeSystem(env, env.nodePipe, SELECT_ONLY));
     out.push({ id: '1', scenario: '1', title: 'select-only', command: pgbench(SELECT_ONLY), systems, notes: bouncerNote });
   }
   if (wanted.has('2')) {
     const systems = [pgSystem('direct', 'direct (SCRAM)', pgTargetDirect(env), TPCB)];
     if (b) systems.push(pgSystem('pgbouncer', 'pgbouncer session, SCRAM', pgTargetBouncer(env, b.scram), TPCB, b.scram.pid));
     systems.push(pgSystem('tokengate', 'tokengate', pgTargetGateway(env, gw), TPCB, gw.pid));
+    if (env.nodePipe) systems.push(pgPipeSystem(env, env.nodePipe, TPCB));
     out.push({ id: '2', scenario: '2', title: 'TPC-B', command: pgbench(TPCB), systems, notes: bouncerNote });
   }
   if (wanted.has('3')) {
@@ -98,6 +104,9 @@ export function throughputScenarios(env: BenchEnvironment, wanted: Set<ScenarioN
       systems: [
         mysqlSystem('direct', 'direct (mysql_native_password)', mysqlTargetDirect(m), 'oltp_point_select', 16, tableSize, extra),
         mysqlSystem('tokengate', 'tokengate', mysqlTargetGateway(env, gw), 'oltp_point_select', 16, tableSize, extra, gw.pid),
+        ...(env.mysqlPipe
+          ? [mysqlSystem('node-pipe', PIPE_LABEL, { ...mysqlTargetDirect(m), port: env.mysqlPipe.port }, 'oltp_point_select', 16, tableSize, extra, env.mysqlPipe.pid)]
+          : []),
       ],
     });
   };

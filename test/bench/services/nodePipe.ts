@@ -1,7 +1,8 @@
 /**
  * A bare Node.js TCP relay: bytes in, bytes out, no protocol at all. It is the reference row of
- * scenario 1: the cost of any relay built on Node's net streams, so the table shows how much of
- * tokengate's cost is its own (following the protocol) and how much is the runtime's.
+ * scenarios 1 and 2 (in front of PostgreSQL) and 4 (in front of MariaDB): the cost of any relay
+ * built on Node's net streams, so the table shows how much of tokengate's cost is its own
+ * (following the protocol) and how much is the runtime's.
  *
  * Run as a child process: `node nodePipe.js LISTEN_PORT UPSTREAM_PORT`.
  */
@@ -16,9 +17,9 @@ export interface NodePipe {
   stop(): Promise<void>;
 }
 
-export async function startNodePipe(dir: string, upstreamPort: number): Promise<NodePipe> {
+export async function startNodePipe(dir: string, upstreamPort: number, name = 'node-pipe'): Promise<NodePipe> {
   const port = await freePort();
-  const daemon = startDaemon('node-pipe', process.execPath, [__filename, String(port), String(upstreamPort)], path.join(dir, 'node-pipe.log'));
+  const daemon = startDaemon(name, process.execPath, [__filename, String(port), String(upstreamPort)], path.join(dir, `${name}.log`));
   await waitForPort(port, { daemon });
   return { port, pid: daemon.child.pid!, daemon, stop: () => daemon.stop() };
 }
