@@ -63,11 +63,12 @@ export function decodeCommand(payload: Buffer, payloadLength = payload.length): 
   switch (command) {
     case COM_QUERY:
     case COM_STMT_PREPARE:
-      // A cut may fall inside a multi-byte character: toString maps it to U+FFFD.
-      out.query = r.rest().toString('utf8');
+      // The text after the command byte, decoded in place. A cut may fall inside a
+      // multi-byte character: toString maps it to U+FFFD.
+      out.query = payload.toString('utf8', 1);
       break;
     case COM_INIT_DB:
-      out.schema = r.rest().toString('utf8');
+      out.schema = payload.toString('utf8', 1);
       break;
     case COM_STMT_EXECUTE:
       out.statementId = r.u32('statement id');

@@ -2,7 +2,8 @@
  * Packet framing over arbitrary chunks. The relay path forwards the chunks it
  * received untouched; the framer only follows headers and keeps a bounded prefix of
  * each payload (chosen by `capture`), so it never copies whole packets. When a kept
- * prefix lies inside one chunk it is a view of that chunk, not a copy.
+ * prefix lies inside one chunk it is read in place (scan) or handed out as a view of
+ * that chunk (push), not copied.
  */
 import { MAX_PACKET_PAYLOAD, PACKET_HEADER_LENGTH } from './constants';
 import { PacketError } from './errors';
@@ -26,11 +27,21 @@ export interface Packet {
  */
 export type CaptureFn = (firstByte: number, sequenceId: number, continuation: boolean) => number;
 
+/**
+ * Receives each packet completed by scan(), without a Packet object or a view being made:
+ * the captured prefix is `data[start, end)`. `data` is the pushed chunk when the prefix lay in
+ * one chunk (do not mutate chunks while their packets are in use), else a copy. The packet is
+ * the last of its payload when `payloadLength !== MAX_PACKET_PAYLOAD`.
+ */
+export type PacketHandler = (sequenceId: number, payloadLength: number, data: Buffer, start: number, end: number, continuation: boolean) => void;
+
 export interface PacketFramerOptions {
   /** Packets announcing a longer payload are rejected with PacketError('too_large'). At most 0xffffff. */
   maxPayloadLength: number;
   capture?: CaptureFn;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export class PacketFramer {
   private readonly maxPayloadLength: number;
@@ -43,7 +54,10 @@ export class PacketFramer {
   private payloadLength = 0;
   private remaining = 0;
   private keep = -2; // -2: not yet decided (the first payload byte has not arrived)
-  private kept: Buffer | undefined;
+  /** Where the kept prefix is: a pushed chunk (when it lay in one) or a copy; `keptStart` is its offset there. */
+  private kept: Buffer = EMPTY;
+  private keptStart = 0;
+  /** Kept bytes so far; `kept` is a copy being filled while keptFill < keep. */
   private keptFill = 0;
   private continuation = false;
   // Across packets.
@@ -62,7 +76,7 @@ export class PacketFramer {
 
   /** Bytes held internally: a partial header plus the partial captured prefix. */
   get buffered(): number {
-    return this.headerFill + (this.kept && this.keptFill < this.kept.length ? this.keptFill : 0);
+    return this.headerFill + (this.inPayload && this.keptFill < this.keep ? this.keptFill : 0);
   }
 
   /** True between whole logical payloads: no partial packet and no pending continuation. */
@@ -83,30 +97,47 @@ export class PacketFramer {
    * stream is unusable and every later push throws the same error.
    */
   push(chunk: Buffer): Packet[] {
-    if (this.failed) throw this.failed;
     const out: Packet[] = [];
+    this.scan(chunk, (sequenceId, payloadLength, data, start, end, continuation) => {
+      const payload = start === 0 && end === data.length ? data : data.subarray(start, end);
+      out.push({ sequenceId, payloadLength, payload, last: payloadLength !== MAX_PACKET_PAYLOAD, continuation });
+    });
+    return out;
+  }
+
+  /**
+   * push() without the array: each packet completed by this chunk goes to `onPacket` as soon
+   * as it is framed, so a relay pays no allocation per packet. Same rules and errors as push().
+   * If onPacket throws, the rest of the chunk is not framed and the error propagates: end the stream.
+   */
+  scan(chunk: Buffer, onPacket: PacketHandler): void {
+    if (this.failed) throw this.failed;
+    const n = chunk.length;
     let pos = 0;
-    while (pos < chunk.length || (this.inPayload && this.remaining === 0)) {
+    while (pos < n || (this.inPayload && this.remaining === 0)) {
       if (!this.inPayload) {
-        const take = Math.min(PACKET_HEADER_LENGTH - this.headerFill, chunk.length - pos);
+        if (this.headerFill === 0 && n - pos >= PACKET_HEADER_LENGTH) {
+          // The whole header is in this chunk: read it in place.
+          this.startPacket(chunk[pos] | (chunk[pos + 1] << 8) | (chunk[pos + 2] << 16), chunk[pos + 3]);
+          pos += PACKET_HEADER_LENGTH;
+          continue;
+        }
+        const take = Math.min(PACKET_HEADER_LENGTH - this.headerFill, n - pos);
         chunk.copy(this.header, this.headerFill, pos, pos + take);
         this.headerFill += take;
         pos += take;
         if (this.headerFill < PACKET_HEADER_LENGTH) break;
-        this.startPacket();
+        this.headerFill = 0;
+        this.startPacket(this.header.readUIntLE(0, 3), this.header[3]);
         continue;
       }
       if (this.keep === -2) this.decideKeep(this.remaining > 0 ? chunk[pos] : -1);
-      const take = Math.min(this.remaining, chunk.length - pos);
+      const take = Math.min(this.remaining, n - pos);
       if (this.keep > this.keptFill) this.keepBytes(chunk, pos, take);
       pos += take;
       this.remaining -= take;
-      if (this.remaining === 0) {
-        const packet = this.finishPacket();
-        if (packet) out.push(packet);
-      }
+      if (this.remaining === 0) this.finishPacket(onPacket);
     }
-    return out;
   }
 
   private fail(err: PacketError): never {
@@ -114,10 +145,7 @@ export class PacketFramer {
     throw err;
   }
 
-  private startPacket(): void {
-    const length = this.header.readUIntLE(0, 3);
-    const sequenceId = this.header[3];
-    this.headerFill = 0;
+  private startPacket(length: number, sequenceId: number): void {
     if (length > this.maxPayloadLength) {
       this.fail(
         new PacketError(
@@ -144,7 +172,8 @@ export class PacketFramer {
     this.payloadLength = length;
     this.remaining = length;
     this.keep = -2;
-    this.kept = undefined;
+    this.kept = EMPTY;
+    this.keptStart = 0;
     this.keptFill = 0;
   }
 
@@ -156,28 +185,25 @@ export class PacketFramer {
 
   private keepBytes(chunk: Buffer, pos: number, available: number): void {
     const want = Math.min(this.keep - this.keptFill, available);
-    if (!this.kept && want === this.keep) {
-      this.kept = chunk.subarray(pos, pos + want); // the whole prefix is in this chunk: a view, no copy
+    if (this.keptFill === 0 && want === this.keep) {
+      // The whole prefix is in this chunk: remember where, no copy.
+      this.kept = chunk;
+      this.keptStart = pos;
     } else {
-      if (!this.kept) this.kept = Buffer.allocUnsafe(this.keep);
+      if (this.keptFill === 0) this.kept = Buffer.allocUnsafe(this.keep);
       chunk.copy(this.kept, this.keptFill, pos, pos + want);
     }
     this.keptFill += want;
   }
 
-  private finishPacket(): Packet | undefined {
-    const last = this.payloadLength !== MAX_PACKET_PAYLOAD;
-    this.continuationExpected = !last;
+  private finishPacket(onPacket: PacketHandler): void {
+    this.continuationExpected = this.payloadLength === MAX_PACKET_PAYLOAD;
     this.previousSequenceId = this.sequenceId;
     this.inPayload = false;
-    if (this.keep === -1) return undefined;
-    return {
-      sequenceId: this.sequenceId,
-      payloadLength: this.payloadLength,
-      payload: this.kept ?? Buffer.alloc(0),
-      last,
-      continuation: this.continuation,
-    };
+    if (this.keep === -1) return;
+    const kept = this.kept;
+    this.kept = EMPTY; // hold no chunk past its packet
+    onPacket(this.sequenceId, this.payloadLength, kept, this.keptStart, this.keptStart + this.keptFill, this.continuation);
   }
 }
 

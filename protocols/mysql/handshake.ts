@@ -13,9 +13,11 @@ import {
   CLIENT_SECURE_CONNECTION,
   CLIENT_SSL,
   HANDSHAKE_V10,
+  MAX_PACKET_PAYLOAD,
+  PACKET_HEADER_LENGTH,
 } from './constants';
 import { MysqlDecodeError } from './errors';
-import { PayloadReader, writeLenencBytes, writeLenencInt, writeLenencString } from './lenenc';
+import { PayloadReader, readLenencBytes, writeLenencBytes, writeLenencInt, writeLenencString } from './lenenc';
 
 /** Bounds on names in the connection phase (MySQL limits are far lower; these only stop abuse). */
 export const MAX_NAME_BYTES = 1024;
@@ -65,6 +67,47 @@ export function encodeHandshakeV10(h: HandshakeV10): Buffer {
     Buffer.from([0]),
     Buffer.from(h.authPluginName + '\0', 'utf8'),
   ]);
+}
+
+/** The greeting fields that are the same for every connection of a listener. */
+export type HandshakeV10Constants = Omit<HandshakeV10, 'connectionId' | 'authPluginData'>;
+
+/**
+ * A greeting packet (header with sequence id 0, then the HandshakeV10 payload) encoded once
+ * by encodeHandshakeV10; each connection copies it and writes its connection id and scramble
+ * in place. `packet(id, scramble)` equals `encodePacket(0, encodeHandshakeV10({ ...constants,
+ * connectionId: id, authPluginData: scramble }))` byte for byte.
+ */
+export class HandshakeV10Template {
+  readonly constants: Readonly<HandshakeV10Constants>;
+  private readonly bytes: Buffer;
+  /** Offset of the connection id; scramble part 1 follows it, part 2 sits 31 bytes after it. */
+  private readonly idOffset: number;
+
+  constructor(constants: HandshakeV10Constants) {
+    this.constants = Object.freeze({ ...constants });
+    const payload = encodeHandshakeV10({ ...constants, connectionId: 0, authPluginData: Buffer.alloc(SCRAMBLE_LENGTH) });
+    if (payload.length >= MAX_PACKET_PAYLOAD) throw new RangeError('a greeting must fit in one packet');
+    this.bytes = Buffer.alloc(PACKET_HEADER_LENGTH + payload.length);
+    this.bytes.writeUIntLE(payload.length, 0, 3); // sequence id 0
+    payload.copy(this.bytes, PACKET_HEADER_LENGTH);
+    // protocol version, server version + NUL, then the connection id.
+    this.idOffset = PACKET_HEADER_LENGTH + 1 + Buffer.byteLength(constants.serverVersion, 'utf8') + 1;
+  }
+
+  /** A fresh greeting packet for one connection. */
+  packet(connectionId: number, authPluginData: Buffer): Buffer {
+    if (authPluginData.length !== SCRAMBLE_LENGTH) {
+      throw new RangeError(`authPluginData must be ${SCRAMBLE_LENGTH} bytes, got ${authPluginData.length}`);
+    }
+    const out = Buffer.allocUnsafe(this.bytes.length);
+    this.bytes.copy(out, 0);
+    const o = out.writeUInt32LE(connectionId >>> 0, this.idOffset);
+    authPluginData.copy(out, o, 0, 8);
+    // part 1 (8), filler (1), capabilities (2), charset (1), status (2), capabilities (2), length (1), reserved (10)
+    authPluginData.copy(out, o + 27, 8, SCRAMBLE_LENGTH);
+    return out;
+  }
 }
 
 export function decodeHandshakeV10(payload: Buffer): HandshakeV10 {
@@ -160,67 +203,146 @@ export interface HandshakeResponse41 {
   mariadbCapabilities?: number;
 }
 
+const ATTRIBUTES = 'HandshakeResponse41 connect attributes';
+const ATTRIBUTE_NAME = `${ATTRIBUTES} attribute name`;
+const ATTRIBUTE_VALUE = `${ATTRIBUTES} attribute value`;
+
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Decodes a HandshakeResponse41. The layout of the optional fields follows the
  * capabilities both sides have (client ∩ server): mysql2 and PyMySQL set
  * PLUGIN_AUTH_LENENC_CLIENT_DATA even when the server did not advertise it, and
  * then write the older 1-byte length. Trailing optional fields a client leaves out
- * are tolerated; everything else malformed throws MysqlDecodeError.
+ * are tolerated; everything else malformed (connection attributes included) throws
+ * MysqlDecodeError.
  */
-export function decodeHandshakeResponse41(payload: Buffer, serverCapabilities: number): HandshakeResponse41 {
-  const r = new PayloadReader(payload, 'HandshakeResponse41');
-  const capabilities = r.u32('capability flags');
-  if (!(capabilities & CLIENT_PROTOCOL_41)) {
-    throw new MysqlDecodeError(
-      'unsupported',
-      'HandshakeResponse41',
-      'the client did not set CLIENT_PROTOCOL_41; pre-4.1 clients are not supported, upgrade the driver',
-    );
-  }
-  const caps = (capabilities & serverCapabilities) >>> 0;
-  const maxPacketSize = r.u32('max packet size');
-  const characterSet = r.u8('character set');
-  const filler = r.bytes(23, 'filler');
-  const out: HandshakeResponse41 = {
-    capabilities,
-    maxPacketSize,
-    characterSet,
-    username: r.nulString('username', MAX_NAME_BYTES, true),
-    authResponse: Buffer.alloc(0),
-  };
-  if (!(capabilities & CLIENT_LONG_PASSWORD)) out.mariadbCapabilities = filler.readUInt32LE(19);
-  if (r.atEnd) return out;
-  if (caps & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA) {
-    out.authResponse = r.lenencBytes('auth response', MAX_AUTH_RESPONSE_BYTES);
-  } else if (caps & CLIENT_SECURE_CONNECTION) {
-    out.authResponse = r.bytes(r.u8('auth response length'), 'auth response');
-  } else {
-    out.authResponse = r.nulBytes('auth response', MAX_AUTH_RESPONSE_BYTES, true);
-  }
-  if (caps & CLIENT_CONNECT_WITH_DB && !r.atEnd) {
-    out.database = r.nulString('database', MAX_NAME_BYTES, true);
-  }
-  if (caps & CLIENT_PLUGIN_AUTH && !r.atEnd) {
-    out.authPluginName = r.nulString('auth plugin name', MAX_NAME_BYTES, true);
-  }
-  if (caps & CLIENT_CONNECT_ATTRS && !r.atEnd) {
-    out.connectAttributes = decodeConnectAttributes(r.lenencBytes('connect attributes', MAX_CONNECT_ATTRS_BYTES));
-  }
-  return out;
+export function decodeHandshakeResponse41(payload: Buffer, serverCapabilities: number): DecodedHandshakeResponse41 {
+  return new DecodedHandshakeResponse41(payload, serverCapabilities);
 }
 
-function decodeConnectAttributes(block: Buffer): Record<string, string> {
-  const r = new PayloadReader(block, 'HandshakeResponse41 connect attributes');
-  const attrs: Record<string, string> = Object.create(null) as Record<string, string>;
-  let count = 0;
-  while (!r.atEnd) {
-    if (++count > MAX_CONNECT_ATTRS) {
-      throw new MysqlDecodeError('too_long', 'HandshakeResponse41 connect attributes', `more than ${MAX_CONNECT_ATTRS} attributes`);
+/**
+ * A HandshakeResponse41 decoded from a client (see decodeHandshakeResponse41). The connection
+ * attributes (a dozen name/value pairs from libmariadb, of which the gateway reads one or
+ * two) are validated with the packet but become strings only when read:
+ * `connectAttribute(name)` decodes just that value, `connectAttributes` all of them (once).
+ */
+export class DecodedHandshakeResponse41 implements HandshakeResponse41 {
+  capabilities: number;
+  maxPacketSize: number;
+  characterSet: number;
+  username: string;
+  authResponse: Buffer = EMPTY;
+  database?: string;
+  authPluginName?: string;
+  mariadbCapabilities?: number;
+  /** The validated attribute block (a view into the payload). */
+  readonly #attributes: Buffer | undefined;
+  #attributeRecord: Record<string, string> | undefined;
+
+  constructor(payload: Buffer, serverCapabilities: number) {
+    const r = new PayloadReader(payload, 'HandshakeResponse41');
+    const capabilities = r.u32('capability flags');
+    if (!(capabilities & CLIENT_PROTOCOL_41)) {
+      throw new MysqlDecodeError(
+        'unsupported',
+        'HandshakeResponse41',
+        'the client did not set CLIENT_PROTOCOL_41; pre-4.1 clients are not supported, upgrade the driver',
+      );
     }
-    const key = r.lenencString('attribute name');
-    attrs[key] = r.lenencString('attribute value');
+    const caps = (capabilities & serverCapabilities) >>> 0;
+    this.capabilities = capabilities;
+    this.maxPacketSize = r.u32('max packet size');
+    this.characterSet = r.u8('character set');
+    r.skip(23, 'filler');
+    this.username = r.nulString('username', MAX_NAME_BYTES, true);
+    if (!(capabilities & CLIENT_LONG_PASSWORD)) this.mariadbCapabilities = payload.readUInt32LE(28); // the last 4 filler bytes
+    if (r.atEnd) return;
+    if (caps & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA) {
+      this.authResponse = r.lenencBytes('auth response', MAX_AUTH_RESPONSE_BYTES);
+    } else if (caps & CLIENT_SECURE_CONNECTION) {
+      this.authResponse = r.bytes(r.u8('auth response length'), 'auth response');
+    } else {
+      this.authResponse = r.nulBytes('auth response', MAX_AUTH_RESPONSE_BYTES, true);
+    }
+    if (caps & CLIENT_CONNECT_WITH_DB && !r.atEnd) {
+      this.database = r.nulString('database', MAX_NAME_BYTES, true);
+    }
+    if (caps & CLIENT_PLUGIN_AUTH && !r.atEnd) {
+      this.authPluginName = r.nulString('auth plugin name', MAX_NAME_BYTES, true);
+    }
+    if (caps & CLIENT_CONNECT_ATTRS && !r.atEnd) {
+      const block = r.lenencBytes('connect attributes', MAX_CONNECT_ATTRS_BYTES);
+      walkConnectAttributes(block); // throws when malformed
+      this.#attributes = block;
+    }
   }
-  return attrs;
+
+  /** All connection attributes; a later duplicate name wins. */
+  get connectAttributes(): Record<string, string> | undefined {
+    const block = this.#attributes;
+    if (block === undefined || this.#attributeRecord !== undefined) return this.#attributeRecord;
+    const attrs = Object.create(null) as Record<string, string>;
+    walkConnectAttributes(block, (ns, ne, vs, ve) => {
+      attrs[block.toString('utf8', ns, ne)] = block.toString('utf8', vs, ve);
+    });
+    return (this.#attributeRecord = attrs);
+  }
+
+  /** One connection attribute: the same as `connectAttributes?.[name]`, without decoding the others. */
+  connectAttribute(name: string): string | undefined {
+    const block = this.#attributes;
+    if (block === undefined) return undefined;
+    if (this.#attributeRecord !== undefined) return this.#attributeRecord[name];
+    let value: string | undefined;
+    walkConnectAttributes(block, (ns, ne, vs, ve) => {
+      if (decodesTo(block, ns, ne, name)) value = block.toString('utf8', vs, ve);
+    });
+    return value;
+  }
+}
+
+/** Whether `buf.toString('utf8', start, end) === s`, without decoding when `s` is ASCII. */
+function decodesTo(buf: Buffer, start: number, end: number, s: string): boolean {
+  if (end - start < s.length) return false; // UTF-8 never decodes to more UTF-16 units than it has bytes
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return buf.toString('utf8', start, end) === s;
+    if (buf[start + i] !== c) return false; // only that ASCII byte decodes to this ASCII character
+  }
+  return end - start === s.length;
+}
+
+/**
+ * Walks a connect-attribute block (length-encoded name, length-encoded value, repeated),
+ * calling `visit` with the byte ranges of each name and value. Throws the MysqlDecodeError
+ * a PayloadReader would (truncated, too long, bad length byte; more than MAX_CONNECT_ATTRS
+ * pairs), without allocating for the common 1-byte lengths.
+ */
+function walkConnectAttributes(block: Buffer, visit?: (nameStart: number, nameEnd: number, valueStart: number, valueEnd: number) => void): void {
+  let o = 0;
+  let count = 0;
+  while (o < block.length) {
+    if (++count > MAX_CONNECT_ATTRS) {
+      throw new MysqlDecodeError('too_long', ATTRIBUTES, `more than ${MAX_CONNECT_ATTRS} attributes`);
+    }
+    const nameEnd = lenencEnd(block, o, ATTRIBUTE_NAME);
+    const valueEnd = lenencEnd(block, nameEnd, ATTRIBUTE_VALUE);
+    visit?.(o + lenencPrefixLength(block[o]), nameEnd, nameEnd + lenencPrefixLength(block[nameEnd]), valueEnd);
+    o = valueEnd;
+  }
+}
+
+/** End of the length-encoded string at `o`; throws as PayloadReader.lenencBytes would. */
+function lenencEnd(buf: Buffer, o: number, what: string): number {
+  const first = buf[o];
+  if (first < 0xfb && o + 1 + first <= buf.length) return o + 1 + first;
+  return readLenencBytes(buf, o, what).next; // longer lengths, and every error
+}
+
+/** Bytes of the (valid) length prefix that starts with `first`. */
+function lenencPrefixLength(first: number): number {
+  return first < 0xfb ? 1 : first === 0xfc ? 3 : first === 0xfd ? 4 : 9;
 }
 
 /**

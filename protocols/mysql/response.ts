@@ -32,7 +32,7 @@ import {
 import { commandName } from './command';
 import { ResponseError } from './errors';
 import { readLenencNumber } from './lenenc';
-import { decodeEof, decodeErr, decodeOk, isEof } from './packets';
+import { EOF_MAX_LENGTH, decodeEof, decodeErr, decodeOk, isEof } from './packets';
 
 /** Bytes of each response packet the tracker needs (OK info and ERR messages included, to a point). */
 export const RESPONSE_CAPTURE_BYTES = 512;
@@ -172,6 +172,15 @@ export class ResponseTracker {
    * when the packet cannot belong to the response; the connection is then unusable.
    */
   onPacket(payloadPrefix: Buffer, payloadLength: number): TrackResult {
+    return this.onPacketAt(payloadPrefix, 0, payloadPrefix.length, payloadLength);
+  }
+
+  /**
+   * onPacket() for a prefix that lies in `data[start, end)` (as PacketFramer.scan hands it
+   * out): most packets are judged by their first byte and length, and a view is made only
+   * for the few that are decoded (OK, EOF, ERR, PREPARE OK).
+   */
+  onPacketAt(data: Buffer, start: number, end: number, payloadLength: number): TrackResult {
     if (this.continuationNext) {
       // The rest of a payload split at 16 MiB: never a header of its own.
       this.continuationNext = payloadLength === MAX_PACKET_PAYLOAD;
@@ -179,10 +188,10 @@ export class ResponseTracker {
       return 'more';
     }
     this.continuationNext = payloadLength === MAX_PACKET_PAYLOAD;
-    if (payloadPrefix.length === 0 && payloadLength > 0) {
+    if (end <= start && payloadLength > 0) {
       throw new ResponseError('unexpected_packet', 'the framer kept no bytes of a response packet; capture at least RESPONSE_CAPTURE_BYTES');
     }
-    const first = payloadLength === 0 ? -1 : payloadPrefix[0];
+    const first = payloadLength === 0 ? -1 : data[start];
     const st = this.state;
     switch (st.s) {
       case 'idle':
@@ -190,38 +199,38 @@ export class ResponseTracker {
           // Unsolicited ERR: the server is closing this connection (kill, shutdown, timeout).
           this.command = -1;
           this.current = { command: -1, results: [], resultCount: 0, rows: 0 };
-          return this.finishError(payloadPrefix);
+          return this.finishError(viewOf(data, start, end));
         }
         throw new ResponseError('not_expecting', `a server packet (first byte ${hex(first)}) arrived while no command was outstanding`);
       case 'single':
-        if (first === ERR_HEADER) return this.finishError(payloadPrefix);
-        if (first === OK_HEADER) return this.okResult(payloadPrefix);
-        if (first === EOF_HEADER && isEof(payloadPrefix, payloadLength)) {
-          const eof = decodeEof(payloadPrefix, this.capabilities);
+        if (first === ERR_HEADER) return this.finishError(viewOf(data, start, end));
+        if (first === OK_HEADER) return this.okResult(viewOf(data, start, end));
+        if (isEofPacket(first, payloadLength)) {
+          const eof = decodeEof(viewOf(data, start, end), this.capabilities);
           this.addResult({ kind: 'eof', statusFlags: eof.statusFlags, warnings: eof.warnings }, eof.statusFlags);
           return this.finish();
         }
         throw this.unexpected(first, 'an OK, EOF or ERR packet');
       case 'statistics':
-        if (first === ERR_HEADER) return this.finishError(payloadPrefix);
-        this.addResult({ kind: 'info', text: payloadPrefix.toString('utf8') });
+        if (first === ERR_HEADER) return this.finishError(viewOf(data, start, end));
+        this.addResult({ kind: 'info', text: data.toString('utf8', start, end) });
         return this.finish();
       case 'auth':
-        if (first === ERR_HEADER) return this.finishError(payloadPrefix);
-        if (first === OK_HEADER) return this.okResult(payloadPrefix);
+        if (first === ERR_HEADER) return this.finishError(viewOf(data, start, end));
+        if (first === OK_HEADER) return this.okResult(viewOf(data, start, end));
         return 'more'; // AuthSwitchRequest / AuthMoreData: the client answers, the exchange goes on
       case 'fieldList':
-        if (first === ERR_HEADER) return this.finishError(payloadPrefix);
-        if (first === EOF_HEADER && payloadLength < MAX_PACKET_PAYLOAD && (this.deprecateEof || isEof(payloadPrefix, payloadLength))) {
-          const flags = this.terminatorFlags(payloadPrefix, payloadLength);
+        if (first === ERR_HEADER) return this.finishError(viewOf(data, start, end));
+        if (first === EOF_HEADER && payloadLength < MAX_PACKET_PAYLOAD && (this.deprecateEof || isEofPacket(first, payloadLength))) {
+          const flags = this.terminatorFlags(viewOf(data, start, end), payloadLength);
           this.addResult({ kind: 'eof', statusFlags: flags.statusFlags, warnings: flags.warnings }, flags.statusFlags);
           return this.finish();
         }
         return 'more';
       case 'first':
-        return this.onFirst(first, payloadPrefix, payloadLength);
+        return this.onFirst(first, data, start, end, payloadLength);
       case 'columns':
-        if (first === ERR_HEADER) return this.finishError(payloadPrefix);
+        if (first === ERR_HEADER) return this.finishError(viewOf(data, start, end));
         if (st.left > 1) {
           st.left--;
           return 'more';
@@ -229,34 +238,37 @@ export class ResponseTracker {
         this.state = this.deprecateEof ? this.afterColumns(st.columns) : { s: 'columnsEof', columns: st.columns };
         return this.state.s === 'idle' ? 'done' : 'more';
       case 'columnsEof': {
-        if (first === ERR_HEADER) return this.finishError(payloadPrefix);
-        if (!isEof(payloadPrefix, payloadLength)) throw this.unexpected(first, 'the EOF packet after the column definitions');
-        const eof = decodeEof(payloadPrefix, this.capabilities);
-        if (this.cursor && eof.statusFlags & SERVER_STATUS_CURSOR_EXISTS) {
-          // Rows will come through COM_STMT_FETCH.
-          return this.endResult({ kind: 'rows', binary: true, columns: st.columns, rows: 0, statusFlags: eof.statusFlags, warnings: eof.warnings });
+        if (first === ERR_HEADER) return this.finishError(viewOf(data, start, end));
+        if (!isEofPacket(first, payloadLength)) throw this.unexpected(first, 'the EOF packet after the column definitions');
+        if (this.cursor) {
+          const eof = decodeEof(viewOf(data, start, end), this.capabilities);
+          if (eof.statusFlags & SERVER_STATUS_CURSOR_EXISTS) {
+            // Rows will come through COM_STMT_FETCH.
+            return this.endResult({ kind: 'rows', binary: true, columns: st.columns, rows: 0, statusFlags: eof.statusFlags, warnings: eof.warnings });
+          }
         }
         this.state = { s: 'rows', columns: st.columns, rows: 0 };
         return 'more';
       }
       case 'rows':
-        if (first === ERR_HEADER) return this.finishError(payloadPrefix);
-        if (this.isTerminator(first, payloadPrefix, payloadLength)) {
-          const flags = this.terminatorFlags(payloadPrefix, payloadLength);
+        if (first === ERR_HEADER) return this.finishError(viewOf(data, start, end));
+        if (this.isTerminator(first, payloadLength)) {
+          const flags = this.terminatorFlags(viewOf(data, start, end), payloadLength);
           return this.endResult({ kind: 'rows', binary: this.binary, columns: st.columns, rows: st.rows, ...flags });
         }
         st.rows++;
         if (this.current) this.current.rows++;
         return 'more';
       case 'prepare':
-        return this.onPrepare(st, first, payloadPrefix, payloadLength);
+        return this.onPrepare(st, first, data, start, end, payloadLength);
     }
   }
 
-  private onFirst(first: number, payload: Buffer, payloadLength: number): TrackResult {
-    if (first === ERR_HEADER) return this.finishError(payload);
+  private onFirst(first: number, data: Buffer, start: number, end: number, payloadLength: number): TrackResult {
+    if (first === ERR_HEADER) return this.finishError(viewOf(data, start, end));
     if (this.command === COM_STMT_PREPARE) {
       if (first !== OK_HEADER || payloadLength < 12) throw this.unexpected(first, 'a COM_STMT_PREPARE OK (12 bytes) or ERR');
+      const payload = viewOf(data, start, end);
       const summary = {
         kind: 'prepared' as const,
         statementId: payload.readUInt32LE(1),
@@ -266,7 +278,7 @@ export class ResponseTracker {
       };
       return this.nextPreparePart({ s: 'prepare', part: 'params', left: summary.params, eof: false, summary });
     }
-    if (first === OK_HEADER) return this.okResult(payload);
+    if (first === OK_HEADER) return this.okResult(viewOf(data, start, end));
     if (first === LOCAL_INFILE_HEADER) {
       throw new ResponseError(
         'unexpected_packet',
@@ -274,16 +286,17 @@ export class ResponseTracker {
       );
     }
     if (first === EOF_HEADER) throw this.unexpected(first, 'an OK, ERR or result set header');
-    const columns = readLenencNumber(payload, 0, MAX_COLUMNS, 'result set column count').value;
+    // A count below 251 is its own one-byte length-encoded integer; longer forms go through the reader.
+    const columns = first >= 0 && first < 0xfb ? first : readLenencNumber(viewOf(data, start, end), 0, MAX_COLUMNS, 'result set column count').value;
     if (columns === 0) throw this.unexpected(first, 'a column count of at least 1');
     this.state = { s: 'columns', left: columns, columns };
     return 'more';
   }
 
-  private onPrepare(st: Extract<State, { s: 'prepare' }>, first: number, payload: Buffer, payloadLength: number): TrackResult {
-    if (first === ERR_HEADER) return this.finishError(payload);
+  private onPrepare(st: Extract<State, { s: 'prepare' }>, first: number, data: Buffer, start: number, end: number, payloadLength: number): TrackResult {
+    if (first === ERR_HEADER) return this.finishError(viewOf(data, start, end));
     if (st.eof) {
-      if (!isEof(payload, payloadLength)) throw this.unexpected(first, `the EOF packet after the ${st.part} definitions`);
+      if (!isEofPacket(first, payloadLength)) throw this.unexpected(first, `the EOF packet after the ${st.part} definitions`);
       st.eof = false;
       if (st.part === 'params') return this.nextPreparePart({ ...st, part: 'columns', left: st.summary.columns });
       return this.endPrepare(st);
@@ -317,9 +330,9 @@ export class ResponseTracker {
   }
 
   /** EOF (classic) or the 0xFE OK that ends rows under CLIENT_DEPRECATE_EOF. */
-  private isTerminator(first: number, payload: Buffer, payloadLength: number): boolean {
+  private isTerminator(first: number, payloadLength: number): boolean {
     if (first !== EOF_HEADER) return false;
-    return this.deprecateEof ? payloadLength < MAX_PACKET_PAYLOAD : isEof(payload, payloadLength);
+    return this.deprecateEof ? payloadLength < MAX_PACKET_PAYLOAD : isEofPacket(first, payloadLength);
   }
 
   private terminatorFlags(payload: Buffer, payloadLength: number): { statusFlags: number; warnings: number } {
@@ -376,6 +389,16 @@ export class ResponseTracker {
       `in the response to ${commandName(this.command)}: got a packet starting with ${hex(first)} where ${expected} was expected`,
     );
   }
+}
+
+/** The captured prefix data[start, end) as a Buffer: made only for packets that are decoded. */
+function viewOf(data: Buffer, start: number, end: number): Buffer {
+  return start === 0 && end === data.length ? data : data.subarray(start, end);
+}
+
+/** packets.isEof() for a packet known by its first byte (-1 when empty) and announced length. */
+function isEofPacket(first: number, payloadLength: number): boolean {
+  return first === EOF_HEADER && payloadLength < EOF_MAX_LENGTH;
 }
 
 function hex(b: number): string {

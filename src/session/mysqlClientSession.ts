@@ -11,7 +11,7 @@ import { MAX_CLEAR_PASSWORD_BYTES, decodeClearPassword, encodeAuthSwitchRequest 
 import { encodeInitDb } from '../../protocols/mysql/command';
 import { CLIENT_PLUGIN_AUTH, CLIENT_SSL, ErrorCode, GATEWAY_CAPABILITIES, MYSQL_CLEAR_PASSWORD, MYSQL_NATIVE_PASSWORD, SERVER_STATUS_AUTOCOMMIT, UTF8MB4_GENERAL_CI, formatCapabilities, type ErrorCodeDef } from '../../protocols/mysql/constants';
 import { encodePacket } from '../../protocols/mysql/framing';
-import { SCRAMBLE_LENGTH, decodeHandshakeResponse41, decodeSslRequest, encodeHandshakeV10, isSslRequest, type HandshakeResponse41 } from '../../protocols/mysql/handshake';
+import { HandshakeV10Template, SCRAMBLE_LENGTH, decodeHandshakeResponse41, decodeSslRequest, isSslRequest, type DecodedHandshakeResponse41 } from '../../protocols/mysql/handshake';
 import { isLoopbackAddress, formatRemote } from '../server/address';
 import { PrefixedStream } from '../server/prefixedStream';
 import { MysqlHandshakeReader, type HandshakePacket } from './mysqlHandshakeReader';
@@ -71,7 +71,7 @@ export class MysqlClientSession implements KillTarget {
   private replySequence = 1;
   /** The sequence id the client's next login packet must carry. */
   private expectedSequence = 1;
-  private response?: HandshakeResponse41;
+  private response?: DecodedHandshakeResponse41;
   /** Capabilities negotiated with the client. */
   private capabilities = 0;
   private identity?: Identity;
@@ -124,16 +124,8 @@ export class MysqlClientSession implements KillTarget {
       this.reject('auth_timeout', ErrorCode.BAD_HANDSHAKE,
         `tokengate did not receive a login and access token within ${this.deps.config.session.authTimeoutMs / 1000}s; connect again and send the token as the password without delay`);
     }, this.deps.config.session.authTimeoutMs);
-    const greeting = encodeHandshakeV10({
-      serverVersion: this.deps.serverVersion(),
-      connectionId: this.connectionId,
-      authPluginData: scramble(),
-      capabilities: this.greetingCapabilities,
-      characterSet: UTF8MB4_GENERAL_CI,
-      statusFlags: SERVER_STATUS_AUTOCOMMIT,
-      authPluginName: this.greetingPlugin(),
-    });
-    this.socket.write(encodePacket(0, greeting));
+    const greeting = greetingTemplate(this.deps.serverVersion(), this.greetingCapabilities, this.greetingPlugin());
+    this.socket.write(greeting.packet(this.connectionId, scramble()));
   }
 
   /** End the session from outside (gateway shutdown). */
@@ -189,7 +181,7 @@ export class MysqlClientSession implements KillTarget {
       this.upgradeToTls(this.reader.takeRemaining());
       return false;
     }
-    let response: HandshakeResponse41;
+    let response: DecodedHandshakeResponse41;
     try {
       response = decodeHandshakeResponse41(packet.payload, this.greetingCapabilities);
     } catch (err) {
@@ -198,19 +190,18 @@ export class MysqlClientSession implements KillTarget {
     }
     this.response = response;
     this.capabilities = (response.capabilities & this.greetingCapabilities) >>> 0;
-    const where = this.requested();
     if (!response.username) {
-      this.reject('no_role', ErrorCode.ACCESS_DENIED, 'no user name in the login; set the user to the role you were granted (for example "reader")', where);
+      this.reject('no_role', ErrorCode.ACCESS_DENIED, 'no user name in the login; set the user to the role you were granted (for example "reader")', this.requested());
       return false;
     }
     if (!(this.capabilities & CLIENT_PLUGIN_AUTH)) {
       this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE,
-        'your client does not support authentication plugins (CLIENT_PLUGIN_AUTH); tokengate receives the token with mysql_clear_password, so use a MySQL 5.5+ / MariaDB client library', where);
+        'your client does not support authentication plugins (CLIENT_PLUGIN_AUTH); tokengate receives the token with mysql_clear_password, so use a MySQL 5.5+ / MariaDB client library', this.requested());
       return false;
     }
     if (!this.tls && !this.plaintextAllowed()) {
       this.reject('plaintext_refused', ErrorCode.ACCESS_DENIED,
-        'tokengate accepts access tokens only over TLS from this address; enable TLS in your client (mariadb --ssl, mysql2 ssl: {...}, PyMySQL ssl={...})', where);
+        'tokengate accepts access tokens only over TLS from this address; enable TLS in your client (mariadb --ssl, mysql2 ssl: {...}, PyMySQL ssl={...})', this.requested());
       return false;
     }
     this.state = 'token';
@@ -273,13 +264,12 @@ export class MysqlClientSession implements KillTarget {
 
   /** Verify the token, decide the grant, get an upstream connection (unless none is chosen yet), say OK. */
   private async admit(token: string): Promise<void> {
-    const where = this.requested();
     const role = this.response!.username;
     try {
       this.identity = await this.deps.verifier.verify(token);
     } catch (err) {
       if (err instanceof TokenRejectedError) {
-        this.reject(err.reason, ErrorCode.ACCESS_DENIED, err.message, where);
+        this.reject(err.reason, ErrorCode.ACCESS_DENIED, err.message, this.requested());
         return;
       }
       throw err;
@@ -287,7 +277,7 @@ export class MysqlClientSession implements KillTarget {
     if (this.isClosed()) return;
     const route = routeLogin(this.deps.config, this.identity, role, this.response!.database);
     if (!route.ok) {
-      this.reject(route.reason, route.error, route.message, where);
+      this.reject(route.reason, route.error, route.message, this.requested());
       return;
     }
     if ('deferred' in route) {
@@ -301,7 +291,7 @@ export class MysqlClientSession implements KillTarget {
       return;
     }
     if (!('conn' in opened)) {
-      this.reject(opened.reason, opened.error, opened.message, { ...where, detail: opened.detail });
+      this.reject(opened.reason, opened.error, opened.message, { ...this.requested(), detail: opened.detail });
       return;
     }
     this.pool = opened.pool;
@@ -340,17 +330,18 @@ export class MysqlClientSession implements KillTarget {
 
   private greetAndRelay(route: Granted | undefined): void {
     clearTimeout(this.authTimer);
-    const attrs = this.response!.connectAttributes;
+    const response = this.response!;
     this.deps.audit.write({
       event: 'connection_accepted', sessionId: this.id, protocol: 'mysql', remote: this.remote, tls: this.tls,
-      grant: route?.grant.name ?? '', upstream: route?.upstream.name ?? '', role: this.response!.username,
+      grant: route?.grant.name ?? '', upstream: route?.upstream.name ?? '', role: response.username,
       database: route?.alias ?? '', upstreamDatabase: route?.database ?? '',
-      applicationName: attrs?.program_name ?? attrs?._client_name, ...this.identityFields(),
+      applicationName: response.connectAttribute('program_name') ?? response.connectAttribute('_client_name'), ...this.identityFields(),
     });
     this.state = 'relay';
     this.stream.removeListener('data', this.onHandshakeData);
     const statusFlags = this.conn?.statusFlags ?? SERVER_STATUS_AUTOCOMMIT;
     this.stream.write(encodePacket(this.replySequence, okPayload(statusFlags, this.capabilities)));
+    const policy = this.policyHost();
     const relay = new MysqlRelay({
       client: this.stream,
       audit: this.deps.audit,
@@ -359,7 +350,7 @@ export class MysqlClientSession implements KillTarget {
       clientCapabilities: this.capabilities,
       statusFlags,
       expiresAtMs: this.identity!.expiresAt * 1000 + this.deps.config.session.expiryGraceMs,
-      intercept: (cmd) => interceptCommand(this.policyHost(), cmd),
+      intercept: (cmd) => interceptCommand(policy, cmd),
       onEnd: (end) => this.onRelayEnd(end),
     });
     this.relay = relay;
@@ -490,6 +481,20 @@ export class MysqlClientSession implements KillTarget {
   private identityFields(): IdentityFields {
     return identityFields(this.identity);
   }
+}
+
+/** Greeting templates, one per (server version, capabilities, plugin) in use: a listener needs a handful. */
+const greetingTemplates: HandshakeV10Template[] = [];
+const GREETING_TEMPLATE_LIMIT = 8;
+
+function greetingTemplate(serverVersion: string, capabilities: number, authPluginName: string): HandshakeV10Template {
+  for (const t of greetingTemplates) {
+    const c = t.constants;
+    if (c.serverVersion === serverVersion && c.capabilities === capabilities && c.authPluginName === authPluginName) return t;
+  }
+  const t = new HandshakeV10Template({ serverVersion, capabilities, characterSet: UTF8MB4_GENERAL_CI, statusFlags: SERVER_STATUS_AUTOCOMMIT, authPluginName });
+  if (greetingTemplates.unshift(t) > GREETING_TEMPLATE_LIMIT) greetingTemplates.pop();
+  return t;
 }
 
 /** A 20-byte scramble of printable characters (some clients treat it as a C string). */

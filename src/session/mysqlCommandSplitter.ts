@@ -61,6 +61,18 @@ export class MysqlCommandSplitter {
 
   push(chunk: Buffer): ClientItem[] {
     const out: ClientItem[] = [];
+    this.scan(chunk, (item) => {
+      out.push(item);
+    });
+    return out;
+  }
+
+  /**
+   * push() without the array: each item completed by this chunk goes to `onItem` in order.
+   * Throws PacketError on a continuation out of sequence. If onItem throws, the rest of the
+   * chunk is not split and the error propagates: end the stream.
+   */
+  scan(chunk: Buffer, onItem: (item: ClientItem) => void): void {
     let pos = 0;
     let segStart = 0;
     while (pos < chunk.length || (this.inPayload && this.remaining === 0)) {
@@ -85,16 +97,16 @@ export class MysqlCommandSplitter {
         continue;
       }
       // The command is complete.
-      this.emit(out, cmd, chunk.subarray(segStart, pos), true);
-      segStart = pos;
+      const c = cmd;
       this.cmd = undefined;
       this.firstPacket = true;
+      this.emit(onItem, c, segment(chunk, segStart, pos), true);
+      segStart = pos;
     }
     if (segStart < chunk.length) {
-      if (this.cmd) this.emit(out, this.cmd, chunk.subarray(segStart), false);
+      if (this.cmd) this.emit(onItem, this.cmd, segment(chunk, segStart, chunk.length), false);
       else this.partialHeader = Buffer.concat([this.partialHeader ?? Buffer.alloc(0), chunk.subarray(segStart)]);
     }
-    return out;
   }
 
   private startPacket(): void {
@@ -127,9 +139,9 @@ export class MysqlCommandSplitter {
   }
 
   /** Hands out `bytes` of `cmd`: held until complete or past the hold limit, then streamed. */
-  private emit(out: ClientItem[], cmd: Assembly, bytes: Buffer, complete: boolean): void {
+  private emit(onItem: (item: ClientItem) => void, cmd: Assembly, bytes: Buffer, complete: boolean): void {
     if (cmd.emitted) {
-      if (bytes.length > 0 || complete) out.push({ kind: 'tail', raw: bytes, complete });
+      if (bytes.length > 0 || complete) onItem({ kind: 'tail', raw: bytes, complete });
       return;
     }
     if (bytes.length > 0) {
@@ -139,7 +151,7 @@ export class MysqlCommandSplitter {
     const headReady = cmd.headFill >= cmd.headWant;
     if (complete || (headReady && cmd.rawLength >= this.holdLimit)) {
       cmd.emitted = true;
-      out.push({
+      onItem({
         kind: 'command',
         sequenceId: cmd.sequenceId,
         payloadLength: cmd.payloadLength,
@@ -150,4 +162,9 @@ export class MysqlCommandSplitter {
       });
     }
   }
+}
+
+/** chunk[start, end): the chunk itself when that is all of it (the usual one-command chunk), else a view. */
+function segment(chunk: Buffer, start: number, end: number): Buffer {
+  return start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
 }

@@ -4,7 +4,8 @@ import type { IdentityFields } from '../audit/events';
 import type { MysqlCommandResult, MysqlServerConnection } from '../upstream/mysqlServerConnection';
 import { decodeCommand, type Command } from '../../protocols/mysql/command';
 import { COM_INIT_DB, COM_PROCESS_KILL, COM_QUERY, COM_SET_OPTION, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_PREPARE, ERR_HEADER, ErrorCode, MAX_PACKET_PAYLOAD, type ErrorCodeDef } from '../../protocols/mysql/constants';
-import { PacketFramer, encodePacket } from '../../protocols/mysql/framing';
+import { PacketFramer, encodePacket, type PacketHandler } from '../../protocols/mysql/framing';
+import { PacketError } from '../../protocols/mysql/errors';
 import { decodeErr } from '../../protocols/mysql/packets';
 import { ResponseTracker, captureForResponse, type ResponseOutcome, type ResultSummary } from '../../protocols/mysql/response';
 import { MysqlCommandSplitter, type ClientItem } from './mysqlCommandSplitter';
@@ -59,6 +60,8 @@ export interface MysqlRelayOptions {
 interface InFlight {
   command: number;
   cursor: boolean;
+  /** The command makes a query record (see isQueryCommand); the fields below are only set when queries are audited. */
+  audited: boolean;
   startedAt: number;
   /** SQL for the audit record (COM_QUERY, COM_STMT_PREPARE/EXECUTE), already clipped. */
   sql?: string;
@@ -85,6 +88,9 @@ const MAX_TAGS = 10;
  * policy answers itself (USE, KILL, COM_QUIT, ...): those wait until every earlier response
  * is complete, so the client sees answers in order. The session may start without an
  * upstream (no database chosen yet) and get one later through setUpstream().
+ * With audit.queries off, nothing is captured for query records (SQL clips, statement
+ * texts, tags, timings): only what the policy and the response boundaries need. Packets
+ * are visited in place (PacketFramer.scan), with no array or view per packet.
  */
 export class MysqlRelay {
   private readonly splitter: MysqlCommandSplitter;
@@ -112,6 +118,10 @@ export class MysqlRelay {
   private bytesFromClient = 0;
   private bytesToClient = 0;
   private queries = 0;
+  /** audit.queries: capture what query records need. */
+  private readonly wantSql: boolean;
+  /** The server chunk being scanned carries an unsolicited ERR (set by onServerPacket). */
+  private unsolicited = false;
   private ended = false;
   private expiring = false;
   private expiryTimer?: NodeJS.Timeout;
@@ -121,6 +131,7 @@ export class MysqlRelay {
 
   constructor(private readonly o: MysqlRelayOptions) {
     this.statusFlags = o.statusFlags;
+    this.wantSql = o.audit.config.queries;
     this.splitter = new MysqlCommandSplitter(Math.min(MAX_HOLD, Math.max(MIN_HOLD, o.audit.config.maxQueryBytes + 2)));
   }
 
@@ -224,18 +235,21 @@ export class MysqlRelay {
 
   private readonly onClientData = (chunk: Buffer): void => {
     this.bytesFromClient += chunk.length;
-    let items: ClientItem[];
+    const queued = this.items.length;
     try {
-      items = this.splitter.push(chunk);
+      this.splitter.scan(chunk, this.onClientItem);
     } catch (err) {
-      this.stop('protocol_violation', { error: ErrorCode.UNKNOWN_COMMAND, message: `invalid packet from the client: ${(err as Error).message}` });
+      if (!(err instanceof PacketError)) throw err;
+      this.items.length = queued; // nothing of a chunk that broke the framing is queued
+      this.stop('protocol_violation', { error: ErrorCode.UNKNOWN_COMMAND, message: `invalid packet from the client: ${err.message}` });
       return;
     }
-    for (const item of items) {
-      this.items.push(item);
-      this.queuedBytes += item.kind === 'tail' ? item.raw.length : item.rawLength;
-    }
     this.pump();
+  };
+
+  private readonly onClientItem = (item: ClientItem): void => {
+    this.items.push(item);
+    this.queuedBytes += item.kind === 'tail' ? item.raw.length : item.rawLength;
   };
 
   /** Moves queued client items on: forwards what can go, answers what the policy answers. */
@@ -304,13 +318,18 @@ export class MysqlRelay {
 
   private forward(item: Extract<ClientItem, { kind: 'command' }>, cmd: MysqlCommand): void {
     const c = cmd.command;
-    const entry: InFlight = { command: c.command, cursor: c.command === COM_STMT_EXECUTE && ResponseTracker.isCursorFlags(c.cursorFlags), startedAt: Date.now() };
-    if (c.command === COM_STMT_EXECUTE && c.statementId === LAST_PREPARED_STATEMENT) {
-      entry.lastPrepared = true;
-    } else {
-      const sql = this.auditSql(c);
-      if (sql !== undefined) {
-        const clipped = this.o.audit.clip(sql);
+    const audited = isQueryCommand(c.command);
+    const entry: InFlight = {
+      command: c.command,
+      cursor: c.command === COM_STMT_EXECUTE && ResponseTracker.isCursorFlags(c.cursorFlags),
+      audited,
+      startedAt: audited && this.wantSql ? Date.now() : 0,
+    };
+    if (audited && this.wantSql) {
+      if (c.command === COM_STMT_EXECUTE && c.statementId === LAST_PREPARED_STATEMENT) {
+        entry.lastPrepared = true;
+      } else {
+        const clipped = this.o.audit.clip(this.auditSql(c));
         entry.sql = clipped.sql;
         entry.truncated = clipped.truncated || c.truncated;
       }
@@ -368,15 +387,14 @@ export class MysqlRelay {
     const bytes = encodePacket(seq, payload);
     this.bytesToClient += bytes.length;
     this.o.client.write(bytes);
-    const sql = this.auditSql(cmd.command);
-    if (sql === undefined) return;
-    const clipped = this.o.audit.clip(sql);
+    if (!this.countQuery(cmd.command.command)) return;
+    const clipped = this.o.audit.clip(this.auditSql(cmd.command));
     const err = payload[0] === ERR_HEADER ? decodeErr(payload) : undefined;
     this.writeQueryAudit(clipped.sql, clipped.truncated || cmd.command.truncated, startedAt, err ? undefined : 'OK (tokengate)', err);
   }
 
-  /** The SQL an audit record names for a command, or undefined for commands that are not audited. */
-  private auditSql(c: Command): string | undefined {
+  /** The SQL an audit record names for a command of isQueryCommand(). */
+  private auditSql(c: Command): string {
     switch (c.command) {
       case COM_QUERY:
       case COM_STMT_PREPARE:
@@ -388,8 +406,15 @@ export class MysqlRelay {
       case COM_PROCESS_KILL:
         return `COM_PROCESS_KILL ${c.processId ?? ''}`;
       default:
-        return undefined;
+        return c.name; // not a query command: no record is made
     }
+  }
+
+  /** Counts a query command for RelayEnd.queries; true when its audit record is to be written. */
+  private countQuery(command: number): boolean {
+    if (!isQueryCommand(command)) return false;
+    this.queries++;
+    return this.wantSql;
   }
 
   private writeServer(raw: Buffer[]): void {
@@ -439,39 +464,15 @@ export class MysqlRelay {
 
   private readonly onServerData = (chunk: Buffer): void => {
     if (this.ended) return;
-    let packets;
+    this.unsolicited = false;
     try {
-      packets = this.framer!.push(chunk);
-    } catch {
+      this.framer!.scan(chunk, this.onServerPacket);
+    } catch (err) {
+      if (!(err instanceof PacketError)) throw err;
       this.stop('upstream_protocol_error', { error: ErrorCode.NET_READ_ERROR, message: 'tokengate received an invalid packet from the upstream server; reconnect' });
       return;
     }
-    const tracker = this.tracker!;
-    let unsolicited = false;
-    for (const p of packets) {
-      if (this.inFlight.length === 0) {
-        if (p.continuation || p.payload[0] !== ERR_HEADER) {
-          this.stop('upstream_protocol_error', { error: ErrorCode.NET_READ_ERROR, message: 'the upstream server sent data while no command was running; reconnect' });
-          return;
-        }
-        unsolicited = true; // the server is ending the session (KILL, shutdown, timeout): the client sees why
-        break;
-      }
-      this.nextClientSeq = (p.sequenceId + 1) & 0xff;
-      let r;
-      try {
-        r = tracker.onPacket(p.payload, p.payloadLength);
-      } catch (err) {
-        this.stop('upstream_protocol_error', { error: ErrorCode.NET_READ_ERROR, message: `tokengate could not follow the upstream's response (${(err as Error).message}); reconnect` });
-        return;
-      }
-      if (r === 'done') {
-        const head = this.inFlight.shift()!;
-        this.complete(head, tracker.outcome);
-        this.beginHead();
-        if (this.ended) return;
-      }
-    }
+    if (this.ended) return; // onServerPacket ended the session: the chunk is not relayed
     this.bytesToClient += chunk.length;
     const { client } = this.o;
     if (!client.write(chunk) && this.server) {
@@ -479,7 +480,7 @@ export class MysqlRelay {
       server.pause();
       client.once('drain', () => server.resume());
     }
-    if (unsolicited) {
+    if (this.unsolicited) {
       this.stop('upstream_closed', undefined, true); // let the server's ERR reach the client
       return;
     }
@@ -489,24 +490,50 @@ export class MysqlRelay {
     }
   };
 
+  /** Follows one server packet of the chunk being scanned (its captured prefix is data[start, end)). */
+  private readonly onServerPacket: PacketHandler = (sequenceId, payloadLength, data, start, end, continuation) => {
+    if (this.ended || this.unsolicited) return;
+    if (this.inFlight.length === 0) {
+      if (continuation || end <= start || data[start] !== ERR_HEADER) {
+        this.stop('upstream_protocol_error', { error: ErrorCode.NET_READ_ERROR, message: 'the upstream server sent data while no command was running; reconnect' });
+        return;
+      }
+      this.unsolicited = true; // the server is ending the session (KILL, shutdown, timeout): the client sees why
+      return;
+    }
+    this.nextClientSeq = (sequenceId + 1) & 0xff;
+    const tracker = this.tracker!;
+    let r;
+    try {
+      r = tracker.onPacketAt(data, start, end, payloadLength);
+    } catch (err) {
+      this.stop('upstream_protocol_error', { error: ErrorCode.NET_READ_ERROR, message: `tokengate could not follow the upstream's response (${(err as Error).message}); reconnect` });
+      return;
+    }
+    if (r === 'done') {
+      const head = this.inFlight.shift()!;
+      this.complete(head, tracker.outcome);
+      this.beginHead();
+    }
+  };
+
   private readonly onServerGone = (): void => {
     this.stop('upstream_closed', { error: ErrorCode.CONNECTION_KILLED, message: 'the upstream database closed the connection; reconnect to get a new session' });
   };
 
   private complete(head: InFlight, outcome: ResponseOutcome | undefined): void {
     if (outcome?.statusFlags !== undefined) this.statusFlags = outcome.statusFlags;
+    if (!head.audited || !this.countQuery(head.command)) return;
     if (head.command === COM_STMT_PREPARE && outcome) {
       const prepared = outcome.results.find((r) => r.kind === 'prepared');
       if (prepared && prepared.kind === 'prepared') this.prepared.prepared(prepared.statementId, head.sql ?? '');
     }
     if (head.lastPrepared) head.sql = this.prepared.sqlOf(LAST_PREPARED_STATEMENT);
-    if (head.sql === undefined) return;
-    this.writeQueryAudit(head.sql, head.truncated ?? false, head.startedAt, outcome ? summarize(outcome) : undefined, outcome?.error);
+    this.writeQueryAudit(head.sql ?? '', head.truncated ?? false, head.startedAt, outcome ? summarize(outcome) : undefined, outcome?.error);
   }
 
+  /** Writes a query record: only called when queries are audited (after countQuery). */
   private writeQueryAudit(sql: string, truncated: boolean, startedAt: number, tag: string | undefined, error?: { code: number; sqlState?: string; message: string }): void {
-    this.queries++;
-    if (!this.o.audit.config.queries) return;
     this.o.audit.write({
       event: 'query', sessionId: this.o.sessionId, protocol: 'mysql', sql, truncated, durationMs: Date.now() - startedAt, tag,
       sqlState: error?.sqlState, error: error ? `ERROR ${error.code}: ${error.message}` : undefined, ...this.o.identity,
@@ -550,6 +577,11 @@ export class MysqlRelay {
     if (next && next.kind === 'command') return (next.sequenceId + 1) & 0xff;
     return 0;
   }
+}
+
+/** Commands that make a query record and count in RelayEnd.queries. */
+function isQueryCommand(command: number): boolean {
+  return command === COM_QUERY || command === COM_STMT_PREPARE || command === COM_STMT_EXECUTE || command === COM_INIT_DB || command === COM_PROCESS_KILL;
 }
 
 /** A short outcome for the audit record: "3 rows", "OK 1", "PREPARED #5", one per result. */

@@ -1,4 +1,4 @@
-import { CLIENT_SESSION_TRACK, SERVER_MORE_RESULTS_EXISTS, SERVER_SESSION_STATE_CHANGED, type ErrorCodeDef } from '../../protocols/mysql/constants';
+import { CLIENT_PROTOCOL_41, CLIENT_SESSION_TRACK, CLIENT_TRANSACTIONS, SERVER_MORE_RESULTS_EXISTS, SERVER_SESSION_STATE_CHANGED, type ErrorCodeDef } from '../../protocols/mysql/constants';
 import { writeLenencInt, writeLenencString } from '../../protocols/mysql/lenenc';
 import { encodeErr, encodeOk } from '../../protocols/mysql/packets';
 
@@ -24,8 +24,25 @@ export function errPayload(def: ErrorCodeDef, message: string): Buffer {
   return encodeErr({ code: def.code, sqlState: def.sqlState, message });
 }
 
+/** Plain OK payloads by status flags and the capability bits that shape an OK; there are a handful in use. */
+const okPayloads = new Map<number, Buffer>();
+const OK_CACHE_LIMIT = 256;
+
+/**
+ * A plain OK (0 rows, no info) with the session's status flags. The payload is shared
+ * between calls (it is built once per status and capability layout): callers must not
+ * change it, only frame or send it.
+ */
 export function okPayload(statusFlags: number, capabilities: number): Buffer {
-  return encodeOk({ statusFlags: ownStatusFlags(statusFlags) }, capabilities);
+  const status = ownStatusFlags(statusFlags);
+  const key = (status << 3) | (capabilities & CLIENT_PROTOCOL_41 ? 4 : 0) | (capabilities & CLIENT_TRANSACTIONS ? 2 : 0) | (capabilities & CLIENT_SESSION_TRACK ? 1 : 0);
+  let payload = okPayloads.get(key);
+  if (payload === undefined) {
+    if (okPayloads.size >= OK_CACHE_LIMIT) okPayloads.clear();
+    payload = encodeOk({ statusFlags: status }, capabilities);
+    okPayloads.set(key, payload);
+  }
+  return payload;
 }
 
 /**

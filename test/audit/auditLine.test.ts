@@ -37,6 +37,47 @@ describe('formatAuditLine', () => {
     expect(Date.parse(JSON.parse(formatAuditLine(events[0])).timestamp)).toBeGreaterThan(Date.now() - 60_000);
   });
 
+  test('repeated key sets and values (the cached layouts and plain strings) still give winston bytes', () => {
+    // Built as the sessions build them: a literal with a frozen identity spread in.
+    const identity = Object.freeze({ sub: 'svc-reporting', cid: '0oa1', groups: ['db-readers', 'analytics'], jti: 'AT.1', tokenExpiresAt: '2026-11-28T14:00:00.000Z' });
+    const other = Object.freeze({ sub: 'svc "quoted" \\ é', cid: 'x\u0001', groups: ['a"b', '\u2028', 'ü'], jti: undefined, tokenExpiresAt: '\ud800' });
+    const records: object[] = [];
+    for (let i = 0; i < 40; i++) {
+      const id = i % 3 === 2 ? other : i % 7 === 0 ? {} : identity;
+      // The same content as a different string object; then a value needing escapes in the same field.
+      const sessionId = i % 5 === 4 ? `pg-"${i}"` : 'pg-' + String(i).padStart(12, '0');
+      const remote = i % 4 === 0 ? `10.0.0.${i}:${30000 + i}` : i % 4 === 1 ? '10.0.0.1:1\n' : '10.0.0.1:1';
+      records.push({
+        event: 'connection_accepted', sessionId, protocol: 'postgres', remote, tls: i % 2 === 0, grant: 'reporting', upstream: 'main',
+        role: i % 6 === 0 ? 'réader' : 'reader', database: 'app', upstreamDatabase: 'app_prod', applicationName: i % 3 ? 'psql' : undefined, ...id,
+      });
+      records.push({
+        event: 'session_end', sessionId, protocol: 'postgres', remote, durationMs: i % 9 === 0 ? NaN : i * 1.5, bytesFromClient: i % 11 === 0 ? Infinity : i,
+        bytesToClient: -0, queries: i, reason: i % 2 ? 'client_closed' : 'upstream "closed"', upstreamReused: i % 2 === 0, ...id,
+      });
+    }
+    for (const r of records) expect(formatAuditLine(r as AuditEvent, TS)).toBe(winstonLine(r, TS));
+    // A record's own truthy timestamp wins; a falsy one gives way to the clock.
+    for (const timestamp of ['then', '', 0, 'a"b'] as const) {
+      const r = { event: 'query', sessionId: 'pg-1', protocol: 'postgres', sql: 'SELECT 1', truncated: false, durationMs: 1, timestamp };
+      expect(formatAuditLine(r as unknown as AuditEvent, TS)).toBe(winstonLine(r, TS));
+    }
+  });
+
+  test('an enumerable property on Object.prototype is left out, as by winston', () => {
+    const proto = Object.prototype as Record<string, unknown>;
+    const r = { event: 'session_end', sessionId: 'pg-1', protocol: 'postgres', remote: 'x', durationMs: 1, bytesFromClient: 0, bytesToClient: 0, queries: 0, reason: 'x' };
+    expect(formatAuditLine(r as AuditEvent, TS)).toBe(winstonLine(r, TS));
+    proto.polluted = 'yes';
+    try {
+      expect(formatAuditLine({ ...r } as AuditEvent, TS)).toBe(winstonLine(r, TS));
+      expect(formatAuditLine({ ...r, sessionId: 'pg-2' } as AuditEvent, TS)).not.toContain('polluted');
+    } finally {
+      delete proto.polluted;
+    }
+    expect(formatAuditLine({ ...r } as AuditEvent, TS)).toBe(winstonLine(r, TS));
+  });
+
   test('any record of plain data: the same bytes as winston', () => {
     const key = fc.oneof(fc.string(), fc.constantFrom('message', 'level', 'timestamp', 'event', '0', '10', '9', 'a', 'A'));
     const value = fc.letrec((tie) => ({
@@ -50,5 +91,29 @@ describe('formatAuditLine', () => {
       const event = { ...fields, event: name } as unknown as AuditEvent;
       expect(formatAuditLine(event, TS)).toBe(winstonLine(event, TS));
     }), { numRuns: 1000 });
+  });
+
+  test('sequences of records sharing key sets and values: the same bytes as winston', () => {
+    // Few event names, keys and values, so layouts and remembered plain values are reused,
+    // with the tricky strings (quotes, backslashes, controls, non-ASCII, lone surrogates) among them.
+    const strings = fc.oneof(
+      fc.constantFrom('', 'plain', 'pg-0a1b2c3d4e5f', '10.0.0.1:5432', 'a"b', 'a\\b', '\u0000', '\n', '\u007f', 'é', '\u2028', '\ud800', '\udc00x', '😀'),
+      fc.string({ maxLength: 6 }), fc.string({ unit: 'binary', maxLength: 6 }),
+    );
+    const value = fc.oneof(
+      strings, strings.map((s) => s + ''), fc.integer(), fc.constantFrom(NaN, Infinity, -Infinity, -0, 1e21, 0.1), fc.boolean(), fc.constant(null), fc.constant(undefined),
+      fc.bigInt(), fc.array(strings, { maxLength: 3 }), fc.dictionary(fc.constantFrom('b', 'a', 'message'), strings, { maxKeys: 2 }),
+      fc.date({ noInvalidDate: true }),
+    );
+    const record = fc.record({
+      event: fc.constantFrom('connection_accepted', 'session_end', 'x"y'),
+      fields: fc.dictionary(fc.constantFrom('sessionId', 'remote', 'sub', 'groups', 'message', 'timestamp', 'level', 'tls', 'zz', '10', '2'), value, { maxKeys: 6 }),
+    });
+    fc.assert(fc.property(fc.array(record, { minLength: 1, maxLength: 30 }), (records) => {
+      for (const { event, fields } of records) {
+        const e = { event, ...fields } as unknown as AuditEvent;
+        expect(formatAuditLine(e, TS)).toBe(winstonLine(e, TS));
+      }
+    }), { numRuns: 300 });
   });
 });

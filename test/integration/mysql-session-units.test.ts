@@ -69,6 +69,28 @@ describe('MysqlCommandSplitter', () => {
     expect(items[items.length - 1]).toMatchObject({ kind: 'tail', complete: true });
   });
 
+  test('scan hands out the same items as push, whatever the chunking', () => {
+    const all = Buffer.concat([stream, cmd('\x03' + 'z'.repeat(300)), cmd('\x0e')]);
+    fc.assert(
+      fc.property(fc.array(fc.nat(all.length), { maxLength: 8 }), fc.constantFrom(16, 64, 1024), (cuts, hold) => {
+        const pushed = new MysqlCommandSplitter(hold);
+        const scanned = new MysqlCommandSplitter(hold);
+        const a: ClientItem[] = [];
+        const b: ClientItem[] = [];
+        let prev = 0;
+        for (const c of [...cuts.sort((x, y) => x - y), all.length]) {
+          const chunk = all.subarray(prev, c);
+          prev = c;
+          a.push(...pushed.push(chunk));
+          scanned.scan(chunk, (item) => b.push(item));
+          expect(scanned.atBoundary).toBe(pushed.atBoundary);
+        }
+        expect(b).toEqual(a);
+        expect(Buffer.concat(b.flatMap((i) => (i.kind === 'command' ? i.raw : [i.raw])))).toEqual(all);
+      }),
+    );
+  });
+
   test('a continuation out of sequence is a framing error', () => {
     const s = new MysqlCommandSplitter(64);
     const first = Buffer.alloc(4 + 10);

@@ -1,8 +1,13 @@
 /** Chunk-boundary invariance over the golden streams, and 16 MiB splitting. */
 import { readdirSync } from 'node:fs';
 import {
+  COM_QUIT,
+  COM_STMT_EXECUTE,
   MAX_PACKET_PAYLOAD,
   Packet,
+  ResponseOutcome,
+  ResponseTracker,
+  decodeCommand,
   PacketError,
   PacketFramer,
   captureForResponse,
@@ -12,6 +17,20 @@ import {
 } from '../../../protocols/mysql';
 import { GOLDEN_DIR, frameChunks, loadGolden, replayCommands } from './golden';
 import { decodeHandshakeResponse41, decodeHandshakeV10 } from '../../../protocols/mysql';
+
+const GOLDEN_SESSIONS = ['mariadb-cli-session.hex', 'mysql2-session.hex', 'pymysql-session.hex', 'mysqldb-session.hex', 'deprecate-eof-client.hex', 'classic-eof-client.hex'];
+
+/** A golden session's commands (after the login), the server's chunks answering them, and the negotiated capabilities. */
+function goldenSession(file: string): { commands: Packet[]; server: Buffer[]; caps: number } {
+  const conv = loadGolden(file);
+  const greeting = decodeHandshakeV10(frameChunks([conv.server[0]])[0].payload);
+  const response = decodeHandshakeResponse41(frameChunks([conv.client[0]])[0].payload, greeting.capabilities);
+  return {
+    commands: frameChunks(conv.client.slice(1)),
+    server: conv.server.slice(2),
+    caps: (greeting.capabilities & response.capabilities) >>> 0,
+  };
+}
 
 const summary = (ps: Packet[]) => ps.map((p) => ({ seq: p.sequenceId, len: p.payloadLength, hex: p.payload.toString('hex'), last: p.last }));
 
@@ -30,14 +49,8 @@ describe('chunk boundaries on every golden stream', () => {
     }
   });
 
-  const sessions = ['mariadb-cli-session.hex', 'mysql2-session.hex', 'pymysql-session.hex', 'mysqldb-session.hex', 'deprecate-eof-client.hex', 'classic-eof-client.hex'];
-  it.each(sessions)('%s: response boundaries do not depend on chunking or on a short capture', (file) => {
-    const conv = loadGolden(file);
-    const greeting = decodeHandshakeV10(frameChunks([conv.server[0]])[0].payload);
-    const response = decodeHandshakeResponse41(frameChunks([conv.client[0]])[0].payload, greeting.capabilities);
-    const caps = (greeting.capabilities & response.capabilities) >>> 0;
-    const commands = frameChunks(conv.client.slice(1));
-    const server = conv.server.slice(2);
+  it.each(GOLDEN_SESSIONS)('%s: response boundaries do not depend on chunking or on a short capture', (file) => {
+    const { commands, server, caps } = goldenSession(file);
     const reference = replayCommands(commands, server, caps);
     // Boundaries are exact: they coincide with the chunks the server actually wrote.
     let end = 0;
@@ -53,6 +66,50 @@ describe('chunk boundaries on every golden stream', () => {
   });
 });
 
+/**
+ * The relay's path: PacketFramer.scan + ResponseTracker.onPacketAt on the server's chunks,
+ * prefixes read in place. Returns each response's outcome.
+ */
+function replayInPlace(commands: Packet[], serverChunks: Buffer[], capabilities: number): ResponseOutcome[] {
+  const framer = new PacketFramer({ maxPayloadLength: MAX_PACKET_PAYLOAD, capture: captureForResponse });
+  const tracker = new ResponseTracker(capabilities);
+  const outcomes: ResponseOutcome[] = [];
+  let ci = 0;
+  const startNext = (): void => {
+    while (ci < commands.length) {
+      const cmd = decodeCommand(commands[ci++].payload);
+      if (cmd.command === COM_QUIT) continue;
+      if (tracker.begin(cmd.command, { cursor: cmd.command === COM_STMT_EXECUTE && ResponseTracker.isCursorFlags(cmd.cursorFlags) }) === 'more') return;
+      outcomes.push(tracker.outcome!);
+    }
+  };
+  startNext();
+  for (const chunk of serverChunks) {
+    framer.scan(chunk, (_seq, payloadLength, data, start, end) => {
+      if (tracker.onPacketAt(data, start, end, payloadLength) === 'done') {
+        outcomes.push(tracker.outcome!);
+        startNext();
+      }
+    });
+  }
+  expect(tracker.busy).toBe(false);
+  expect(framer.atBoundary).toBe(true);
+  return outcomes;
+}
+
+describe('scan + onPacketAt (the relay path) on the golden sessions', () => {
+  it.each(GOLDEN_SESSIONS)('%s: same outcomes as push + onPacket, whole or split anywhere', (file) => {
+    const { commands, server, caps } = goldenSession(file);
+    const reference = replayCommands(commands, server, caps).outcomes;
+    expect(replayInPlace(commands, server, caps)).toEqual(reference);
+    const whole = Buffer.concat(server);
+    expect(replayInPlace(commands, [whole], caps)).toEqual(reference);
+    for (let at = 0; at <= whole.length; at += 3) {
+      expect(replayInPlace(commands, [whole.subarray(0, at), whole.subarray(at)], caps)).toEqual(reference);
+    }
+  });
+});
+
 describe('PacketFramer', () => {
   it('keeps only the captured prefix and can drop packets', () => {
     const stream = Buffer.concat([encodePacket(0, Buffer.from('abcdef')), encodePacket(1, Buffer.from('xyz')), encodePacket(2, Buffer.alloc(0))]);
@@ -62,6 +119,19 @@ describe('PacketFramer', () => {
       [0, 6, 'ab'],
       [2, 0, ''],
     ]);
+  });
+  it('scan reads a prefix that lies in one chunk in place, and copies one that straddles chunks', () => {
+    const a = encodePacket(0, Buffer.from('hello'));
+    const b = encodePacket(1, Buffer.from('world!'));
+    const chunk = Buffer.concat([a, b.subarray(0, 6)]);
+    const framer = new PacketFramer({ maxPayloadLength: 100 });
+    const seen: [number, number, boolean, number, number, string][] = [];
+    const record = (seq: number, len: number, data: Buffer, start: number, end: number) => seen.push([seq, len, data === chunk, start, end, data.toString('latin1', start, end)]);
+    framer.scan(chunk, record);
+    expect(seen).toEqual([[0, 5, true, 4, 9, 'hello']]);
+    framer.scan(b.subarray(6), record);
+    expect(seen[1]).toEqual([1, 6, false, 0, 6, 'world!']);
+    expect(framer.atBoundary).toBe(true);
   });
   it('returns views into the chunk, not copies, when a payload lies in one chunk', () => {
     const chunk = encodePacket(0, Buffer.from('hello'));

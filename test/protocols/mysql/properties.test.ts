@@ -120,6 +120,38 @@ describe('framer on random streams', () => {
   });
 });
 
+describe('PacketFramer.scan', () => {
+  it('hands out the same packets as push, whatever the chunking and capture', () => {
+    fc.assert(
+      fc.property(fc.array(bytes, { minLength: 1, maxLength: 10 }), fc.array(fc.nat(2000), { maxLength: 10 }), fc.integer({ min: -1, max: 40 }), (payloads, cuts, keep) => {
+        const wire = Buffer.concat(payloads.map((p, i) => encodePacket(i, p)));
+        const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b);
+        const capture = () => keep;
+        const pushed = new PacketFramer({ maxPayloadLength: MAX_PACKET_PAYLOAD, capture });
+        const scanned = new PacketFramer({ maxPayloadLength: MAX_PACKET_PAYLOAD, capture });
+        const a: unknown[] = [];
+        const b: unknown[] = [];
+        let prev = 0;
+        for (const p of [...points, wire.length]) {
+          const chunk = wire.subarray(prev, p);
+          prev = p;
+          for (const q of pushed.push(chunk)) a.push([q.sequenceId, q.payloadLength, q.payload.toString('hex'), q.continuation]);
+          scanned.scan(chunk, (seq, len, data, start, end, continuation) => {
+            expect(start).toBeGreaterThanOrEqual(0);
+            expect(end).toBeLessThanOrEqual(data.length);
+            expect(end - start).toBe(keep < 0 ? -1 : Math.min(keep, len));
+            b.push([seq, len, data.toString('hex', start, end), continuation]);
+          });
+          expect(scanned.buffered).toBe(pushed.buffered);
+          expect(scanned.atBoundary).toBe(pushed.atBoundary);
+        }
+        expect(b).toEqual(a);
+        expect(a).toHaveLength(keep < 0 ? 0 : payloads.length);
+      }),
+    );
+  });
+});
+
 describe('response tracker on random packets', () => {
   it('throws only typed errors and stays bounded', () => {
     fc.assert(
@@ -136,6 +168,33 @@ describe('response tracker on random packets', () => {
         });
       }),
       { numRuns: 3000 },
+    );
+  });
+  it('onPacketAt reads only data[start, end): same results and errors as onPacket on the prefix alone', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(COM_QUERY, COM_STMT_PREPARE, COM_STMT_EXECUTE, 0x0e, 0x09, 0x04, 0x11, 0x1c), caps, fc.array(fc.tuple(fc.uint8Array({ maxLength: 12 }), bytes, fc.uint8Array({ maxLength: 12 })), { maxLength: 30 }), (cmd, c, packets) => {
+        const run = (inPlace: boolean): unknown[] => {
+          const t = new ResponseTracker(c);
+          const log: unknown[] = [];
+          try {
+            t.begin(cmd);
+            for (const [before, p, after] of packets) {
+              const r = inPlace ? t.onPacketAt(Buffer.concat([before, p, after]), before.length, before.length + p.length, p.length) : t.onPacket(Buffer.from(p), p.length);
+              log.push(r);
+              if (r === 'done') {
+                log.push(t.outcome);
+                t.begin(cmd);
+              }
+            }
+          } catch (e) {
+            if (!typed(e)) throw e;
+            log.push((e as Error).message);
+          }
+          return log;
+        };
+        expect(run(true)).toEqual(run(false));
+      }),
+      { numRuns: 2000 },
     );
   });
   it('skips 16 MiB continuation packets inside rows', () => {
