@@ -5,7 +5,6 @@ import type { MysqlCommandResult, MysqlServerConnection } from '../upstream/mysq
 import { decodeCommand, type Command } from '../../protocols/mysql/command';
 import { COM_INIT_DB, COM_PROCESS_KILL, COM_QUERY, COM_SET_OPTION, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_PREPARE, ERR_HEADER, ErrorCode, MAX_PACKET_PAYLOAD, type ErrorCodeDef } from '../../protocols/mysql/constants';
 import { PacketFramer, encodePacket, type PacketHandler } from '../../protocols/mysql/framing';
-import { PacketError } from '../../protocols/mysql/errors';
 import { decodeErr } from '../../protocols/mysql/packets';
 import { ResponseTracker, captureForResponse, type ResponseOutcome, type ResultSummary } from '../../protocols/mysql/response';
 import { MysqlCommandSplitter, type ClientItem } from './mysqlCommandSplitter';
@@ -239,9 +238,9 @@ export class MysqlRelay {
     try {
       this.splitter.scan(chunk, this.onClientItem);
     } catch (err) {
-      if (!(err instanceof PacketError)) throw err;
+      // Any error ends this session only: a data handler that throws would take the whole gateway down.
       this.items.length = queued; // nothing of a chunk that broke the framing is queued
-      this.stop('protocol_violation', { error: ErrorCode.UNKNOWN_COMMAND, message: `invalid packet from the client: ${err.message}` });
+      this.stop('protocol_violation', { error: ErrorCode.UNKNOWN_COMMAND, message: `invalid packet from the client: ${(err as Error).message}` });
       return;
     }
     this.pump();
@@ -467,8 +466,8 @@ export class MysqlRelay {
     this.unsolicited = false;
     try {
       this.framer!.scan(chunk, this.onServerPacket);
-    } catch (err) {
-      if (!(err instanceof PacketError)) throw err;
+    } catch {
+      // As on the client side: whatever the cause, only this session ends.
       this.stop('upstream_protocol_error', { error: ErrorCode.NET_READ_ERROR, message: 'tokengate received an invalid packet from the upstream server; reconnect' });
       return;
     }
