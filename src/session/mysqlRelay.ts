@@ -11,6 +11,8 @@ import { MysqlCommandSplitter, type ClientItem } from './mysqlCommandSplitter';
 import { LAST_PREPARED_STATEMENT, MysqlPreparedStatements } from './mysqlPreparedStatements';
 import { GATEWAY_ERROR, errPayload } from './mysqlReplies';
 import { endWith } from './endWith';
+import { PacketError } from '../../protocols/mysql/errors';
+import { log } from '../log';
 
 export interface RelayEnd {
   reason: string;
@@ -59,8 +61,6 @@ export interface MysqlRelayOptions {
 interface InFlight {
   command: number;
   cursor: boolean;
-  /** The command makes a query record (see isQueryCommand); the fields below are only set when queries are audited. */
-  audited: boolean;
   startedAt: number;
   /** SQL for the audit record (COM_QUERY, COM_STMT_PREPARE/EXECUTE), already clipped. */
   sql?: string;
@@ -239,6 +239,7 @@ export class MysqlRelay {
       this.splitter.scan(chunk, this.onClientItem);
     } catch (err) {
       // Any error ends this session only: a data handler that throws would take the whole gateway down.
+      logUnexpected(err, this.o.sessionId);
       this.items.length = queued; // nothing of a chunk that broke the framing is queued
       this.stop('protocol_violation', { error: ErrorCode.UNKNOWN_COMMAND, message: `invalid packet from the client: ${(err as Error).message}` });
       return;
@@ -317,14 +318,13 @@ export class MysqlRelay {
 
   private forward(item: Extract<ClientItem, { kind: 'command' }>, cmd: MysqlCommand): void {
     const c = cmd.command;
-    const audited = isQueryCommand(c.command);
+    const audited = this.wantSql && isQueryCommand(c.command);
     const entry: InFlight = {
       command: c.command,
       cursor: c.command === COM_STMT_EXECUTE && ResponseTracker.isCursorFlags(c.cursorFlags),
-      audited,
-      startedAt: audited && this.wantSql ? Date.now() : 0,
+      startedAt: audited ? Date.now() : 0,
     };
-    if (audited && this.wantSql) {
+    if (audited) {
       if (c.command === COM_STMT_EXECUTE && c.statementId === LAST_PREPARED_STATEMENT) {
         entry.lastPrepared = true;
       } else {
@@ -466,8 +466,9 @@ export class MysqlRelay {
     this.unsolicited = false;
     try {
       this.framer!.scan(chunk, this.onServerPacket);
-    } catch {
+    } catch (err) {
       // As on the client side: whatever the cause, only this session ends.
+      logUnexpected(err, this.o.sessionId);
       this.stop('upstream_protocol_error', { error: ErrorCode.NET_READ_ERROR, message: 'tokengate received an invalid packet from the upstream server; reconnect' });
       return;
     }
@@ -522,7 +523,7 @@ export class MysqlRelay {
 
   private complete(head: InFlight, outcome: ResponseOutcome | undefined): void {
     if (outcome?.statusFlags !== undefined) this.statusFlags = outcome.statusFlags;
-    if (!head.audited || !this.countQuery(head.command)) return;
+    if (!this.countQuery(head.command)) return;
     if (head.command === COM_STMT_PREPARE && outcome) {
       const prepared = outcome.results.find((r) => r.kind === 'prepared');
       if (prepared && prepared.kind === 'prepared') this.prepared.prepared(prepared.statementId, head.sql ?? '');
@@ -602,4 +603,10 @@ function summarizeOne(r: ResultSummary): string | undefined {
     case 'eof': return 'EOF';
     default: return undefined;
   }
+}
+
+/** A relay error that is not a framing error is a gateway bug: the session ends either way, but the cause is logged. */
+function logUnexpected(err: unknown, sessionId: string): void {
+  if (err instanceof PacketError) return;
+  log.error(`session ${sessionId}: internal error while relaying MySQL packets (${err instanceof Error ? err.message : String(err)}); the session was ended`);
 }
