@@ -19,10 +19,12 @@ clean:
 # Benchmark: tokengate vs direct and pgbouncer (docs/performance.md). Not a test: it prints figures.
 #   make bench QUICK=1          one 5 s round (development)
 #   make bench SCENARIOS=1,3    a subset;  ROUNDS=n DURATION=s override the defaults (3 x 15 s)
+#   INSTRUCTIONS=1 counts each proxy's instructions per transaction under valgrind instead (SCENARIOS=1-5)
+#   GATEWAY_NODE_FLAGS="--trace-deopt" passes V8 flags to the gateway processes (their logs are kept with KEEP=1)
 #   PROFILE=1 also profiles the gateway (node --cpu-prof; PROFILES=name,... picks workloads);  KEEP=1 keeps the servers' logs and configs
 BENCH_OUT := .tmp/bench/build
 bench: build
 	npx tsc --outDir $(BENCH_OUT) --rootDir . --target ES2022 --module commonjs --moduleResolution node10 \
 		--strict --esModuleInterop --skipLibCheck --types node --sourceMap test/bench/main.ts test/bench/profile.ts
-	QUICK="$(QUICK)" SCENARIOS="$(SCENARIOS)" ROUNDS="$(ROUNDS)" DURATION="$(DURATION)" PROFILE="$(PROFILE)" PROFILES="$(PROFILES)" KEEP="$(KEEP)" \
+	QUICK="$(QUICK)" SCENARIOS="$(SCENARIOS)" ROUNDS="$(ROUNDS)" DURATION="$(DURATION)" PROFILE="$(PROFILE)" PROFILES="$(PROFILES)" KEEP="$(KEEP)" INSTRUCTIONS="$(INSTRUCTIONS)" GATEWAY_NODE_FLAGS="$(GATEWAY_NODE_FLAGS)" \
 		node --enable-source-maps $(BENCH_OUT)/test/bench/main.js

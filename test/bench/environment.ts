@@ -45,7 +45,7 @@ export interface BenchEnvironment {
   /** A bare Node.js MySQL login relay to MariaDB (same messages as tokengate, no token/grant/audit), for reference. */
   mysqlBareRelay?: MysqlBareRelay;
   /** What every gateway of this run shares (more are started for profiling). */
-  gatewayOptions: Omit<GatewayOptions, 'name' | 'dir' | 'auditQueries' | 'cpuProfileDir'>;
+  gatewayOptions: Omit<GatewayOptions, 'name' | 'dir' | 'auditQueries' | 'cpuProfileDir' | 'wrapper'>;
   /** Why a group of rows cannot run (tool missing, MySQL listener not there yet). */
   missing: { pgbouncer?: string; sysbench?: string; mariadb?: string; gatewayMysql?: string };
   pgBin: string;

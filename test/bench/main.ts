@@ -5,11 +5,13 @@
  *
  * Environment: QUICK=1 (one 5 s round), SCENARIOS=1,3,7 (a subset), ROUNDS=n and DURATION=s
  * (override rounds and seconds per run), PROFILE=1 (also profile the gateway with node
- * --cpu-prof), KEEP=1 (keep the temporary servers' directory).
+ * --cpu-prof), KEEP=1 (keep the temporary servers' directory), INSTRUCTIONS=1 (count each proxy's
+ * instructions per transaction under callgrind instead of measuring throughput).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setUpEnvironment, POOL_SIZE, type BenchEnvironment } from './environment';
+import { countInstructions, countTable, type CountResult } from './instructions';
 import { describeMachine, uptimeLine } from './machine';
 import { parseOptions, type BenchOptions } from './options';
 import { repoRoot } from './proc';
@@ -31,6 +33,7 @@ interface Report {
   uptimeEnd: string;
   throughput: ThroughputResult[];
   latency: LatencyResult[];
+  counts: CountResult[];
   notes: string[];
   profiles: string[];
 }
@@ -38,6 +41,7 @@ interface Report {
 function renderReport(r: Report): string {
   const m = r.machine;
   const o = r.options;
+  if (o.instructions) return renderCountReport(r);
   const lines = [
     `### tokengate benchmark, ${new Date(started).toISOString().replace(/\.\d+Z$/, 'Z')}`,
     '',
@@ -68,6 +72,28 @@ function renderReport(r: Report): string {
   return lines.join('\n') + '\n';
 }
 
+function renderCountReport(r: Report): string {
+  const m = r.machine;
+  const lines = [
+    `### tokengate instruction counts, ${new Date(started).toISOString().replace(/\.\d+Z$/, 'Z')}`,
+    '',
+    `Machine: ${m.cpus} × ${m.cpuModel}, ${m.kernel}; node ${m.node}; ${m.pgbouncer}; ${m.mariadb}; ${m.sysbench}.`,
+    'Each proxy runs under `valgrind --tool=callgrind`; one client; per workload an unrecorded warm-up of 200 logins and 5N transactions, then ' +
+      'rounds (3 with QUICK=1, else 5) of N and N/10 transactions, each between `callgrind_control --zero` and `--dump`. A row is ' +
+      '(fewest instructions of an N run − fewest of an N/10 run) / (N − N/10): the client\'s login and the start and end of a run ' +
+      'cancel out, and one-offs (a major GC, V8 optimising a function on its compiler thread), which only add, are left out. ' +
+      'Instructions are the proxy process\'s own, all threads, user space only; the kernel\'s TCP work is not counted (the ' +
+      'system calls stand for it). "× reference" is a row over the workload\'s reference row; "spread" is (max − min) / median ' +
+      'of the N runs, i.e. how much the one-offs weighed.',
+    '',
+    countTable(r.counts),
+    '',
+    ...r.counts.map((c) => `- ${c.scenario} ${c.name}: \`${c.command}\`, N = ${c.events}`),
+  ];
+  if (r.notes.length) lines.push('', 'Notes:', '', ...r.notes.map((n) => `- ${n}`));
+  return lines.join('\n') + '\n';
+}
+
 async function main(): Promise<void> {
   const o = parseOptions();
   const root = repoRoot();
@@ -77,13 +103,15 @@ async function main(): Promise<void> {
   const wants = (...s: string[]): boolean => s.some((x) => o.scenarios.has(x as never));
   const uptimeStart = uptimeLine();
   log(`${o.quick ? 'QUICK: ' : ''}scenarios ${[...o.scenarios].join(',')}, ${o.rounds} round(s) × ${o.seconds}s; ${uptimeStart}`);
+  // INSTRUCTIONS=1 starts its own proxies under valgrind: of the usual ones only the gateway is needed.
+  const measuring = !o.instructions;
   const env: BenchEnvironment = await setUpEnvironment(o, root, {
-    pgbouncer: wants('1', '2', '3', '6', '7'),
+    pgbouncer: measuring && wants('1', '2', '3', '6', '7'),
     mariadb: wants('4', '5', '7') || o.profile,
-    auditGateway: wants('1'),
-    nodePipe: wants('1') || wants('2'),
-    mysqlPipe: wants('4'),
-    mysqlBareRelay: wants('5'),
+    auditGateway: measuring && wants('1'),
+    nodePipe: measuring && wants('1', '2'),
+    mysqlPipe: measuring && wants('4'),
+    mysqlBareRelay: measuring && wants('5'),
   }, log);
   let stopping = false;
   const interrupt = (signal: string): void => {
@@ -98,9 +126,16 @@ async function main(): Promise<void> {
     const notes: string[] = [];
     if (env.missing.gatewayMysql) notes.push(env.missing.gatewayMysql);
     const throughput: ThroughputResult[] = [];
-    for (const spec of throughputScenarios(env, o.scenarios)) throughput.push(await runThroughput(spec, o, log));
+    let counts: CountResult[] = [];
+    if (o.instructions) {
+      const counted = await countInstructions(env, o, log);
+      counts = counted.results;
+      notes.push(...counted.notes);
+    } else {
+      for (const spec of throughputScenarios(env, o.scenarios)) throughput.push(await runThroughput(spec, o, log));
+    }
     let latency: LatencyResult[] = [];
-    if (o.scenarios.has('7')) {
+    if (measuring && o.scenarios.has('7')) {
       const { systems, notes: latencyNotes } = latencySystems(env);
       notes.push(...latencyNotes);
       latency = await runLatency(systems, o, log);
@@ -108,7 +143,7 @@ async function main(): Promise<void> {
     const stamp = new Date(started).toISOString().replace(/[:.]/g, '-').replace(/-\d+Z$/, 'Z');
     const outDir = path.join(root, '.tmp/bench');
     const profiles: string[] = [];
-    if (o.profile) {
+    if (measuring && o.profile) {
       for (const w of PROFILE_WORKLOADS) {
         if (o.profileWorkloads && !o.profileWorkloads.has(w.name)) continue;
         if (w.protocol === 'mysql' && (!env.mariadb || env.missing.gatewayMysql || env.missing.sysbench)) {
@@ -119,7 +154,7 @@ async function main(): Promise<void> {
       }
     }
     const report: Report = {
-      options: o, machine: describeMachine(env.pgBin), uptimeStart, uptimeEnd: uptimeLine(), throughput, latency, notes, profiles,
+      options: o, machine: describeMachine(env.pgBin), uptimeStart, uptimeEnd: uptimeLine(), throughput, latency, counts, notes, profiles,
     };
     const markdown = renderReport(report);
     mkdirSync(outDir, { recursive: true });

@@ -17,6 +17,8 @@ export interface BenchOptions {
   profile: boolean;
   /** PROFILES=name,name: only these profile workloads (default: all). */
   profileWorkloads?: Set<string>;
+  /** INSTRUCTIONS=1: count each proxy's instructions per transaction under callgrind instead of measuring throughput. */
+  instructions: boolean;
   /** Keep the temporary servers' directories (logs, configs) after the run. */
   keep: boolean;
   pgbenchScale: number;
@@ -53,6 +55,7 @@ export function parseOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions
     scenarios: scenarios.size ? scenarios : new Set(ALL_SCENARIOS),
     profile: truthy(env.PROFILE) || !!env.PROFILES,
     profileWorkloads: env.PROFILES ? new Set(env.PROFILES.split(',').map((n) => n.trim()).filter(Boolean)) : undefined,
+    instructions: truthy(env.INSTRUCTIONS),
     keep: truthy(env.KEEP),
     pgbenchScale: 10,
     sysbenchTableSize: 100_000,

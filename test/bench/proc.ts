@@ -24,12 +24,16 @@ export function run(cmd: string, args: string[], o: RunOptions = {}): Promise<Ru
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = o.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), o.timeoutMs) : undefined;
-    child.on('error', reject);
-    child.on('close', (code) => {
+    let timedOut = false;
+    const timer = o.timeoutMs ? setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, o.timeoutMs) : undefined;
+    const finish = (code: number | null): void => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
-    });
+    };
+    child.on('error', reject);
+    // 'close' waits for every holder of the output pipes; after a timeout a grandchild may still hold them.
+    child.on('exit', (code) => timedOut && finish(code));
+    child.on('close', finish);
   });
 }
 
@@ -55,9 +59,18 @@ export interface Daemon {
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
 }
 
-export function startDaemon(name: string, cmd: string, args: string[], logFile: string, o: { env?: Record<string, string>; cwd?: string } = {}): Daemon {
+/** A command prefix a daemon runs under (e.g. valgrind), and how long it may take to start listening. */
+export interface Wrapper {
+  command: string[];
+  startTimeoutMs: number;
+}
+
+export function startDaemon(
+  name: string, cmd: string, args: string[], logFile: string, o: { env?: Record<string, string>; cwd?: string; wrapper?: Wrapper } = {},
+): Daemon {
   const fd = openSync(logFile, 'a');
-  const child = spawn(cmd, args, { env: { ...process.env, ...o.env }, cwd: o.cwd, stdio: ['ignore', fd, fd] });
+  const [bin, ...argv] = o.wrapper ? [...o.wrapper.command, cmd, ...args] : [cmd, ...args];
+  const child = spawn(bin, argv, { env: { ...process.env, ...o.env }, cwd: o.cwd, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => resolve(code));

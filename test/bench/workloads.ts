@@ -34,14 +34,23 @@ export interface WorkloadResult {
   note?: string;
 }
 
+/** How long a run lasts: seconds, or a number of transactions (pgbench: per client) / events (sysbench: in all). */
+export type RunLimit = number | { events: number };
+
+/** Seconds a run may take before it is killed. */
+function runTimeoutMs(limit: RunLimit): number {
+  return (typeof limit === 'number' ? limit + 120 : limit.events * 0.25 + 120) * 1000;
+}
+
 export class WorkloadError extends Error {}
 class PluginRaceError extends WorkloadError {}
 
-export async function runPgbench(t: PgTarget, flags: string[], seconds: number): Promise<WorkloadResult> {
-  const args = [...flags, '-T', String(seconds), '-h', t.host, '-p', String(t.port), '-U', t.user, t.database];
+export async function runPgbench(t: PgTarget, flags: string[], limit: RunLimit): Promise<WorkloadResult> {
+  const duration = typeof limit === 'number' ? ['-T', String(limit)] : ['-t', String(limit.events)];
+  const args = [...flags, ...duration, '-h', t.host, '-p', String(t.port), '-U', t.user, t.database];
   const r = await run('pgbench', args, {
     env: { PGPASSWORD: t.password, PGSSLMODE: t.sslmode, PGCONNECT_TIMEOUT: '30', PGAPPNAME: 'pgbench' },
-    timeoutMs: (seconds + 120) * 1000,
+    timeoutMs: runTimeoutMs(limit),
   });
   const tps = /^tps = ([\d.]+)/m.exec(r.stdout);
   const processed = /number of transactions actually processed: (\d+)/.exec(r.stdout);
@@ -68,10 +77,10 @@ export interface SysbenchRun {
  */
 const CLEARTEXT_PLUGIN_RACE = /mysql_clear_password could not be loaded: it is already loaded/;
 
-export async function runSysbench(t: MysqlTarget, s: SysbenchRun, seconds: number): Promise<WorkloadResult> {
+export async function runSysbench(t: MysqlTarget, s: SysbenchRun, limit: RunLimit): Promise<WorkloadResult> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const r = await runSysbenchOnce(t, s, seconds);
+      const r = await runSysbenchOnce(t, s, limit);
       return attempt > 1 ? { ...r, note: `retried ${attempt - 1}× after libmariadb's mysql_clear_password plugin-loading race at thread start` } : r;
     } catch (err) {
       if (attempt >= 4 || !(err instanceof PluginRaceError)) throw err;
@@ -79,13 +88,14 @@ export async function runSysbench(t: MysqlTarget, s: SysbenchRun, seconds: numbe
   }
 }
 
-async function runSysbenchOnce(t: MysqlTarget, s: SysbenchRun, seconds: number): Promise<WorkloadResult> {
+async function runSysbenchOnce(t: MysqlTarget, s: SysbenchRun, limit: RunLimit): Promise<WorkloadResult> {
+  const duration = typeof limit === 'number' ? [`--time=${limit}`] : [`--events=${limit.events}`, '--time=0'];
   const args = [
     s.test, '--db-driver=mysql', `--mysql-host=${t.host}`, `--mysql-port=${t.port}`, `--mysql-user=${t.user}`,
     `--mysql-password=${t.password}`, `--mysql-db=${t.database}`, '--tables=1', `--table-size=${s.tableSize}`,
-    `--threads=${s.threads}`, `--time=${seconds}`, '--report-interval=0', ...(s.extra ?? []), 'run',
+    `--threads=${s.threads}`, ...duration, '--report-interval=0', ...(s.extra ?? []), 'run',
   ];
-  const r = await run('sysbench', args, { timeoutMs: (seconds + 120) * 1000 });
+  const r = await run('sysbench', args, { timeoutMs: runTimeoutMs(limit) });
   const m = /transactions:\s+(\d+)\s+\(([\d.]+) per sec/.exec(r.stdout);
   if (r.code !== 0 || !m) {
     // The password argument is never quoted back: only sysbench's own messages.

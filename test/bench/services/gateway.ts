@@ -1,6 +1,6 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, startDaemon, waitForPort, type Daemon } from '../proc';
+import { freePort, startDaemon, waitForPort, type Daemon, type Wrapper } from '../proc';
 import type { BenchPostgres } from './postgres';
 import type { BenchMariadb } from './mariadb';
 import type { BenchCert } from './tlsCert';
@@ -27,6 +27,10 @@ export interface GatewayOptions {
   poolSize: number;
   /** Write a V8 CPU profile (node --cpu-prof) into this directory when the gateway exits. */
   cpuProfileDir?: string;
+  /** Run under this command prefix (INSTRUCTIONS=1: valgrind). */
+  wrapper?: Wrapper;
+  /** oidc.fetchTimeout (default 5s; under valgrind the first discovery takes longer). */
+  fetchTimeout?: string;
 }
 
 export interface BenchGateway {
@@ -77,7 +81,7 @@ oidc:
   algorithms: [RS256]
   maxTokenLifetime: ${o.maxTokenLifetime}
   requiredScopes: [db.connect]
-  devIssuer: true
+  devIssuer: true${o.fetchTimeout ? `\n  fetchTimeout: ${o.fetchTimeout}` : ''}
 upstreams:
   bench-pg:
     protocol: postgres
@@ -110,13 +114,15 @@ export async function startBenchGateway(o: GatewayOptions): Promise<BenchGateway
   const auditFile = path.join(o.dir, 'audit.jsonl');
   const configFile = path.join(o.dir, 'tokengate.yaml');
   writeFileSync(configFile, gatewayYaml(o, { pg: pgPort, mysql: mysqlPort }, auditFile));
-  const nodeFlags = o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : [];
+  // GATEWAY_NODE_FLAGS: V8 flags for the gateway processes only (NODE_OPTIONS refuses most, e.g. --trace-deopt).
+  const extraFlags = (process.env.GATEWAY_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const nodeFlags = [...extraFlags, ...(o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : [])];
   const env: Record<string, string> = { TG_BENCH_PG_PASSWORD: o.postgres.password };
   if (o.mariadb) env.TG_BENCH_MYSQL_PASSWORD = o.mariadb.password;
   const daemon = startDaemon(o.name, process.execPath, [...nodeFlags, path.join(o.root, 'bin/tokengate.js'), 'start', '--config', configFile],
-    path.join(o.dir, 'gateway.log'), { env, cwd: o.root });
+    path.join(o.dir, 'gateway.log'), { env, cwd: o.root, wrapper: o.wrapper });
   try {
-    await waitForPort(pgPort, { daemon });
+    await waitForPort(pgPort, { daemon, timeoutMs: o.wrapper?.startTimeoutMs });
   } catch (err) {
     await daemon.stop('SIGKILL');
     throw err;

@@ -24,7 +24,7 @@ import { encodeErr, encodeOk } from '../../../protocols/mysql/packets';
 import { Secret } from '../../../src/config/secret';
 import { connectMysqlUpstream, probeMysqlServerVersion } from '../../../src/upstream/mysqlLogin';
 import type { MysqlServerConnection } from '../../../src/upstream/mysqlServerConnection';
-import { freePort, startDaemon, waitForPort, type Daemon } from '../proc';
+import { freePort, startDaemon, waitForPort, type Daemon, type Wrapper } from '../proc';
 
 export interface MysqlBareRelay {
   port: number;
@@ -38,15 +38,16 @@ const PASSWORD_ENV = 'TG_BARE_RELAY_PASSWORD';
 export async function startMysqlBareRelay(
   dir: string,
   mariadb: { port: number; user: string; password: string; database: string },
+  wrapper?: Wrapper,
 ): Promise<MysqlBareRelay> {
   const port = await freePort();
   const daemon = startDaemon(
     'mysql-bare-relay', process.execPath,
     [__filename, String(port), String(mariadb.port), mariadb.user, mariadb.database],
     path.join(dir, 'mysql-bare-relay.log'),
-    { env: { [PASSWORD_ENV]: mariadb.password } },
+    { env: { [PASSWORD_ENV]: mariadb.password }, wrapper },
   );
-  await waitForPort(port, { daemon });
+  await waitForPort(port, { daemon, timeoutMs: wrapper?.startTimeoutMs });
   return { port, pid: daemon.child.pid!, daemon, stop: () => daemon.stop() };
 }
 

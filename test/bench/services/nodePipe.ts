@@ -8,7 +8,7 @@
  */
 import net from 'node:net';
 import path from 'node:path';
-import { freePort, startDaemon, waitForPort, type Daemon } from '../proc';
+import { freePort, startDaemon, waitForPort, type Daemon, type Wrapper } from '../proc';
 
 export interface NodePipe {
   port: number;
@@ -17,10 +17,10 @@ export interface NodePipe {
   stop(): Promise<void>;
 }
 
-export async function startNodePipe(dir: string, upstreamPort: number, name = 'node-pipe'): Promise<NodePipe> {
+export async function startNodePipe(dir: string, upstreamPort: number, name = 'node-pipe', wrapper?: Wrapper): Promise<NodePipe> {
   const port = await freePort();
-  const daemon = startDaemon(name, process.execPath, [__filename, String(port), String(upstreamPort)], path.join(dir, `${name}.log`));
-  await waitForPort(port, { daemon });
+  const daemon = startDaemon(name, process.execPath, [__filename, String(port), String(upstreamPort)], path.join(dir, `${name}.log`), { wrapper });
+  await waitForPort(port, { daemon, timeoutMs: wrapper?.startTimeoutMs });
   return { port, pid: daemon.child.pid!, daemon, stop: () => daemon.stop() };
 }
 

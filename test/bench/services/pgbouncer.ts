@@ -1,6 +1,6 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, giveTo, startDaemon, waitForPort, type Daemon } from '../proc';
+import { freePort, giveTo, startDaemon, waitForPort, type Daemon, type Wrapper } from '../proc';
 import type { BenchPostgres } from './postgres';
 import type { BenchCert } from './tlsCert';
 
@@ -14,6 +14,8 @@ export interface PgbouncerOptions {
   /** With a cert: client_tls_sslmode=require (every client must use TLS). */
   tls?: BenchCert;
   poolSize: number;
+  /** Run under this command prefix (INSTRUCTIONS=1: valgrind). */
+  wrapper?: Wrapper;
 }
 
 export interface BenchPgbouncer {
@@ -60,7 +62,10 @@ ${tls}ignore_startup_parameters = extra_float_digits
 `);
   giveTo('postgres', o.dir, authFile, ini);
   // pgbouncer refuses to run as root; -u drops to postgres after binding (the PID stays the same).
-  const daemon = startDaemon(o.name, 'pgbouncer', ['-u', 'postgres', ini], path.join(o.dir, 'pgbouncer.log'));
-  await waitForPort(port, { daemon });
+  // Under a wrapper (valgrind) the process is postgres's from the start instead: callgrind_control
+  // cannot reach a valgrind that started as root and dropped it.
+  const wrapper = o.wrapper && { ...o.wrapper, command: ['setpriv', '--reuid=postgres', '--regid=postgres', '--clear-groups', ...o.wrapper.command] };
+  const daemon = startDaemon(o.name, 'pgbouncer', wrapper ? [ini] : ['-u', 'postgres', ini], path.join(o.dir, 'pgbouncer.log'), { wrapper });
+  await waitForPort(port, { daemon, timeoutMs: o.wrapper?.startTimeoutMs });
   return { name: o.name, port, pid: daemon.child.pid!, daemon, stop: () => daemon.stop('SIGTERM') };
 }

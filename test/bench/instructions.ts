@@ -1,0 +1,332 @@
+/**
+ * INSTRUCTIONS=1: user-space instructions and system calls per transaction of each proxy,
+ * counted by valgrind's callgrind under the same single-client load. A count depends neither on
+ * what else the machine is doing nor on how fast it is, so the few microseconds between
+ * tokengate, the bare Node.js references and pgbouncer, which a throughput run on a shared
+ * 2-core machine cannot separate from its noise, are measured exactly and repeatably. Kernel
+ * work (the TCP loopback path) is not counted; the system-call column stands for it.
+ *
+ * Each proxy runs under `valgrind --tool=callgrind` for the whole mode. Per workload and proxy:
+ * an unrecorded warm-up of 200 logins and 5N transactions (JIT tiers, pools), then rounds of a long run (N
+ * transactions) and a short one (N/10), each between `callgrind_control --zero` and `--dump`.
+ * A row is (fewest in a long run − fewest in a short run) / (N − N/10): the client's login and
+ * the start and end of a run cancel out, and taking the least drops the runs that caught a
+ * one-off (a major GC, V8 optimising a function on its compiler thread), which only ever add
+ * instructions. One client, so no proxy gets to batch messages of several clients into one
+ * event-loop turn.
+ */
+import { chmodSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { POOL_SIZE, mysqlTargetDirect, mysqlTargetGateway, pgTargetDirect, pgTargetGateway, type BenchEnvironment } from './environment';
+import type { BenchOptions, ScenarioNumber } from './options';
+import { run, which, type Wrapper } from './proc';
+import type { Log } from './runner';
+import { startBenchGateway, type BenchGateway } from './services/gateway';
+import { startMysqlBareRelay, type MysqlBareRelay } from './services/mysqlBareRelay';
+import { startNodePipe, type NodePipe } from './services/nodePipe';
+import { startPgbouncer } from './services/pgbouncer';
+import { runPgbench, runSysbench, type MysqlTarget, type PgTarget, type RunLimit, type WorkloadResult } from './workloads';
+
+/** One proxy process under callgrind. */
+interface CountedProxy {
+  pid: number;
+  port?: number;
+  /** Run callgrind_control under this prefix: vgdb reaches a process of another user only as that user. */
+  controlAs?: string[];
+  stop(): Promise<void>;
+}
+
+/** pgbouncer runs as postgres (see startPgbouncer). */
+const AS_POSTGRES = ['setpriv', '--reuid=postgres', '--regid=postgres', '--clear-groups'];
+
+type ProxyName = 'tokengate' | 'pgbouncer-scram' | 'pgbouncer-plain' | 'node-pipe' | 'mysql-pipe' | 'mysql-bare-relay';
+
+interface CountSystem {
+  proxy: ProxyName;
+  label: string;
+  run(limit: RunLimit): Promise<WorkloadResult>;
+  /** Logins only (one query each): warms up the login path, which every measured run also takes once. */
+  logins(limit: RunLimit): Promise<WorkloadResult>;
+}
+
+interface CountWorkload {
+  scenario: ScenarioNumber;
+  name: string;
+  command: string;
+  /** Transactions in the shorter measured run (the longer has three times as many). */
+  events: number;
+  /** Rows are compared with this system's count (the first one present). */
+  reference: ProxyName[];
+  systems: CountSystem[];
+}
+
+export interface CountRow {
+  label: string;
+  proxy: ProxyName;
+  /** User-space instructions per transaction. */
+  instructions?: number;
+  syscalls?: number;
+  /** (max − min) / median of the long runs' instruction counts: how much one-offs moved them. */
+  spread?: number;
+  failure?: string;
+}
+
+export interface CountResult {
+  scenario: ScenarioNumber;
+  name: string;
+  command: string;
+  events: number;
+  reference: ProxyName[];
+  rows: CountRow[];
+}
+
+/** Warm-up, in long runs: V8 goes on optimising a relay's functions for the first few thousand transactions. */
+const WARM_UP = 5;
+/**
+ * Logins before the warm-up: each measured run logs in once, and without this the login path's
+ * functions would still be reaching V8's optimising compiler at random moments of the measured runs.
+ */
+const WARM_LOGINS = 200;
+
+const PIPE_LABEL = 'reference: bare Node.js pipe (no protocol)';
+const BARE_RELAY_LABEL = 'reference: bare Node.js MySQL login relay';
+
+/** Where the running proxies are; workloads ask when they run, after the proxies started. */
+interface Running {
+  gateway(): BenchGateway;
+  port(p: ProxyName): number;
+}
+
+function workloads(env: BenchEnvironment, o: BenchOptions, { gateway: gw, port }: Running): CountWorkload[] {
+  const scale = o.quick ? 0.3 : 1;
+  const n = (events: number): number => Math.max(20, Math.round(events * scale));
+  // pgbouncer and the pipe take the database's own role and password; tokengate takes the token.
+  const pg = (flags: string[]) => (target: () => PgTarget) => (limit: RunLimit) => runPgbench(target(), flags, limit);
+  const out: CountWorkload[] = [];
+  const pgWorkload = (scenario: ScenarioNumber, name: string, flags: string[], events: number, bouncers: ProxyName[], pipe: boolean): void => {
+    const w = pg(flags);
+    const l = pg(['-S', '-C', '-c', '1', '-n']);
+    const via = (p: ProxyName) => (): PgTarget => ({ ...pgTargetDirect(env), port: port(p) });
+    const systems: CountSystem[] = [];
+    for (const b of bouncers) {
+      systems.push({ proxy: b, label: b === 'pgbouncer-plain' ? 'pgbouncer session, auth_type=plain' : 'pgbouncer session, SCRAM', run: w(via(b)), logins: l(via(b)) });
+    }
+    systems.push({ proxy: 'tokengate', label: 'tokengate', run: w(() => pgTargetGateway(env, gw())), logins: l(() => pgTargetGateway(env, gw())) });
+    if (pipe) systems.push({ proxy: 'node-pipe', label: PIPE_LABEL, run: w(via('node-pipe')), logins: l(via('node-pipe')) });
+    out.push({ scenario, name, command: `pgbench ${flags.join(' ')} -t <N>`, events: n(events), reference: ['pgbouncer-scram', 'pgbouncer-plain'], systems });
+  };
+  pgWorkload('1', 'select-only', ['-S', '-c', '1', '-n'], 1000, ['pgbouncer-scram'], true);
+  pgWorkload('2', 'TPC-B', ['-c', '1', '-n'], 300, ['pgbouncer-scram'], true);
+  pgWorkload('3', 'connect per transaction', ['-S', '-C', '-c', '1', '-n'], 150, ['pgbouncer-scram', 'pgbouncer-plain'], false);
+  const m = env.mariadb;
+  if (m) {
+    const sys = (test: string, extra: string[]) => (target: () => MysqlTarget) => (limit: RunLimit) =>
+      runSysbench(target(), { test, threads: 1, tableSize: m.tableSize, extra }, limit);
+    const gateway = (): MysqlTarget => mysqlTargetGateway(env, gw());
+    const via = (p: ProxyName) => (): MysqlTarget => ({ ...mysqlTargetDirect(m), port: port(p) });
+    const script = path.join(env.root, 'test/bench/sysbench/connect_point_select.lua');
+    const l = sys(script, []);
+    for (const [id, mode] of [['4t', 'disable'], ['4p', 'auto']] as const) {
+      const s = sys('oltp_point_select', [`--db-ps-mode=${mode}`]);
+      out.push({
+        scenario: '4', name: `MariaDB point select, ${mode === 'disable' ? 'text' : 'prepared'} (${id})`,
+        command: `sysbench oltp_point_select --threads=1 --db-ps-mode=${mode} --events=<N>`, events: n(1000), reference: ['mysql-pipe'],
+        systems: [
+          { proxy: 'tokengate', label: 'tokengate', run: s(gateway), logins: l(gateway) },
+          { proxy: 'mysql-pipe', label: PIPE_LABEL, run: s(via('mysql-pipe')), logins: l(via('mysql-pipe')) },
+        ],
+      });
+    }
+    const s = l;
+    out.push({
+      scenario: '5', name: 'MySQL connect per query', command: 'sysbench test/bench/sysbench/connect_point_select.lua --threads=1 --events=<N>',
+      events: n(150), reference: ['mysql-bare-relay'],
+      systems: [
+        { proxy: 'tokengate', label: 'tokengate', run: s(gateway), logins: s(gateway) },
+        { proxy: 'mysql-bare-relay', label: BARE_RELAY_LABEL, run: s(via('mysql-bare-relay')), logins: s(via('mysql-bare-relay')) },
+      ],
+    });
+  }
+  return out.filter((w) => o.scenarios.has(w.scenario));
+}
+
+/** Runs the selected scenarios' workloads against each proxy under callgrind. */
+export async function countInstructions(env: BenchEnvironment, o: BenchOptions, log: Log): Promise<{ results: CountResult[]; notes: string[] }> {
+  const notes: string[] = [];
+  if (!which('valgrind') || !which('callgrind_control')) {
+    return { results: [], notes: ['INSTRUCTIONS=1 needs valgrind (apt-get install valgrind): nothing was counted'] };
+  }
+  const outDir = path.join(env.dir, 'callgrind');
+  mkdirSync(outDir, { recursive: true });
+  chmodSync(outDir, 0o777); // pgbouncer writes its dumps after dropping to the postgres user
+  const wrapper = (name: string): Wrapper => ({
+    command: ['valgrind', '--tool=callgrind', '--smc-check=all-non-file', '--collect-systime=yes', `--callgrind-out-file=${path.join(outDir, `${name}.out`)}`],
+    startTimeoutMs: 300_000,
+  });
+
+  const running = new Map<ProxyName, CountedProxy>();
+  let gateway: BenchGateway | undefined;
+  const list = workloads(env, o, {
+    gateway: () => {
+      if (!gateway) throw new Error('tokengate is not running');
+      return gateway;
+    },
+    port: (p) => {
+      const port = running.get(p)?.port;
+      if (port === undefined) throw new Error(`${p} is not running`);
+      return port;
+    },
+  });
+  const wanted = new Set(list.flatMap((w) => w.systems.map((s) => s.proxy)));
+  const hasBouncer = !!which('pgbouncer', ['/usr/sbin']);
+  if (!hasBouncer) notes.push('pgbouncer is not installed (apt-get install pgbouncer): its rows are not counted');
+  const mysqlSkip = env.missing.mariadb ?? env.missing.sysbench ?? env.missing.gatewayMysql;
+
+  const start = async (p: ProxyName): Promise<void> => {
+    log(`starting ${p} under callgrind`);
+    const common = { upstream: env.pg, poolSize: POOL_SIZE };
+    let proxy: CountedProxy;
+    switch (p) {
+      case 'tokengate': {
+        gateway = await startBenchGateway({ ...env.gatewayOptions, name: 'tokengate-callgrind', dir: path.join(env.dir, 'gateway-callgrind'), auditQueries: false, wrapper: wrapper(p), fetchTimeout: '60s' });
+        proxy = gateway;
+        break;
+      }
+      case 'pgbouncer-scram':
+      case 'pgbouncer-plain': {
+        const b = await startPgbouncer({ ...common, name: `${p}-callgrind`, dir: path.join(env.dir, `${p}-callgrind`), auth: p === 'pgbouncer-plain' ? 'plain' : 'scram-sha-256', wrapper: wrapper(p) });
+        proxy = { ...b, controlAs: AS_POSTGRES };
+        break;
+      }
+      case 'node-pipe':
+      case 'mysql-pipe': {
+        const up = p === 'node-pipe' ? env.pg.port : env.mariadb!.port;
+        const pipe: NodePipe = await startNodePipe(env.dir, up, `${p}-callgrind`, wrapper(p));
+        proxy = pipe;
+        break;
+      }
+      case 'mysql-bare-relay': {
+        const relay: MysqlBareRelay = await startMysqlBareRelay(env.dir, env.mariadb!, wrapper(p));
+        proxy = relay;
+        break;
+      }
+    }
+    running.set(p, proxy);
+  };
+
+  const rounds = o.quick ? 3 : 5;
+  const results: CountResult[] = [];
+  try {
+    for (const p of wanted) {
+      if (p.startsWith('pgbouncer') && !hasBouncer) continue;
+      if ((p === 'mysql-pipe' || p === 'mysql-bare-relay') && mysqlSkip) continue;
+      await start(p);
+    }
+    for (const w of list) {
+      const result: CountResult = { scenario: w.scenario, name: w.name, command: w.command, events: w.events, reference: w.reference, rows: [] };
+      results.push(result);
+      if (w.scenario === '4' || w.scenario === '5') {
+        if (mysqlSkip) {
+          notes.push(`${w.name}: not counted: ${mysqlSkip}`);
+          continue;
+        }
+      }
+      for (const s of w.systems) {
+        const proxy = running.get(s.proxy);
+        if (!proxy) continue;
+        const row: CountRow = { label: s.label, proxy: s.proxy };
+        result.rows.push(row);
+        try {
+          const short = Math.max(2, Math.round(w.events / 10));
+          log(`counting ${w.name}: ${s.label} (warm-up of ${WARM_LOGINS} logins and ${WARM_UP * w.events} transactions, then ${rounds} rounds of ${w.events} and ${short})`);
+          await s.logins({ events: WARM_LOGINS });
+          await s.run({ events: WARM_UP * w.events });
+          const long: Counted[] = [];
+          const brief: Counted[] = [];
+          for (let i = 0; i < rounds; i++) {
+            long.push(await measure(proxy, outDir, () => s.run({ events: w.events })));
+            brief.push(await measure(proxy, outDir, () => s.run({ events: short })));
+          }
+          log(`  runs of ${w.events}: ${long.map((c) => (c.instructions / 1e6).toFixed(1)).join(', ')} M; of ${short}: ${brief.map((c) => (c.instructions / 1e6).toFixed(1)).join(', ')} M instructions`);
+          const per = (k: keyof Counted): number => (Math.min(...long.map((c) => c[k])) - Math.min(...brief.map((c) => c[k]))) / (w.events - short);
+          row.instructions = per('instructions');
+          row.syscalls = per('syscalls');
+          row.spread = spread(long.map((c) => c.instructions));
+          log(`  ${Math.round(row.instructions).toLocaleString('en-US')} instructions, ${row.syscalls.toFixed(1)} system calls per transaction`);
+        } catch (err) {
+          row.failure = (err as Error).message;
+          log(`  failed: ${row.failure}`);
+        }
+      }
+    }
+  } finally {
+    for (const p of running.values()) await p.stop();
+  }
+  return { results, notes };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+function spread(xs: number[]): number {
+  return (Math.max(...xs) - Math.min(...xs)) / median(xs);
+}
+
+interface Counted {
+  instructions: number;
+  syscalls: number;
+}
+
+/** Zero the proxy's counters, run the workload, dump them, and read the dump's totals. */
+async function measure(proxy: CountedProxy, outDir: string, work: () => Promise<WorkloadResult>): Promise<Counted> {
+  await control(proxy, '--zero');
+  const before = new Set(readdirSync(outDir));
+  const r = await work();
+  if (r.errors > 0) throw new Error(`${r.errors} transactions failed`);
+  await control(proxy, '--dump');
+  const dumps = readdirSync(outDir).filter((f) => !before.has(f));
+  if (dumps.length !== 1) throw new Error(`expected one new callgrind dump in ${outDir}, found ${dumps.length}`);
+  return readTotals(path.join(outDir, dumps[0]));
+}
+
+async function control(proxy: CountedProxy, action: '--zero' | '--dump'): Promise<void> {
+  const [cmd, ...args] = [...(proxy.controlAs ?? []), 'callgrind_control', action, String(proxy.pid)];
+  const r = await run(cmd, args, { timeoutMs: 60_000 });
+  if (r.code !== 0 || !/OK/.test(r.stdout)) throw new Error(`callgrind_control ${action} ${proxy.pid} failed: ${(r.stderr || r.stdout).trim()}`);
+}
+
+/** The `summary:` line of a callgrind dump, by the names on its `events:` line. */
+export function readTotals(file: string): Counted {
+  const text = readFileSync(file, 'utf8');
+  const events = /^events:\s*(.+)$/m.exec(text)?.[1].trim().split(/\s+/);
+  const summary = /^summary:\s*(.+)$/m.exec(text)?.[1].trim().split(/\s+/).map(Number);
+  if (!events || !summary) throw new Error(`${file} has no events/summary lines`);
+  const value = (name: string): number => {
+    const i = events.indexOf(name);
+    if (i < 0) throw new Error(`${file} does not count ${name} (events: ${events.join(' ')})`);
+    return summary[i] ?? 0;
+  };
+  return { instructions: value('Ir'), syscalls: value('sysCount') };
+}
+
+/** Markdown table of the counts, each row against the workload's reference. */
+export function countTable(results: CountResult[]): string {
+  const lines = [
+    '| # | workload | system | instructions per transaction (user space) | × reference | system calls per transaction | spread of the long runs |',
+    '|---|---|---|---:|---:|---:|---:|',
+  ];
+  for (const r of results) {
+    const ref = r.reference.map((p) => r.rows.find((row) => row.proxy === p && row.instructions !== undefined)).find(Boolean);
+    for (const row of r.rows) {
+      const ratio = ref && row.instructions !== undefined && ref !== row ? (row.instructions / ref.instructions!).toFixed(2) : '';
+      const count = row.failure ? `failed: ${row.failure}` : Math.round(row.instructions!).toLocaleString('en-US');
+      const sys = row.syscalls === undefined ? '' : row.syscalls.toFixed(1);
+      const sp = row.spread === undefined ? '' : `${(row.spread * 100).toFixed(1)}%`;
+      lines.push(`| ${r.scenario} | ${r.name} | ${row.label}${ref === row ? ' (reference)' : ''} | ${count} | ${ratio} | ${sys} | ${sp} |`);
+    }
+  }
+  return lines.join('\n');
+}
