@@ -3,23 +3,14 @@
  * counted by valgrind's callgrind under the same single-client load. A count depends neither on
  * what else the machine is doing nor on how fast it is, so the few microseconds between
  * tokengate, the bare Node.js references and pgbouncer, which a throughput run on a shared
- * 2-core machine cannot separate from its noise, are measured exactly and repeatably. Kernel
- * work (the TCP loopback path) is not counted; the system-call column stands for it.
- *
- * Each proxy runs under `valgrind --tool=callgrind` for the whole mode. Per workload and proxy:
- * an unrecorded warm-up of 200 logins and 5N transactions (JIT tiers, pools), then rounds of a long run (N
- * transactions) and a short one (N/10), each between `callgrind_control --zero` and `--dump`.
- * A row is (fewest in a long run − fewest in a short run) / (N − N/10): the client's login and
- * the start and end of a run cancel out, and taking the least drops the runs that caught a
- * one-off (a major GC, V8 optimising a function on its compiler thread), which only ever add
- * instructions. One client, so no proxy gets to batch messages of several clients into one
- * event-loop turn.
- */
+ * 2-core machine cannot separate from its noise, are measured exactly and repeatably. The
+ * method is described once, in countMethod(), which the report prints. */
 import { chmodSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { POOL_SIZE, mysqlTargetDirect, mysqlTargetGateway, pgTargetDirect, pgTargetGateway, type BenchEnvironment } from './environment';
 import type { BenchOptions, ScenarioNumber } from './options';
 import { run, which, type Wrapper } from './proc';
+import { median } from './report';
 import type { Log } from './runner';
 import { startBenchGateway, type BenchGateway } from './services/gateway';
 import { startMysqlBareRelay, type MysqlBareRelay } from './services/mysqlBareRelay';
@@ -53,7 +44,7 @@ interface CountWorkload {
   scenario: ScenarioNumber;
   name: string;
   command: string;
-  /** Transactions in the shorter measured run (the longer has three times as many). */
+  /** Transactions in a long measured run (N); a short run has N/10. */
   events: number;
   /** Rows are compared with this system's count (the first one present). */
   reference: ProxyName[];
@@ -78,6 +69,21 @@ export interface CountResult {
   events: number;
   reference: ProxyName[];
   rows: CountRow[];
+}
+
+const roundsOf = (o: BenchOptions): number => (o.quick ? 3 : 5);
+
+/** How the counts are made, for the report. */
+export function countMethod(o: BenchOptions): string {
+  return 'Each proxy runs under `valgrind --tool=callgrind`; one client. Per workload and proxy: an unrecorded warm-up of ' +
+    `${WARM_LOGINS} logins and ${WARM_UP}N transactions (V8 optimises the login path and the relay), then ${roundsOf(o)} rounds of ` +
+    'a run of N and a run of N/10 transactions, each between `callgrind_control --zero` and `--dump`. A row is (fewest ' +
+    'instructions of an N run − fewest of an N/10 run) / (N − N/10): the client\'s login and the start and end of a run cancel ' +
+    'out, and one-offs that only ever add (a major GC, V8 optimising a function on its compiler thread) are left out. ' +
+    'Instructions are the proxy process\'s own, all threads, user space only; the kernel\'s TCP work is not counted (the system ' +
+    'calls stand for it; under valgrind they include clock reads). One client, so no proxy batches several clients\' messages ' +
+    'into one event-loop turn. "× reference" is a row over the workload\'s reference row; "spread" is (max − min) / median of ' +
+    'the N runs, i.e. how much the one-offs weighed.';
 }
 
 /** Warm-up, in long runs: V8 goes on optimising a relay's functions for the first few thousand transactions. */
@@ -124,26 +130,24 @@ function workloads(env: BenchEnvironment, o: BenchOptions, { gateway: gw, port }
       runSysbench(target(), { test, threads: 1, tableSize: m.tableSize, extra }, limit);
     const gateway = (): MysqlTarget => mysqlTargetGateway(env, gw());
     const via = (p: ProxyName) => (): MysqlTarget => ({ ...mysqlTargetDirect(m), port: port(p) });
-    const script = path.join(env.root, 'test/bench/sysbench/connect_point_select.lua');
-    const l = sys(script, []);
+    const connectPerQuery = sys(path.join(env.root, 'test/bench/sysbench/connect_point_select.lua'), []);
     for (const [id, mode] of [['4t', 'disable'], ['4p', 'auto']] as const) {
       const s = sys('oltp_point_select', [`--db-ps-mode=${mode}`]);
       out.push({
         scenario: '4', name: `MariaDB point select, ${mode === 'disable' ? 'text' : 'prepared'} (${id})`,
         command: `sysbench oltp_point_select --threads=1 --db-ps-mode=${mode} --events=<N>`, events: n(1000), reference: ['mysql-pipe'],
         systems: [
-          { proxy: 'tokengate', label: 'tokengate', run: s(gateway), logins: l(gateway) },
-          { proxy: 'mysql-pipe', label: PIPE_LABEL, run: s(via('mysql-pipe')), logins: l(via('mysql-pipe')) },
+          { proxy: 'tokengate', label: 'tokengate', run: s(gateway), logins: connectPerQuery(gateway) },
+          { proxy: 'mysql-pipe', label: PIPE_LABEL, run: s(via('mysql-pipe')), logins: connectPerQuery(via('mysql-pipe')) },
         ],
       });
     }
-    const s = l;
     out.push({
       scenario: '5', name: 'MySQL connect per query', command: 'sysbench test/bench/sysbench/connect_point_select.lua --threads=1 --events=<N>',
       events: n(150), reference: ['mysql-bare-relay'],
       systems: [
-        { proxy: 'tokengate', label: 'tokengate', run: s(gateway), logins: s(gateway) },
-        { proxy: 'mysql-bare-relay', label: BARE_RELAY_LABEL, run: s(via('mysql-bare-relay')), logins: s(via('mysql-bare-relay')) },
+        { proxy: 'tokengate', label: 'tokengate', run: connectPerQuery(gateway), logins: connectPerQuery(gateway) },
+        { proxy: 'mysql-bare-relay', label: BARE_RELAY_LABEL, run: connectPerQuery(via('mysql-bare-relay')), logins: connectPerQuery(via('mysql-bare-relay')) },
       ],
     });
   }
@@ -214,7 +218,7 @@ export async function countInstructions(env: BenchEnvironment, o: BenchOptions, 
     running.set(p, proxy);
   };
 
-  const rounds = o.quick ? 3 : 5;
+  const rounds = roundsOf(o);
   const results: CountResult[] = [];
   try {
     for (const p of wanted) {
@@ -263,12 +267,6 @@ export async function countInstructions(env: BenchEnvironment, o: BenchOptions, 
     for (const p of running.values()) await p.stop();
   }
   return { results, notes };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 function spread(xs: number[]): number {

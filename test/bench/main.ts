@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setUpEnvironment, POOL_SIZE, type BenchEnvironment } from './environment';
-import { countInstructions, countTable, type CountResult } from './instructions';
+import { countInstructions, countMethod, countTable, type CountResult } from './instructions';
 import { describeMachine, uptimeLine } from './machine';
 import { parseOptions, type BenchOptions } from './options';
 import { repoRoot } from './proc';
@@ -78,13 +78,7 @@ function renderCountReport(r: Report): string {
     `### tokengate instruction counts, ${new Date(started).toISOString().replace(/\.\d+Z$/, 'Z')}`,
     '',
     `Machine: ${m.cpus} × ${m.cpuModel}, ${m.kernel}; node ${m.node}; ${m.pgbouncer}; ${m.mariadb}; ${m.sysbench}.`,
-    'Each proxy runs under `valgrind --tool=callgrind`; one client; per workload an unrecorded warm-up of 200 logins and 5N transactions, then ' +
-      'rounds (3 with QUICK=1, else 5) of N and N/10 transactions, each between `callgrind_control --zero` and `--dump`. A row is ' +
-      '(fewest instructions of an N run − fewest of an N/10 run) / (N − N/10): the client\'s login and the start and end of a run ' +
-      'cancel out, and one-offs (a major GC, V8 optimising a function on its compiler thread), which only add, are left out. ' +
-      'Instructions are the proxy process\'s own, all threads, user space only; the kernel\'s TCP work is not counted (the ' +
-      'system calls stand for it). "× reference" is a row over the workload\'s reference row; "spread" is (max − min) / median ' +
-      'of the N runs, i.e. how much the one-offs weighed.',
+    countMethod(r.options),
     '',
     countTable(r.counts),
     '',
