@@ -1,7 +1,8 @@
 /** Null-terminated string helpers shared by the decoders and encoders. */
 import { ProtocolError } from './errors';
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is text, as PostgreSQL sees it; TextDecoder would otherwise drop it.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Index of the NUL ending the cstring at `offset`, or -1 when the buffer ends first. */
 export function cstringEnd(buf: Buffer, offset: number): number {

@@ -49,6 +49,18 @@ describe('decodeStartupPacket', () => {
     expect(decodeStartupPacket(code(1234))).toEqual({ kind: 'unsupported', code: 1234 });
   });
 
+  test('a leading U+FEFF in a name or value is kept, as PostgreSQL keeps it', () => {
+    // Found by the fuzz test (seed 1627270280): TextDecoder drops a leading BOM unless told not to.
+    expect(decodeStartupPacket(body(code(0x30000), 'user\0\ufeffreader\0\ufeffk\0\ufeff\0\0'))).toEqual({
+      kind: 'startup',
+      major: 3,
+      minor: 0,
+      parameters: { user: '\ufeffreader', '\ufeffk': '\ufeff' },
+      protocolOptions: {},
+    });
+    expect(decodeCommandComplete(body('\ufeffSELECT 1', [0]))).toBe('\ufeffSELECT 1');
+  });
+
   test('newer minor versions and _pq_ options are reported for negotiation', () => {
     expect(decodeStartupPacket(body(code(0x3270f), 'user\0a\0_pq_.x\0y\0\0'))).toEqual({
       kind: 'startup',
