@@ -10,6 +10,7 @@ import { PgListener } from './server/pgListener';
 import { MysqlListener } from './server/mysqlListener';
 import { loadServerTlsContext } from './server/tlsContext';
 import { log } from './log';
+import { keepNextTickShape } from './runtime/nextTickShape';
 import type winston from 'winston';
 
 export interface GatewayOptions {
@@ -33,6 +34,7 @@ const VERSION_PROBE_TIMEOUT_MS = 3000;
 
 /** Wire config -> verifier, pools, listeners; start listening. */
 export async function startGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
+  keepNextTickShape(); // bin/tokengate.js does it first thing; here for programs that embed the gateway
   const audit = new AuditLog(config.audit, opts.auditTransport);
   const verifier = new TokenVerifier(config.oidc);
   const pools = new PgPoolRegistry();

@@ -25,6 +25,7 @@ import { Secret } from '../../../src/config/secret';
 import { connectMysqlUpstream, probeMysqlServerVersion } from '../../../src/upstream/mysqlLogin';
 import type { MysqlServerConnection } from '../../../src/upstream/mysqlServerConnection';
 import { freePort, startDaemon, waitForPort, type Daemon, type Wrapper } from '../proc';
+import { keepNextTickShape } from '../../../src/runtime/nextTickShape';
 
 export interface MysqlBareRelay {
   port: number;
@@ -278,6 +279,7 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
+  keepNextTickShape(); // as tokengate and the bare pipe do
   main().catch((err: Error) => {
     process.stderr.write(`mysql bare relay: ${err.message}\n`);
     process.exit(1);

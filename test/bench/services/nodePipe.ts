@@ -9,6 +9,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { freePort, startDaemon, waitForPort, type Daemon, type Wrapper } from '../proc';
+import { keepNextTickShape } from '../../../src/runtime/nextTickShape';
 
 export interface NodePipe {
   port: number;
@@ -49,4 +50,8 @@ function relay(listenPort: number, upstreamPort: number): void {
     .listen(listenPort, '127.0.0.1');
 }
 
-if (require.main === module) relay(Number(process.argv[2]), Number(process.argv[3]));
+if (require.main === module) {
+  // As tokengate does: any Node.js relay can keep nextTick off V8's slow path, so the floor includes it.
+  keepNextTickShape();
+  relay(Number(process.argv[2]), Number(process.argv[3]));
+}
