@@ -6,8 +6,10 @@ import { SessionListener } from './sessionListener';
 /** The MySQL-protocol listener: one MysqlClientSession per accepted socket, greeting with the upstream's version. */
 export class MysqlListener extends SessionListener<MysqlClientSession> {
   constructor(address: HostPort, deps: Omit<MysqlSessionDeps, 'onClose' | 'serverVersion'>, private readonly version: MysqlServerVersion) {
-    super('mysql', address, (socket, onClose) =>
-      new MysqlClientSession(socket, { ...deps, serverVersion: () => version.current, onClose }));
+    super('mysql', address, (onClose) => {
+      const sessionDeps: MysqlSessionDeps = { ...deps, serverVersion: () => version.current, onClose };
+      return (socket) => new MysqlClientSession(socket, sessionDeps);
+    });
   }
 
   /** Learns the upstream's version string (bounded wait), then listens. */

@@ -5,6 +5,9 @@ import { SessionListener } from './sessionListener';
 /** The PostgreSQL-protocol listener: one PgClientSession per accepted socket. */
 export class PgListener extends SessionListener<PgClientSession> {
   constructor(address: HostPort, deps: Omit<PgSessionDeps, 'onClose'>) {
-    super('postgres', address, (socket, onClose) => new PgClientSession(socket, { ...deps, onClose }));
+    super('postgres', address, (onClose) => {
+      const sessionDeps: PgSessionDeps = { ...deps, onClose };
+      return (socket) => new PgClientSession(socket, sessionDeps);
+    });
   }
 }

@@ -14,13 +14,22 @@ export class SessionListener<S extends ListenerSession> {
   private readonly server: net.Server;
   private readonly sessions = new Set<S>();
 
+  /**
+   * `sessionFactory` is called once, with the hook every session calls when it ends, and returns
+   * the function that makes one session per socket. Build the sessions' shared dependencies there,
+   * once: a fresh `{ ...deps, onClose }` per connection cost V8 two runtime property definitions and
+   * megamorphic loads on every connection (callgrind and --log-ic, docs/performance.md change 14).
+   */
   constructor(
     private readonly protocol: string,
     private readonly address: HostPort,
-    newSession: (socket: net.Socket, onClose: (s: S) => void) => S,
+    sessionFactory: (onClose: (s: S) => void) => (socket: net.Socket) => S,
   ) {
+    const newSession = sessionFactory((s) => {
+      this.sessions.delete(s);
+    });
     this.server = net.createServer({ noDelay: true }, (socket) => {
-      const session = newSession(socket, (s) => this.sessions.delete(s));
+      const session = newSession(socket);
       this.sessions.add(session);
       session.start();
     });
