@@ -17,8 +17,8 @@ export class SessionListener<S extends ListenerSession> {
   /**
    * `sessionFactory` is called once, with the hook every session calls when it ends, and returns
    * the function that makes one session per socket. Build the sessions' shared dependencies there,
-   * once: a fresh `{ ...deps, onClose }` per connection cost V8 two runtime property definitions and
-   * megamorphic loads on every connection (callgrind and --log-ic, docs/performance.md change 14).
+   * once: with a fresh `{ ...deps, onClose }` per connection V8 missed its inline caches on every
+   * connection (--log-ic: about three misses each; docs/performance.md, change 14).
    */
   constructor(
     private readonly protocol: string,
