@@ -151,12 +151,18 @@ export function decodeErrorFields(body: Buffer): ErrorFields {
 }
 
 export function decodeReadyForQuery(body: Buffer): TransactionStatus {
-  if (body.length !== 1) throw new ProtocolError(`ReadyForQuery body must be 1 byte, got ${body.length}`);
-  const s = String.fromCharCode(body[0]);
-  if (s !== 'I' && s !== 'T' && s !== 'E') {
-    throw new ProtocolError(`ReadyForQuery transaction status must be I, T or E, got byte 0x${body[0].toString(16)}`);
+  return decodeReadyForQueryStatus(body.length, body[0]);
+}
+
+/** decodeReadyForQuery from the body's length and first byte, for a relay that reads frames in place. */
+export function decodeReadyForQueryStatus(bodyLength: number, statusByte: number | undefined): TransactionStatus {
+  if (bodyLength !== 1) throw new ProtocolError(`ReadyForQuery body must be 1 byte, got ${bodyLength}`);
+  switch (statusByte) {
+    case 0x49: return 'I';
+    case 0x54: return 'T';
+    case 0x45: return 'E';
+    default: throw new ProtocolError(`ReadyForQuery transaction status must be I, T or E, got byte 0x${(statusByte ?? 0).toString(16)}`);
   }
-  return s;
 }
 
 /** CommandComplete ('C') body: the command tag, e.g. "SELECT 1". */

@@ -77,12 +77,20 @@ export class MysqlCommandSplitter {
     let segStart = 0;
     while (pos < chunk.length || (this.inPayload && this.remaining === 0)) {
       if (!this.inPayload) {
+        if (this.headerFill === 0 && chunk.length - pos >= PACKET_HEADER_LENGTH) {
+          // The whole header is in this chunk (the usual case): read it in place.
+          this.startPacket(chunk[pos] | (chunk[pos + 1] << 8) | (chunk[pos + 2] << 16), chunk[pos + 3]);
+          pos += PACKET_HEADER_LENGTH;
+          continue;
+        }
         const take = Math.min(PACKET_HEADER_LENGTH - this.headerFill, chunk.length - pos);
         chunk.copy(this.header, this.headerFill, pos, pos + take);
         this.headerFill += take;
         pos += take;
         if (this.headerFill < PACKET_HEADER_LENGTH) break;
-        this.startPacket();
+        this.headerFill = 0;
+        const h = this.header;
+        this.startPacket(h[0] | (h[1] << 8) | (h[2] << 16), h[3]);
         continue;
       }
       const take = Math.min(this.remaining, chunk.length - pos);
@@ -109,10 +117,7 @@ export class MysqlCommandSplitter {
     }
   }
 
-  private startPacket(): void {
-    const length = this.header.readUIntLE(0, 3);
-    const sequenceId = this.header[3];
-    this.headerFill = 0;
+  private startPacket(length: number, sequenceId: number): void {
     if (!this.cmd) {
       const headWant = Math.min(length, this.holdLimit);
       const raw = this.partialHeader ? [this.partialHeader] : [];

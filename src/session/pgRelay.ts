@@ -2,9 +2,9 @@ import type net from 'node:net';
 import type { AuditLog } from '../audit/auditLog';
 import type { IdentityFields } from '../audit/events';
 import type { PgServerConnection } from '../upstream/pgServerConnection';
-import { decodeCommandComplete, decodeErrorFields, decodeReadyForQuery, errorResponse } from '../../protocols/postgres/backend';
+import { decodeCommandComplete, decodeErrorFields, decodeReadyForQueryStatus, errorResponse } from '../../protocols/postgres/backend';
 import { SqlState } from '../../protocols/postgres/constants';
-import { PgFramer } from '../../protocols/postgres/framing';
+import { captureTable, PgFramer, type CaptureTable } from '../../protocols/postgres/framing';
 import { decodeParse, decodeQuery } from '../../protocols/postgres/frontend';
 import type { FrameHandler } from '../../protocols/postgres/framing';
 import { PgQueryTracker, type CompletedQuery } from './pgQueryTracker';
@@ -54,7 +54,7 @@ const TERMINATE_LENGTH = 5;
  * is off. Frames are visited in place (PgFramer.scan): nothing is allocated per message.
  */
 export class PgRelay {
-  private readonly tracker = new PgQueryTracker();
+  private readonly tracker: PgQueryTracker;
   private readonly clientFramer: PgFramer;
   private readonly serverFramer: PgFramer;
   private readonly server: net.Socket;
@@ -74,32 +74,12 @@ export class PgRelay {
   private drainTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: PgRelayOptions) {
-    const sqlCapture = o.audit.config.maxQueryBytes + 1;
-    const wantSql = (this.wantSql = o.audit.config.queries);
-    // Without query records, Parse only has to be seen (it opens a batch) and Bind/Close, tags and errors not at all.
-    this.clientFramer = new PgFramer({
-      maxBodyLength: MAX_MESSAGE,
-      capture: (type) => {
-        switch (type) {
-          case Q: return wantSql ? sqlCapture : 0;
-          case P: return wantSql ? sqlCapture + NAME_PREFIX : 0;
-          case B: case C: return wantSql ? NAME_PREFIX : -1;
-          case S: case F: case X: return 0;
-          default: return -1;
-        }
-      },
-    });
-    this.serverFramer = new PgFramer({
-      maxBodyLength: MAX_MESSAGE,
-      capture: (type) => {
-        switch (type) {
-          case Z: return 1;
-          case C: return wantSql ? TAG_CAPTURE : -1;
-          case E: return wantSql ? MAX_ERROR_CAPTURE : -1;
-          default: return -1;
-        }
-      },
-    });
+    this.wantSql = o.audit.config.queries;
+    // Durations only feed query records: without them, no clock read per statement.
+    this.tracker = new PgQueryTracker(this.wantSql ? Date.now : noClock);
+    const captures = capturesFor(this.wantSql, o.audit.config.maxQueryBytes);
+    this.clientFramer = new PgFramer({ maxBodyLength: MAX_MESSAGE, capture: captures.client });
+    this.serverFramer = new PgFramer({ maxBodyLength: MAX_MESSAGE, capture: captures.server });
     this.server = o.server.socket;
   }
 
@@ -157,23 +137,28 @@ export class PgRelay {
     }
   };
 
-  private readonly onClientFrame: FrameHandler = (type, _bodyLength, body) => {
+  private readonly onClientFrame: FrameHandler = (type, _bodyLength, data, start, end) => {
     if (this.terminateSeen) {
       this.afterTerminate = true;
       return;
     }
     switch (type) {
-      case Q: this.tracker.query(this.wantSql ? decodeQuery(body) : ''); break;
+      case Q: this.tracker.query(this.wantSql ? decodeQuery(data.subarray(start, end)) : ''); break;
       case P:
         if (this.wantSql) {
-          const parsed = decodeParse(body);
+          const parsed = decodeParse(data.subarray(start, end));
           this.tracker.parse(parsed.statement, parsed.query);
         } else {
           this.tracker.parse('', '');
         }
         break;
-      case B: this.tracker.bind(readCString(body, readCStringEnd(body, 0) + 1)); break;
-      case C: if (body[0] === S) this.tracker.closeStatement(readCString(body, 1)); break;
+      // Bind and Close are captured only for query records (wantSql).
+      case B: {
+        const body = data.subarray(start, end);
+        this.tracker.bind(readCString(body, readCStringEnd(body, 0) + 1));
+        break;
+      }
+      case C: if (data[start] === S && end > start) this.tracker.closeStatement(readCString(data.subarray(start, end), 1)); break;
       case S: this.tracker.sync(); break;
       case F: this.tracker.functionCall(); break;
       case X: this.terminateSeen = true; break;
@@ -217,15 +202,16 @@ export class PgRelay {
     if (this.expiring && this.atRest()) this.endForExpiry();
   };
 
-  private readonly onServerFrame: FrameHandler = (type, bodyLength, body) => {
+  private readonly onServerFrame: FrameHandler = (type, bodyLength, data, start, end) => {
     switch (type) {
       case Z: {
-        const done = this.tracker.readyForQuery(decodeReadyForQuery(body));
+        const done = this.tracker.readyForQuery(decodeReadyForQueryStatus(bodyLength, data[start]));
         if (done) this.auditQuery(done);
         break;
       }
-      case C: this.onCommandComplete(body, bodyLength); break;
-      case E: this.onServerError(body, bodyLength); break;
+      // CommandComplete and ErrorResponse are captured only for query records (wantSql).
+      case C: this.onCommandComplete(data.subarray(start, end), bodyLength); break;
+      case E: this.onServerError(data.subarray(start, end), bodyLength); break;
     }
   };
 
@@ -300,6 +286,49 @@ export class PgRelay {
 }
 
 const EXPIRY_DRAIN_MS = 10_000;
+
+const noClock = (): number => 0;
+
+interface RelayCaptures {
+  client: CaptureTable;
+  server: CaptureTable;
+}
+
+/** Capture tables per audit setting: built once, shared by every session's framers. */
+const capturesCache = new Map<string, RelayCaptures>();
+
+/**
+ * What each side's framer keeps of a message. Without query records Parse only has to be seen (it
+ * opens a batch) and Bind/Close, tags and errors not at all; ReadyForQuery's status byte always.
+ */
+function capturesFor(wantSql: boolean, maxQueryBytes: number): RelayCaptures {
+  const key = `${wantSql}:${maxQueryBytes}`;
+  let captures = capturesCache.get(key);
+  if (captures === undefined) {
+    const sqlCapture = maxQueryBytes + 1;
+    captures = {
+      client: captureTable((type) => {
+        switch (type) {
+          case Q: return wantSql ? sqlCapture : 0;
+          case P: return wantSql ? sqlCapture + NAME_PREFIX : 0;
+          case B: case C: return wantSql ? NAME_PREFIX : -1;
+          case S: case F: case X: return 0;
+          default: return -1;
+        }
+      }),
+      server: captureTable((type) => {
+        switch (type) {
+          case Z: return 1;
+          case C: return wantSql ? TAG_CAPTURE : -1;
+          case E: return wantSql ? MAX_ERROR_CAPTURE : -1;
+          default: return -1;
+        }
+      }),
+    };
+    capturesCache.set(key, captures);
+  }
+  return captures;
+}
 
 function endsWithTerminate(chunk: Buffer): boolean {
   const at = chunk.length - TERMINATE_LENGTH;

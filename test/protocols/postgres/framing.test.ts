@@ -1,5 +1,6 @@
 import {
   BackendType,
+  captureTable,
   encodeMessage,
   Frame,
   FrameError,
@@ -123,6 +124,38 @@ describe('capture and skip', () => {
     const frames = f.push(Buffer.concat([big, big, rfq, big]));
     expect(frames.map((x) => String.fromCharCode(x.type))).toEqual(['Z']);
     expect(f.atBoundary).toBe(true);
+  });
+
+  test('scan() hands a prefix that arrived whole as a range of the chunk itself, and a split one as a copy', () => {
+    const f = new PgFramer({ maxBodyLength: 1 << 20, capture: captureTable((t) => (t === BackendType.DataRow ? 4 : -1)) });
+    const row = encodeMessage(BackendType.DataRow, Buffer.from('abcdefgh'));
+    const chunk = Buffer.concat([row, rfq, row]);
+    const seen: Array<{ same: boolean; start: number; end: number; text: string }> = [];
+    const record = (_type: number, _len: number, data: Buffer, start: number, end: number): void => {
+      seen.push({ same: data === chunk, start, end, text: data.toString('latin1', start, end) });
+    };
+    f.scan(chunk, record);
+    expect(seen).toEqual([
+      { same: true, start: 5, end: 9, text: 'abcd' },
+      { same: true, start: 13 + 6 + 5, end: 13 + 6 + 9, text: 'abcd' },
+    ]);
+    seen.length = 0;
+    f.scan(row.subarray(0, 7), record); // 2 of the 4 captured bytes
+    f.scan(row.subarray(7), record);
+    expect(seen).toEqual([{ same: false, start: 0, end: 4, text: 'abcd' }]);
+  });
+
+  test('a capture table behaves as the function it was made from', () => {
+    const fn = (t: number): number => (t === BackendType.DataRow ? 3 : t === BackendType.ReadyForQuery ? Infinity : t === BackendType.CommandComplete ? -7 : -1);
+    const stream = Buffer.concat([big, rfq, encodeMessage(BackendType.CommandComplete, Buffer.from('SELECT 1\0')), big]);
+    for (const split of [0, 2, 5, 4000, 5010, stream.length]) {
+      const run = (capture: Parameters<typeof captureTable>[0] | ReturnType<typeof captureTable>) => {
+        const f = new PgFramer({ maxBodyLength: 1 << 20, capture });
+        return hexFrames([...f.push(stream.subarray(0, split)), ...f.push(stream.subarray(split))]);
+      };
+      expect(run(captureTable(fn))).toEqual(run(fn));
+      expect(run(fn)).toEqual([`${BackendType.DataRow}:5000:070707`, `${BackendType.ReadyForQuery}:1:54`, `${BackendType.CommandComplete}:9:`, `${BackendType.DataRow}:5000:070707`]);
+    }
   });
 
   test('capture 0 emits an empty body', () => {
