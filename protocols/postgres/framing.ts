@@ -4,8 +4,8 @@
  * Typed messages are `type byte | int32 length (includes itself) | body`; startup-phase packets
  * (StartupMessage, SSLRequest, GSSENCRequest, CancelRequest) have no type byte. The framer holds at
  * most one header and the captured prefix of the current message: everything else is either
- * skipped by counting or handed out as a view of the pushed chunk, so a huge message (COPY data,
- * a big DataRow) costs no memory here.
+ * skipped by counting or handed out as a range (or view) of the pushed chunk, so a huge message
+ * (COPY data, a big DataRow) costs no memory here.
  */
 import { MAX_STARTUP_PACKET_LENGTH, MIN_STARTUP_PACKET_LENGTH } from './constants';
 import { FrameError } from './errors';
