@@ -4,7 +4,7 @@
 let main;
 try {
   // First, before any module loads and collects garbage: keeps nextTick on V8's fast path (see the module).
-  require('../dist/src/runtime/nextTickShape.js').keepNextTickShape();
+  require('../dist/src/v8/nextTickShape.js').keepNextTickShape();
   ({ main } = require('../dist/src/cli/main.js'));
 } catch (err) {
   if (err && err.code === 'MODULE_NOT_FOUND') {

@@ -3,7 +3,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 /**
  * SCRAM-SHA-256 client (RFC 5802 / RFC 7677) as PostgreSQL uses it, without channel binding.
  * Pure: strings in, strings out. The salted password (PBKDF2) is supplied by the caller so it
- * can be derived asynchronously and cached; see src/upstream/saltedPasswordCache.ts.
+ * can be derived asynchronously and cached; see src/postgres/saltedPasswordCache.ts.
  */
 
 export class ScramError extends Error {

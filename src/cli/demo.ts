@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { DemoError, startDemo } from '../demo/runDemo';
-import { DemoStateError } from '../demo/stateFile';
+import { DemoError, startDemo } from '../dev/demo/runDemo';
+import { DemoStateError } from '../dev/demo/stateFile';
 import { log } from '../log';
 
 /** `tokengate demo`: everything on loopback in one process; Ctrl-C stops it and exits 0. */

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { startGateway, type Gateway } from '../gateway';
+import { startGateway, type Gateway } from '../core/gateway';
 import { configWarnings } from '../config/warnings';
 import type { Config } from '../config/types';
 import { formatHostPort } from '../config/hostport';

@@ -12,8 +12,8 @@ import {
   tokenEndpointFor,
   type ClientAuth,
   type ClientCredentialsRequest,
-} from '../identity/clientCredentials';
-import { readDemoState } from '../demo/stateFile';
+} from './clientCredentials';
+import { readDemoState } from '../dev/demo/stateFile';
 
 /**
  * `tokengate token`: a client-credentials access token on stdout and nothing else, so that

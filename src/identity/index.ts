@@ -1,5 +1,4 @@
 export { TokenVerifier, type TokenReport, type TokenVerifierOptions } from './verifier';
-export { startDevIssuer, type DevClient, type DevIssuer, type DevIssuerOptions } from './devIssuer';
 export { discoverIssuer, DiscoveryError, type IssuerMetadata } from './discovery';
 export { IssuerKeys, IdpUnavailableError } from './keys';
 export { requireSecureUrl, isLoopbackHost, InsecureUrlError } from './secureUrl';

@@ -7,7 +7,7 @@
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startDevIssuer, type DevIssuer } from '../../src/identity/devIssuer';
+import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { connectTimes } from './connectLatency';
 import type { BenchOptions } from './options';
 import { which } from './proc';

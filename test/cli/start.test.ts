@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
-import { startDevIssuer, type DevIssuer } from '../../src/identity/devIssuer';
+import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { startPgCluster, type PgCluster } from '../helpers/pgCluster';
 
 const ROOT = resolve(__dirname, '..', '..');

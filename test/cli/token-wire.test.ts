@@ -13,8 +13,8 @@ import {
   requestClientCredentialsToken,
   TokenRequestError,
   type ClientSigningKey,
-} from '../../src/identity/clientCredentials';
-import { startDevIssuer, type DevIssuer } from '../../src/identity/devIssuer';
+} from '../../src/cli/clientCredentials';
+import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { claimsOf } from '../helpers/issuer';
 
 interface Recorded {

@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, exportPKCS8, generateKeyPair } from 'jose';
-import { startDevIssuer, type DevIssuer } from '../../src/identity/devIssuer';
+import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { TokenVerifier } from '../../src/identity/verifier';
 import { claimsOf, oidcConfigFor } from '../helpers/issuer';
 import { buildOnce, tokengate } from '../demo/cli';

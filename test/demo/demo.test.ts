@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildOnce, ROOT, runCommand, startBackground, tokengate, type Background } from './cli';
-import type { DemoState } from '../../src/demo/stateFile';
+import type { DemoState } from '../../src/dev/demo/stateFile';
 
 const exec = promisify(execFile);
 

@@ -16,9 +16,9 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { startPgCluster, type PgCluster } from '../helpers/pgCluster';
 import { makeTestCertificates } from '../helpers/tlsCert';
 import { MemoryTransport } from '../helpers/memoryTransport';
-import { startDevIssuer, type DevIssuer } from '../../src/identity/devIssuer';
+import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { loadConfig } from '../../src/config/load';
-import { startGateway, type Gateway } from '../../src/gateway';
+import { startGateway, type Gateway } from '../../src/core/gateway';
 import { BIN, buildOnce, ROOT, runCommand, startBackground } from '../demo/cli';
 
 interface Block {

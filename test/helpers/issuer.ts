@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { importJWK, SignJWT, exportSPKI, type KeyObject } from 'jose';
 import type { OidcConfig } from '../../src/config/types';
-import { startDevIssuer, type DevIssuer, type DevIssuerOptions } from '../../src/identity/devIssuer';
+import { startDevIssuer, type DevIssuer, type DevIssuerOptions } from '../../src/dev/devIssuer';
 
 export const TEST_AUDIENCE = 'api://tokengate';
 

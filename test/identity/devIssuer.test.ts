@@ -1,5 +1,5 @@
-import type { DevIssuer } from '../../src/identity/devIssuer';
-import { startDevIssuer } from '../../src/identity/devIssuer';
+import type { DevIssuer } from '../../src/dev/devIssuer';
+import { startDevIssuer } from '../../src/dev/devIssuer';
 import { TokenVerifier } from '../../src/identity/verifier';
 import { claimsOf, oidcConfigFor, startTestIssuer, TEST_AUDIENCE, TEST_CLIENTS } from '../helpers/issuer';
 

@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import type { DevIssuer } from '../../src/identity/devIssuer';
+import type { DevIssuer } from '../../src/dev/devIssuer';
 import { discoverIssuer, DiscoveryError } from '../../src/identity/discovery';
 import { InsecureUrlError, isLoopbackHost, requireSecureUrl } from '../../src/identity/secureUrl';
 import { TokenRejectedError } from '../../src/identity/types';

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { DevIssuer } from '../../src/identity/devIssuer';
+import type { DevIssuer } from '../../src/dev/devIssuer';
 import { TokenCache, tokenDigest } from '../../src/identity/tokenCache';
 import { TokenRejectedError } from '../../src/identity/types';
 import { TokenVerifier } from '../../src/identity/verifier';

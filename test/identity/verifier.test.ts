@@ -1,4 +1,4 @@
-import type { DevIssuer } from '../../src/identity/devIssuer';
+import type { DevIssuer } from '../../src/dev/devIssuer';
 import { TokenVerifier } from '../../src/identity/verifier';
 import { TokenRejectedError, type TokenRejectReason } from '../../src/identity/types';
 import { expectNoTokenIn, hs256WithPublicKey, noneTokenWithSignature, oidcConfigFor, startTestIssuer, tamperPayload, unsignedToken, claimsOf } from '../helpers/issuer';

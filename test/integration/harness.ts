@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { startPgCluster, type PgCluster } from '../helpers/pgCluster';
-import { startDevIssuer, type DevIssuer } from '../../src/identity/devIssuer';
+import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { parseConfig } from '../../src/config/load';
-import { startGateway, type Gateway } from '../../src/gateway';
+import { startGateway, type Gateway } from '../../src/core/gateway';
 import { MemoryTransport } from '../helpers/memoryTransport';
 
 /** Passwords the gateway holds for the upstream roles; tests prove they never leak. */

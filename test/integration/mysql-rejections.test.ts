@@ -26,7 +26,7 @@ import {
 } from '../../protocols/mysql';
 import { startMysqlHarness, connectMysql2, mariadbCli, upstreamThreads, type MysqlHarness } from './mysqlHarness';
 import { makeTestCertificates } from '../helpers/tlsCert';
-import { PrefixedStream } from '../../src/server/prefixedStream';
+import { PrefixedStream } from '../../src/net/prefixedStream';
 
 /**
  * Every way a MySQL connection is refused reaches the client as an ERR packet with a fitting

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { MAX_PACKET_PAYLOAD, PacketError, encodePacket } from '../../protocols/mysql';
-import { MysqlCommandSplitter, type ClientItem } from '../../src/session/mysqlCommandSplitter';
-import { classifyQuery } from '../../src/session/mysqlStatements';
-import { MysqlConnectionRegistry, type KillTarget } from '../../src/session/mysqlConnectionIds';
-import { MysqlPreparedStatements, LAST_PREPARED_STATEMENT } from '../../src/session/mysqlPreparedStatements';
+import { MysqlCommandSplitter, type ClientItem } from '../../src/mysql/commandSplitter';
+import { classifyQuery } from '../../src/mysql/statements';
+import { MysqlConnectionRegistry, type KillTarget } from '../../src/mysql/connectionIds';
+import { MysqlPreparedStatements, LAST_PREPARED_STATEMENT } from '../../src/mysql/preparedStatements';
 
 /** The pure pieces of the MySQL session: command splitting, USE/KILL recognition, connection ids. */
 

@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import mysql from 'mysql2/promise';
-import { startDevIssuer, type DevIssuer } from '../../src/identity/devIssuer';
+import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { parseConfig } from '../../src/config/load';
-import { startGateway, type Gateway } from '../../src/gateway';
+import { startGateway, type Gateway } from '../../src/core/gateway';
 import { MemoryTransport } from '../helpers/memoryTransport';
 import { run, type RunResult } from './harness';
 

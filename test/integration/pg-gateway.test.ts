@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import { Client } from 'pg';
 import { startHarness, psql, run, type Harness } from './harness';
-import { PgServerConnection } from '../../src/upstream/pgServerConnection';
+import { PgServerConnection } from '../../src/postgres/serverConnection';
 
 /**
  * End to end: real PostgreSQL requiring SCRAM, the dev OIDC issuer, the gateway, and real

@@ -3,9 +3,9 @@ import { promisify } from 'node:util';
 import { CLIENT_COMPRESS, CLIENT_DEPRECATE_EOF, CLIENT_INTERACTIVE, CLIENT_LOCAL_FILES, CLIENT_SSL, FORMAT_CAPABILITIES, GATEWAY_CAPABILITIES } from '../../protocols/mysql';
 import { Secret } from '../../src/config/secret';
 import type { PoolConfig, RoleConfig, UpstreamConfig } from '../../src/config/types';
-import { MysqlPool, MysqlPoolRegistry, PoolExhaustedError, mysqlPoolName, probeMysqlServerVersion, resetMysqlConnection } from '../../src/pool/mysqlPool';
-import { MysqlLoginError } from '../../src/upstream/mysqlLogin';
-import type { MysqlServerConnection } from '../../src/upstream/mysqlServerConnection';
+import { MysqlPool, MysqlPoolRegistry, PoolExhaustedError, mysqlPoolName, probeMysqlServerVersion, resetMysqlConnection } from '../../src/mysql/pool';
+import { MysqlLoginError } from '../../src/mysql/login';
+import type { MysqlServerConnection } from '../../src/mysql/serverConnection';
 
 /** Against the machine's MariaDB 10.11 on 127.0.0.1:3306. */
 

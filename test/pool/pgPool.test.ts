@@ -1,7 +1,7 @@
 import { Secret } from '../../src/config/secret';
 import type { PoolConfig, RoleConfig, UpstreamConfig } from '../../src/config/types';
-import { PgPool, PgPoolRegistry, PoolExhaustedError } from '../../src/pool/pgPool';
-import { UpstreamLoginError } from '../../src/upstream/pgLogin';
+import { PgPool, PgPoolRegistry, PoolExhaustedError } from '../../src/postgres/pool';
+import { UpstreamLoginError } from '../../src/postgres/login';
 import { PgCluster, startPgCluster } from '../helpers/pgCluster';
 
 let pg: PgCluster;

@@ -19,7 +19,7 @@ import {
   decodeReadyForQuery,
   encodeMessage,
 } from '../../protocols/postgres';
-import { BackendStream } from '../../src/upstream/backendStream';
+import { BackendStream } from '../../src/postgres/backendStream';
 import { GOLDEN_STREAMS, goldenBytes, referenceSplit } from '../protocols/postgres/golden';
 
 function msg(type: string, body: Buffer): Buffer {

@@ -26,9 +26,9 @@ import {
   isSslRequest,
 } from '../../protocols/mysql';
 import { Secret } from '../../src/config/secret';
-import { MysqlLoginError, MysqlLoginOptions, connectMysqlUpstream } from '../../src/upstream/mysqlLogin';
-import { MysqlServerConnection } from '../../src/upstream/mysqlServerConnection';
-import { PrefixedStream } from '../../src/server/prefixedStream';
+import { MysqlLoginError, MysqlLoginOptions, connectMysqlUpstream } from '../../src/mysql/login';
+import { MysqlServerConnection } from '../../src/mysql/serverConnection';
+import { PrefixedStream } from '../../src/net/prefixedStream';
 import { makeTestCertificates } from '../helpers/tlsCert';
 
 const PASSWORD = 'Sha2-secret-pass-4d2a';

@@ -19,8 +19,8 @@ import {
   encodeSimpleCommand,
 } from '../../protocols/mysql';
 import { Secret } from '../../src/config/secret';
-import { MysqlLoginError, MysqlLoginOptions, connectMysqlUpstream, probeMysqlServerVersion } from '../../src/upstream/mysqlLogin';
-import { MysqlCommandError, MysqlServerConnection } from '../../src/upstream/mysqlServerConnection';
+import { MysqlLoginError, MysqlLoginOptions, connectMysqlUpstream, probeMysqlServerVersion } from '../../src/mysql/login';
+import { MysqlCommandError, MysqlServerConnection } from '../../src/mysql/serverConnection';
 import { recordWrites } from '../helpers/socketWrites';
 
 /** Against the machine's MariaDB 10.11 on 127.0.0.1:3306 (no TLS there: see mysqlLoginTls.test.ts). */

@@ -1,8 +1,8 @@
 import { TLSSocket } from 'node:tls';
 import { FORMAT_CAPABILITIES, GATEWAY_CAPABILITIES, PacketFramer, ResponseTracker, captureForResponse, encodePacket, encodeQuery } from '../../protocols/mysql';
 import { Secret } from '../../src/config/secret';
-import { MysqlLoginError, MysqlLoginOptions, connectMysqlUpstream } from '../../src/upstream/mysqlLogin';
-import { MysqlServerConnection } from '../../src/upstream/mysqlServerConnection';
+import { MysqlLoginError, MysqlLoginOptions, connectMysqlUpstream } from '../../src/mysql/login';
+import { MysqlServerConnection } from '../../src/mysql/serverConnection';
 import { MariadbServer, startMariadbServer } from '../helpers/mariadbServer';
 
 /** TLS modes against a throwaway mariadbd with a test CA (the machine's MariaDB has no TLS). */

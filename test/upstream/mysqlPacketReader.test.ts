@@ -1,5 +1,5 @@
 import { MAX_PACKET_PAYLOAD, PacketError, encodePacket } from '../../protocols/mysql';
-import { MysqlPacketReader } from '../../src/upstream/mysqlPacketReader';
+import { MysqlPacketReader } from '../../src/mysql/packetReader';
 
 describe('MysqlPacketReader', () => {
   const stream = Buffer.concat([encodePacket(0, Buffer.from('first')), encodePacket(1, Buffer.alloc(0)), encodePacket(2, Buffer.from('third payload'))]);

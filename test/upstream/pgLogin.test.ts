@@ -1,8 +1,8 @@
 import { serialize } from 'pg-protocol';
 import { Secret } from '../../src/config/secret';
-import { connectPgUpstream, PgLoginOptions, UpstreamLoginError } from '../../src/upstream/pgLogin';
-import { PgServerConnection } from '../../src/upstream/pgServerConnection';
-import { SaltedPasswordCache } from '../../src/upstream/saltedPasswordCache';
+import { connectPgUpstream, PgLoginOptions, UpstreamLoginError } from '../../src/postgres/login';
+import { PgServerConnection } from '../../src/postgres/serverConnection';
+import { SaltedPasswordCache } from '../../src/postgres/saltedPasswordCache';
 import { PgCluster, startPgCluster } from '../helpers/pgCluster';
 import { recordWrites } from '../helpers/socketWrites';
 

@@ -1,8 +1,8 @@
 import { TLSSocket } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import { Secret } from '../../src/config/secret';
-import { connectPgUpstream, PgLoginOptions, UpstreamLoginError } from '../../src/upstream/pgLogin';
-import { PgServerConnection } from '../../src/upstream/pgServerConnection';
+import { connectPgUpstream, PgLoginOptions, UpstreamLoginError } from '../../src/postgres/login';
+import { PgServerConnection } from '../../src/postgres/serverConnection';
 import { PgCluster, startPgCluster } from '../helpers/pgCluster';
 
 let pg: PgCluster;

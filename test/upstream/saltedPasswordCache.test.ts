@@ -1,5 +1,5 @@
 import { pbkdf2Sync } from 'node:crypto';
-import { SaltedPasswordCache } from '../../src/upstream/saltedPasswordCache';
+import { SaltedPasswordCache } from '../../src/postgres/saltedPasswordCache';
 
 describe('SaltedPasswordCache', () => {
   const salt = Buffer.from('W22ZaJ0SNY7soEsUEjb6gQ==', 'base64');

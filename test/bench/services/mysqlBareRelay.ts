@@ -22,10 +22,10 @@ import { encodePacket } from '../../../protocols/mysql/framing';
 import { SCRAMBLE_LENGTH, decodeHandshakeResponse41, encodeHandshakeV10 } from '../../../protocols/mysql/handshake';
 import { encodeErr, encodeOk } from '../../../protocols/mysql/packets';
 import { Secret } from '../../../src/config/secret';
-import { connectMysqlUpstream, probeMysqlServerVersion } from '../../../src/upstream/mysqlLogin';
-import type { MysqlServerConnection } from '../../../src/upstream/mysqlServerConnection';
+import { connectMysqlUpstream, probeMysqlServerVersion } from '../../../src/mysql/login';
+import type { MysqlServerConnection } from '../../../src/mysql/serverConnection';
 import { freePort, startDaemon, waitForPort, type Daemon, type Wrapper } from '../proc';
-import { keepNextTickShape } from '../../../src/runtime/nextTickShape';
+import { keepNextTickShape } from '../../../src/v8/nextTickShape';
 
 export interface MysqlBareRelay {
   port: number;
@@ -60,7 +60,7 @@ const RESET_TIMEOUT_MS = 5000;
 const CONNECT_TIMEOUT_MS = 10_000;
 /** What tokengate greets with on a listener without TLS. */
 const GREETING_CAPABILITIES = (GATEWAY_CAPABILITIES & ~CLIENT_SSL) >>> 0;
-/** The pipelined pair tokengate's pool sends on release (src/pool/mysqlPool.ts). */
+/** The pipelined pair tokengate's pool sends on release (src/mysql/pool.ts). */
 const RESET_AND_CHECK = [
   encodeSimpleCommand(COM_RESET_CONNECTION),
   encodeQuery('SELECT @@character_set_client, @@character_set_results, @@collation_connection, DATABASE()'),

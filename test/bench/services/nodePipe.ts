@@ -9,7 +9,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { freePort, startDaemon, waitForPort, type Daemon, type Wrapper } from '../proc';
-import { keepNextTickShape } from '../../../src/runtime/nextTickShape';
+import { keepNextTickShape } from '../../../src/v8/nextTickShape';
 
 export interface NodePipe {
   port: number;

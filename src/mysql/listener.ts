@@ -1,7 +1,7 @@
 import type { HostPort } from '../config/types';
-import { MysqlClientSession, type MysqlSessionDeps } from '../session/mysqlClientSession';
-import type { MysqlServerVersion } from '../session/mysqlServerVersion';
-import { SessionListener } from './sessionListener';
+import { MysqlClientSession, type MysqlSessionDeps } from './clientSession';
+import type { MysqlServerVersion } from './serverVersion';
+import { SessionListener } from '../net/tcpListener';
 
 /** The MySQL-protocol listener: one MysqlClientSession per accepted socket, greeting with the upstream's version. */
 export class MysqlListener extends SessionListener<MysqlClientSession> {

@@ -8,9 +8,9 @@ import { createHash, createPrivateKey, randomUUID, type KeyObject } from 'node:c
 import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SignJWT } from 'jose';
-import { readBodyBounded } from './boundedFetch';
-import { discoverIssuer } from './discovery';
-import { requireSecureUrl } from './secureUrl';
+import { readBodyBounded } from '../identity/boundedFetch';
+import { discoverIssuer } from '../identity/discovery';
+import { requireSecureUrl } from '../identity/secureUrl';
 
 export type ClientAuth =
   | { method: 'client_secret_basic' | 'client_secret_post'; clientSecret: string }

@@ -1,16 +1,16 @@
 import type net from 'node:net';
 import type { AuditLog } from '../audit/auditLog';
 import type { IdentityFields } from '../audit/events';
-import type { MysqlCommandResult, MysqlServerConnection } from '../upstream/mysqlServerConnection';
+import type { MysqlCommandResult, MysqlServerConnection } from './serverConnection';
 import { decodeCommand, type Command } from '../../protocols/mysql/command';
 import { COM_INIT_DB, COM_PROCESS_KILL, COM_QUERY, COM_SET_OPTION, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_PREPARE, ERR_HEADER, ErrorCode, MAX_PACKET_PAYLOAD, type ErrorCodeDef } from '../../protocols/mysql/constants';
 import { PacketFramer, encodePacket, type PacketHandler } from '../../protocols/mysql/framing';
 import { decodeErr } from '../../protocols/mysql/packets';
 import { ResponseTracker, captureForResponse, type ResponseOutcome, type ResultSummary } from '../../protocols/mysql/response';
-import { MysqlCommandSplitter, type ClientItem } from './mysqlCommandSplitter';
-import { LAST_PREPARED_STATEMENT, MysqlPreparedStatements } from './mysqlPreparedStatements';
-import { GATEWAY_ERROR, errPayload } from './mysqlReplies';
-import { endWith } from './endWith';
+import { MysqlCommandSplitter, type ClientItem } from './commandSplitter';
+import { LAST_PREPARED_STATEMENT, MysqlPreparedStatements } from './preparedStatements';
+import { GATEWAY_ERROR, errPayload } from './replies';
+import { endWith } from '../net/endWith';
 import { PacketError } from '../../protocols/mysql/errors';
 import { log } from '../log';
 

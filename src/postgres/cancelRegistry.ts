@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { randomBytes } from './randomPool';
+import { randomBytes } from '../core/random';
 
 /** Something a CancelRequest can reach: the session that owns the key. */
 export interface Cancellable {

@@ -1,4 +1,4 @@
-import { randomId } from './randomPool';
+import { randomId } from '../core/random';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Config } from '../config/types';
@@ -7,8 +7,8 @@ import { TokenRejectedError } from '../identity/types';
 import { decide } from '../grants/decide';
 import type { AuditLog } from '../audit/auditLog';
 import { identityFields, type IdentityFields } from '../audit/events';
-import type { PgServerConnection } from '../upstream/pgServerConnection';
-import { PoolExhaustedError } from '../pool/pool';
+import type { PgServerConnection } from './serverConnection';
+import { PoolExhaustedError } from '../core/pool';
 import { authenticationCleartextPassword, authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatus, readyForQuery } from '../../protocols/postgres/backend';
 import { SqlState } from '../../protocols/postgres/constants';
 import { FrameError, ProtocolError } from '../../protocols/postgres/errors';
@@ -17,12 +17,12 @@ import { decodePasswordMessage } from '../../protocols/postgres/frontend';
 import { decodeStartupPacket } from '../../protocols/postgres/startup';
 import type { Frame } from '../../protocols/postgres/framing';
 import type { StartupPacket } from '../../protocols/postgres/startup';
-import { isLoopbackAddress, formatRemote } from '../server/address';
-import { PrefixedStream } from '../server/prefixedStream';
+import { isLoopbackAddress, formatRemote } from '../net/address';
+import { PrefixedStream } from '../net/prefixedStream';
 import type { CancelRegistry, Cancellable } from './cancelRegistry';
-import { sessionSettings, settingsToSql, StartupParamError } from './pgStartupParams';
-import { PgRelay, type RelayEnd } from './pgRelay';
-import { endWith } from './endWith';
+import { sessionSettings, settingsToSql, StartupParamError } from './startupParams';
+import { PgRelay, type RelayEnd } from './relay';
+import { endWith } from '../net/endWith';
 
 /** What a session needs from the rest of the gateway. */
 export interface PgSessionDeps {

@@ -10,9 +10,9 @@ import { BackendType } from '../../protocols/postgres/constants';
 import { ProtocolError } from '../../protocols/postgres/errors';
 import { describeType, type Frame } from '../../protocols/postgres/framing';
 import { BackendStream } from './backendStream';
-import { CancelTarget, PgServerConnection, TxStatus } from './pgServerConnection';
+import { CancelTarget, PgServerConnection, TxStatus } from './serverConnection';
 import { SaltedPasswordCache, defaultSaltedPasswordCache } from './saltedPasswordCache';
-import { connectUpstreamTcp, upstreamTlsOptions } from './upstreamSocket';
+import { connectUpstreamTcp, upstreamTlsOptions } from '../net/upstreamSocket';
 
 export interface PgLoginOptions {
   host: string;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { DevClient } from '../identity/devIssuer';
+import type { DevClient } from '../devIssuer';
 
 /**
  * The demo's two service apps, shaped like Okta client-credentials apps: one reads, one writes.

@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { loadConfig } from '../config/load';
-import { Secret } from '../config/secret';
-import type { HostPort, Protocol } from '../config/types';
-import { startGateway, type Gateway } from '../gateway';
-import { startDevIssuer } from '../identity/devIssuer';
-import { connectPgUpstream } from '../upstream/pgLogin';
+import { loadConfig } from '../../config/load';
+import { Secret } from '../../config/secret';
+import type { HostPort, Protocol } from '../../config/types';
+import { startGateway, type Gateway } from '../../core/gateway';
+import { startDevIssuer } from '../devIssuer';
+import { connectPgUpstream } from '../../postgres/login';
 import { demoBanner } from './banner';
 import { DEMO_AUDIENCE, demoClients } from './clients';
 import { DEMO_DATABASE_ALIAS, demoConfigYaml, passwordFile, placeholderPassword, type DemoUpstream } from './demoConfig';

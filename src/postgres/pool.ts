@@ -1,11 +1,11 @@
 import type { RoleConfig, UpstreamConfig } from '../config/types';
-import { connectPgUpstream } from '../upstream/pgLogin';
-import type { PgServerConnection } from '../upstream/pgServerConnection';
-import { Pool, type PoolStats } from './pool';
-import { SessionPool } from './sessionPool';
+import { connectPgUpstream } from './login';
+import type { PgServerConnection } from './serverConnection';
+import { Pool, type PoolStats } from '../core/pool';
+import { SessionPool } from '../core/sessionPool';
 
-export { PoolExhaustedError, PoolClosedError } from './pool';
-export type { PoolStats } from './pool';
+export { PoolExhaustedError, PoolClosedError } from '../core/pool';
+export type { PoolStats } from '../core/pool';
 
 export interface PgPoolKey {
   upstream: UpstreamConfig;

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '../..');
-const MODULE = path.join(ROOT, 'dist/src/runtime/nextTickShape.js');
+const MODULE = path.join(ROOT, 'dist/src/v8/nextTickShape.js');
 
 interface ChildResult {
   again: boolean;

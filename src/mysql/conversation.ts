@@ -1,6 +1,6 @@
 import type * as net from 'node:net';
 import { encodePacket } from '../../protocols/mysql/framing';
-import { MysqlPacketReader, MysqlPayload } from './mysqlPacketReader';
+import { MysqlPacketReader, MysqlPayload } from './packetReader';
 
 /** Bound on any single payload during login (greeting, auth data, RSA key, ERR). */
 export const MAX_LOGIN_PAYLOAD = 64 * 1024;

@@ -5,7 +5,7 @@ import { encodePacket } from '../../protocols/mysql/framing';
 import { readLenencBytes } from '../../protocols/mysql/lenenc';
 import { decodeErr } from '../../protocols/mysql/packets';
 import { ResponseTracker } from '../../protocols/mysql/response';
-import { MysqlPacketReader } from './mysqlPacketReader';
+import { MysqlPacketReader } from './packetReader';
 
 export interface MysqlCommandResult {
   /** The last OK packet of the response, when there was one. */

@@ -1,14 +1,14 @@
 import type { RoleConfig, UpstreamConfig } from '../config/types';
 import { encodeInitDb, encodeQuery, encodeSimpleCommand } from '../../protocols/mysql/command';
 import { CLIENT_COMPRESS, CLIENT_LOCAL_FILES, COM_RESET_CONNECTION, formatCapabilities } from '../../protocols/mysql/constants';
-import { connectMysqlUpstream } from '../upstream/mysqlLogin';
-import type { MysqlCommandResult, MysqlServerConnection } from '../upstream/mysqlServerConnection';
-import { Pool, type PoolStats } from './pool';
-import { SessionPool } from './sessionPool';
+import { connectMysqlUpstream } from './login';
+import type { MysqlCommandResult, MysqlServerConnection } from './serverConnection';
+import { Pool, type PoolStats } from '../core/pool';
+import { SessionPool } from '../core/sessionPool';
 
-export { PoolExhaustedError, PoolClosedError } from './pool';
-export type { PoolStats } from './pool';
-export { probeMysqlServerVersion } from '../upstream/mysqlLogin';
+export { PoolExhaustedError, PoolClosedError } from '../core/pool';
+export type { PoolStats } from '../core/pool';
+export { probeMysqlServerVersion } from './login';
 
 export interface MysqlPoolKey {
   upstream: UpstreamConfig;

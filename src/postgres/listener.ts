@@ -1,6 +1,6 @@
 import type { HostPort } from '../config/types';
-import { PgClientSession, type PgSessionDeps } from '../session/pgClientSession';
-import { SessionListener } from './sessionListener';
+import { PgClientSession, type PgSessionDeps } from './clientSession';
+import { SessionListener } from '../net/tcpListener';
 
 /** The PostgreSQL-protocol listener: one PgClientSession per accepted socket. */
 export class PgListener extends SessionListener<PgClientSession> {

@@ -7,10 +7,10 @@ import { AUTH_MORE_DATA_HEADER, AUTH_SWITCH_HEADER, CACHING_SHA2_FAST_AUTH_SUCCE
 import { MysqlDecodeError, PacketError } from '../../protocols/mysql/errors';
 import { HandshakeV10, decodeHandshakeV10, encodeHandshakeResponse41, encodeSslRequest } from '../../protocols/mysql/handshake';
 import { decodeErr, decodeOk } from '../../protocols/mysql/packets';
-import { UnsupportedAuthError, authResponse, initialPlugin, switchScramble } from './mysqlAuthPlugins';
-import { MysqlConversation } from './mysqlConversation';
-import { MysqlServerConnection } from './mysqlServerConnection';
-import { connectUpstreamTcp, upstreamTlsOptions } from './upstreamSocket';
+import { UnsupportedAuthError, authResponse, initialPlugin, switchScramble } from './authPlugins';
+import { MysqlConversation } from './conversation';
+import { MysqlServerConnection } from './serverConnection';
+import { connectUpstreamTcp, upstreamTlsOptions } from '../net/upstreamSocket';
 
 export interface MysqlLoginOptions {
   host: string;

@@ -1,16 +1,16 @@
-import type { Config, HostPort } from './config/types';
-import { AuditLog } from './audit/auditLog';
-import { TokenVerifier } from './identity/verifier';
-import { PgPoolRegistry } from './pool/pgPool';
-import { MysqlPoolRegistry, probeMysqlServerVersion } from './pool/mysqlPool';
-import { CancelRegistry } from './session/cancelRegistry';
-import { MysqlConnectionRegistry } from './session/mysqlConnectionIds';
-import { MysqlServerVersion } from './session/mysqlServerVersion';
-import { PgListener } from './server/pgListener';
-import { MysqlListener } from './server/mysqlListener';
-import { loadServerTlsContext } from './server/tlsContext';
-import { log } from './log';
-import { keepNextTickShape } from './runtime/nextTickShape';
+import type { Config, HostPort } from '../config/types';
+import { AuditLog } from '../audit/auditLog';
+import { TokenVerifier } from '../identity/verifier';
+import { PgPoolRegistry } from '../postgres/pool';
+import { MysqlPoolRegistry, probeMysqlServerVersion } from '../mysql/pool';
+import { CancelRegistry } from '../postgres/cancelRegistry';
+import { MysqlConnectionRegistry } from '../mysql/connectionIds';
+import { MysqlServerVersion } from '../mysql/serverVersion';
+import { PgListener } from '../postgres/listener';
+import { MysqlListener } from '../mysql/listener';
+import { loadServerTlsContext } from '../net/tlsContext';
+import { log } from '../log';
+import { keepNextTickShape } from '../v8/nextTickShape';
 import type winston from 'winston';
 
 export interface GatewayOptions {

@@ -1,14 +1,14 @@
 import type net from 'node:net';
 import type { AuditLog } from '../audit/auditLog';
 import type { IdentityFields } from '../audit/events';
-import type { PgServerConnection } from '../upstream/pgServerConnection';
+import type { PgServerConnection } from './serverConnection';
 import { decodeCommandComplete, decodeErrorFields, decodeReadyForQueryStatus, errorResponse } from '../../protocols/postgres/backend';
 import { SqlState } from '../../protocols/postgres/constants';
 import { captureTable, PgFramer, type CaptureTable } from '../../protocols/postgres/framing';
 import { decodeParse, decodeQuery } from '../../protocols/postgres/frontend';
 import type { FrameHandler } from '../../protocols/postgres/framing';
-import { PgQueryTracker, type CompletedQuery } from './pgQueryTracker';
-import { endWith } from './endWith';
+import { PgQueryTracker, type CompletedQuery } from './queryTracker';
+import { endWith } from '../net/endWith';
 
 export interface RelayEnd {
   reason: string;
