@@ -20,7 +20,7 @@ export type ConversationFailure =
   | { kind: 'released' };
 
 /** Reads whole messages from the socket while a login runs. A socket failure ends every pending and later next(). */
-export class LoginConversation<M> {
+export class LoginConversation<M, R extends MessageReader<M> = MessageReader<M>> {
   #waiter: { resolve(): void; reject(e: Error): void } | undefined;
   #failure: Error | undefined;
   readonly #onData = (chunk: Buffer): void => {
@@ -37,7 +37,7 @@ export class LoginConversation<M> {
 
   constructor(
     readonly socket: net.Socket,
-    readonly reader: MessageReader<M>,
+    readonly reader: R,
     private readonly describe: (failure: ConversationFailure) => Error,
   ) {
     socket.on('data', this.#onData);
