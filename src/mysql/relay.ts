@@ -331,6 +331,8 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
     if (!item.complete) this.streaming = true;
     this.inFlight.push(entry);
     if (this.inFlight.length === 1) {
+      // A closing ERR before the first response packet answers this command.
+      this.nextClientSeq = (item.sequenceId + 1) & 0xff;
       this.busySince = entry.startedAt || Date.now();
       this.beginHead();
     }
