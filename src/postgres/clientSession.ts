@@ -28,6 +28,8 @@ type Handshake = 'startup' | 'password' | 'connecting' | 'done';
 const MAX_PASSWORD_MESSAGE = 64 * 1024;
 const SETTINGS_TIMEOUT_MS = 10_000;
 const EMPTY = Buffer.alloc(0);
+/** The first byte of a TLS record carrying a handshake: a ClientHello sent without an SSLRequest (PG17 direct TLS). */
+const TLS_HANDSHAKE_RECORD = 0x16;
 
 const CODES: LifecycleCodes<string> = {
   authTimeout: SqlState.PROTOCOL_VIOLATION,
@@ -91,7 +93,7 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
 
   protected readonly onHandshakeData = (chunk: Buffer): void => {
     if (this.busy || this.closed) return;
-    if (this.handshake === 'startup' && !this.tls && this.framer.buffered === 0 && chunk[0] === 0x16) {
+    if (this.handshake === 'startup' && !this.tls && this.framer.buffered === 0 && chunk[0] === TLS_HANDSHAKE_RECORD) {
       this.startDirectTls(chunk);
       return;
     }
