@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { startPgCluster, type PgCluster } from '../helpers/pgCluster';
+import { waitFor } from '../helpers/waitFor';
 
 const ROOT = resolve(__dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'tokengate.js');
@@ -37,14 +38,11 @@ function startCli(args: string[], env: Record<string, string>): GatewayProcess {
 
 /** Resolves with the listener's port from the operational log line "postgres listener on HOST:PORT". */
 async function listenerPort(g: GatewayProcess, timeoutMs = 60_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const m = /postgres listener on 127\.0\.0\.1:(\d+)/.exec(g.output().stderr);
-    if (m) return Number(m[1]);
-    if (g.child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`the gateway did not report its listener; its output:\n${JSON.stringify(g.output(), null, 2)}`);
+  const reported = await waitFor(() => /postgres listener on 127\.0\.0\.1:(\d+)/.exec(g.output().stderr) ?? (g.child.exitCode !== null && 'exited'), {
+    what: 'the gateway to report its listener', timeoutMs, intervalMs: 50, detail: () => `its output:\n${JSON.stringify(g.output(), null, 2)}`,
+  });
+  if (reported === 'exited') throw new Error(`the gateway exited without reporting its listener; its output:\n${JSON.stringify(g.output(), null, 2)}`);
+  return Number(reported[1]);
 }
 
 interface RunResult {

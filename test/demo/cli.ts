@@ -94,22 +94,34 @@ export function startBackground(args: string[], o: { env?: NodeJS.ProcessEnv; cw
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (err += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  let done = false;
-  void exited.then(() => (done = true));
+  /** Set once the process has exited and its output has ended. */
+  let closed = false;
+  child.on('close', () => (closed = true));
   return {
     child,
     stdout: () => out,
     stderr: () => err,
     exited,
-    async waitForStdout(re, timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const m = out.match(re);
-        if (m) return m;
-        if (done) throw new Error(`the process exited before printing ${re}\nstdout:\n${out}\nstderr:\n${err}`);
-        if (Date.now() > deadline) throw new Error(`no ${re} within ${timeoutMs} ms\nstdout:\n${out}\nstderr:\n${err}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+    // Checked on every chunk of output and when the output ends, so it resolves as soon as the line is there.
+    waitForStdout(re, timeoutMs = 60_000) {
+      return new Promise((resolvePromise, reject) => {
+        const check = (): void => {
+          const m = out.match(re);
+          if (m) finish(() => resolvePromise(m));
+          else if (closed) finish(() => reject(new Error(`the process exited before printing ${re}\nstdout:\n${out}\nstderr:\n${err}`)));
+        };
+        const timer = setTimeout(() => finish(() => reject(new Error(`no ${re} within ${timeoutMs} ms\nstdout:\n${out}\nstderr:\n${err}`))), timeoutMs);
+        const finish = (settle: () => void): void => {
+          clearTimeout(timer);
+          child.stdout!.off('data', check);
+          child.off('close', check);
+          settle();
+        };
+        // Registered after the collectors above, so `out` already holds the chunk and `closed` is set.
+        child.stdout!.on('data', check);
+        child.on('close', check);
+        check();
+      });
     },
   };
 }

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildOnce, ROOT, runCommand, startBackground, tokengate, type Background } from './cli';
 import type { DemoState } from '../../src/dev/demo/stateFile';
+import { waitFor } from '../helpers/waitFor';
 
 const exec = promisify(execFile);
 
@@ -41,14 +42,10 @@ function auditLines(stdout: string): Record<string, unknown>[] {
   return stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-async function waitForAudit(demo: Background, pred: (r: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const hit = auditLines(demo.stdout()).find(pred);
-    if (hit) return hit;
-    if (Date.now() > deadline) throw new Error(`no matching audit line; stdout:\n${demo.stdout().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function waitForAudit(demo: Background, pred: (r: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  return waitFor(() => auditLines(demo.stdout()).find(pred), {
+    what: 'a matching audit line', timeoutMs: 10_000, intervalMs: 50, detail: () => `stdout:\n${demo.stdout().slice(-3000)}`,
+  });
 }
 
 /** The "Try it" part of the banner, split into the blocks separated by blank lines. */

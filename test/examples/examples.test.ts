@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startHarness, CLIENTS, type Harness } from '../integration/harness';
+import { startGatewayHarness, CLIENTS, type PgHarness } from '../integration/harness';
 import { makeTestCertificates } from '../helpers/tlsCert';
 import { BIN, buildOnce, ROOT, runCommand } from '../demo/cli';
 
@@ -20,7 +20,7 @@ const tool = require('../../examples/llm-tool/read-only-sql.js') as {
 const EXAMPLES = join(ROOT, 'examples');
 const [reporting, , nobody] = CLIENTS;
 
-let h: Harness;
+let h: PgHarness;
 let certs: ReturnType<typeof makeTestCertificates>;
 let otherCa: ReturnType<typeof makeTestCertificates>;
 let dir: string;
@@ -29,7 +29,7 @@ let secretFile: string;
 beforeAll(async () => {
   certs = makeTestCertificates();
   otherCa = makeTestCertificates();
-  [h] = await Promise.all([startHarness({ tls: { certFile: certs.certFile, keyFile: certs.keyFile } }), buildOnce()]);
+  [h] = await Promise.all([startGatewayHarness({ protocol: 'postgres', tls: { certFile: certs.certFile, keyFile: certs.keyFile } }), buildOnce()]);
   dir = mkdtempSync(join(tmpdir(), 'tg-examples-'));
   secretFile = join(dir, 'client-secret');
   writeFileSync(secretFile, `${reporting.clientSecret}\n`, { mode: 0o600 });

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { waitFor } from './waitFor';
 
 /**
  * A throwaway MariaDB server for tests: mariadb-install-db into a temp dir, mariadbd with TLS
@@ -77,8 +78,6 @@ function makeCerts(dir: string): { caFile: string; otherCaFile: string; certFile
   return { caFile: join(dir, 'ca.crt'), otherCaFile: join(dir, 'other-ca.crt'), certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key') };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 export async function startMariadbServer(): Promise<MariadbServer> {
   const dir = mkdtempSync(join(tmpdir(), 'tg-mariadb-'));
   chownSync(dir, id('-u'), id('-g'));
@@ -91,7 +90,8 @@ export async function startMariadbServer(): Promise<MariadbServer> {
     return new Error(`Could not start a test MariaDB server: ${why}\n${tail}`);
   };
   try {
-    await run('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=mysql', '--auth-root-authentication-method=normal', '--skip-test-db', '--skip-name-resolve']);
+    // Its mariadbd runs as mysql: temp files go in our directory, not in a $TMPDIR that user may not write.
+    await run('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=mysql', '--auth-root-authentication-method=normal', '--skip-test-db', '--skip-name-resolve', `--tmpdir=${dir}`]);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw fail(`mariadb-install-db: ${(err as Error).message}`);
@@ -112,22 +112,16 @@ export async function startMariadbServer(): Promise<MariadbServer> {
     ], { stdio: 'ignore' });
     const entry: Live = { child, dir };
     live.add(entry);
-    const deadline = Date.now() + 30_000;
-    while (child.exitCode === null && Date.now() < deadline) {
-      try {
-        await sql('SELECT 1');
-        break;
-      } catch {
-        await sleep(200);
-      }
-    }
+    const up = await waitFor(async () => child.exitCode !== null || (await sql('SELECT 1').then(() => true, () => false)), {
+      what: 'mariadbd to accept connections', timeoutMs: 30_000, intervalMs: 200,
+    }).catch(() => false);
     if (child.exitCode !== null) {
       live.delete(entry);
       if (existsSync(errLog) && readFileSync(errLog, 'utf8').includes('Address already in use')) continue;
       rmSync(dir, { recursive: true, force: true });
       throw fail(`mariadbd exited with code ${child.exitCode}`);
     }
-    if (Date.now() >= deadline) {
+    if (!up) {
       live.delete(entry);
       killAndRemove(entry);
       throw fail('it did not accept connections within 30 s');

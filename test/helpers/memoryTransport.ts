@@ -1,4 +1,5 @@
 import Transport from 'winston-transport';
+import { waitFor } from './waitFor';
 
 /** Collects audit records in memory so tests can assert on them. */
 export class MemoryTransport extends Transport {
@@ -18,13 +19,11 @@ export class MemoryTransport extends Transport {
   }
 
   /** Wait until a record matching `pred` arrives (audit writes can trail the client's view a little). */
-  async waitFor(pred: (r: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = this.records.find(pred);
-      if (hit) return hit;
-      if (Date.now() > deadline) throw new Error(`no audit record matched within ${timeoutMs}ms; have: ${this.lines.slice(-5).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  waitFor(pred: (r: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<Record<string, unknown>> {
+    return waitFor(() => this.records.find(pred), {
+      what: 'an audit record that matches',
+      timeoutMs,
+      detail: () => `the last audit lines:\n${this.lines.slice(-5).join('\n')}`,
+    });
   }
 }

@@ -38,7 +38,8 @@ process.once('exit', () => {
 function killAndRemove(pidFile: string, dir: string): void {
   try {
     const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-    if (pid > 0) process.kill(pid, 'SIGQUIT');
+    // A stale pid file may name a PID reused by another process: signal only our own postmaster.
+    if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) process.kill(pid, 'SIGQUIT');
   } catch {
     /* not running */
   }

@@ -9,7 +9,23 @@ import { oidcConfigFor, startTestIssuer, expectNoTokenIn } from '../helpers/issu
 const KEYS = 'v1/keys';
 const OPENID = '.well-known/openid-configuration';
 const OAUTH = '.well-known/oauth-authorization-server';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Cooldowns and cache ages far longer than a test takes, so only a skip of the clock crosses them. */
+const LONG = 10_000;
+
+/**
+ * A clock the tests move forward instead of sleeping; time keeps running between skips. The
+ * verifier takes it as `now` (it times the retry backoff after a failed fetch with it), but
+ * jose's remote key set reads Date.now() itself for the refetch cooldown and the cache age, so
+ * Date.now follows the same clock.
+ */
+const realNow = Date.now;
+let offset = 0;
+const clock = { now: (): number => realNow() + offset, skip: (ms: number): void => void (offset += ms) };
+beforeEach(() => {
+  offset = 0;
+  jest.spyOn(Date, 'now').mockImplementation(clock.now);
+});
+afterEach(() => jest.restoreAllMocks());
 
 const issuers: DevIssuer[] = [];
 async function issuer(...args: Parameters<typeof startTestIssuer>): Promise<DevIssuer> {
@@ -33,11 +49,11 @@ async function rejection(p: Promise<unknown>): Promise<TokenRejectedError> {
 describe('key rotation and the refetch cooldown', () => {
   test('a token with a newly rotated kid verifies after exactly one refetch', async () => {
     const dev = await issuer();
-    const v = new TokenVerifier(oidcConfigFor(dev.issuer, { jwksCooldownMs: 200 }));
+    const v = new TokenVerifier(oidcConfigFor(dev.issuer, { jwksCooldownMs: LONG }), { now: clock.now });
     await v.verify(await dev.mintToken());
     expect(dev.requestCount(KEYS)).toBe(1);
     await dev.rotateKeys({ keepOld: true });
-    await sleep(250); // past the cooldown since the first fetch
+    clock.skip(LONG + 50); // past the cooldown since the first fetch
     await expect(v.verify(await dev.mintToken({ clientId: 'svc-writer' }))).resolves.toMatchObject({ sub: 'svc-writer' });
     expect(dev.requestCount(KEYS)).toBe(2);
     expect(dev.publicJwks().keys).toHaveLength(2);
@@ -45,7 +61,7 @@ describe('key rotation and the refetch cooldown', () => {
 
   test('a flood of unknown-kid tokens costs at most one JWKS fetch per cooldown', async () => {
     const dev = await issuer();
-    const v = new TokenVerifier(oidcConfigFor(dev.issuer, { jwksCooldownMs: 400 }));
+    const v = new TokenVerifier(oidcConfigFor(dev.issuer, { jwksCooldownMs: LONG }), { now: clock.now });
     await v.verify(await dev.mintToken());
     expect(dev.requestCount(KEYS)).toBe(1);
 
@@ -59,7 +75,7 @@ describe('key rotation and the refetch cooldown', () => {
     };
     await flood(50); // within the cooldown of the first fetch: no refetch at all
     expect(dev.requestCount(KEYS)).toBe(1);
-    await sleep(450);
+    clock.skip(LONG + 50);
     await flood(50); // cooldown passed: the concurrent misses share one refetch
     expect(dev.requestCount(KEYS)).toBe(2);
     await flood(20); // and the next ones are inside the new cooldown
@@ -68,10 +84,10 @@ describe('key rotation and the refetch cooldown', () => {
 
   test('a key removed at the IdP stops verifying only after a refresh (old kid without keepOld)', async () => {
     const dev = await issuer();
-    const v = new TokenVerifier(oidcConfigFor(dev.issuer, { jwksCooldownMs: 100 }));
+    const v = new TokenVerifier(oidcConfigFor(dev.issuer, { jwksCooldownMs: LONG }), { now: clock.now });
     await v.verify(await dev.mintToken());
     await dev.rotateKeys();
-    await sleep(150);
+    clock.skip(LONG + 50);
     await expect(v.verify(await dev.mintToken())).resolves.toBeDefined();
     expect(dev.publicJwks().keys).toHaveLength(1);
   });
@@ -80,10 +96,10 @@ describe('key rotation and the refetch cooldown', () => {
 describe('IdP outages', () => {
   test.each(['503', 'drop', 'hang'] as const)('IdP down (%s) after keys were cached: tokens still verify, even once the cache is stale', async (mode) => {
     const dev = await issuer();
-    const v = new TokenVerifier(oidcConfigFor(dev.issuer, { jwksCacheMaxAgeMs: 50, fetchTimeoutMs: 300 }));
+    const v = new TokenVerifier(oidcConfigFor(dev.issuer, { jwksCacheMaxAgeMs: LONG, fetchTimeoutMs: 300 }), { now: clock.now });
     await v.verify(await dev.mintToken());
     dev.setAvailable(false, mode);
-    await sleep(80); // jose's cache is now stale and would reload
+    clock.skip(LONG + 50); // jose's cache is now stale and would reload
     const started = Date.now();
     await expect(v.verify(await dev.mintToken({ clientId: 'svc-writer' }))).resolves.toMatchObject({ sub: 'svc-writer' });
     expect(Date.now() - started).toBeLessThan(1000);
@@ -112,7 +128,7 @@ describe('IdP outages', () => {
     const first = await issuer();
     const port = Number(new URL(first.issuer).port);
     await first.stop();
-    const v = new TokenVerifier(oidcConfigFor(first.issuer, { jwksCooldownMs: 300 }));
+    const v = new TokenVerifier(oidcConfigFor(first.issuer, { jwksCooldownMs: LONG }), { now: clock.now });
     await expect(v.prefetch()).resolves.toBeUndefined();
     const stale = await first.mintToken();
     const started = Date.now();
@@ -121,7 +137,7 @@ describe('IdP outages', () => {
     expect(err.reason).toBe('idp_unavailable');
     expect(err.message).toContain('ECONNREFUSED');
     const back = await issuer({ port }); // same issuer URL, new keys
-    await sleep(350);
+    clock.skip(LONG + 50); // past the retry backoff
     await expect(v.verify(await back.mintToken())).resolves.toMatchObject({ issuer: back.issuer });
     expect(back.requestCount(KEYS)).toBe(1);
   });
@@ -129,7 +145,7 @@ describe('IdP outages', () => {
   test('IdP down at startup, prefetch does not throw, verify succeeds once it is back', async () => {
     const dev = await issuer();
     dev.setAvailable(false);
-    const v = new TokenVerifier(oidcConfigFor(dev.issuer, { jwksCooldownMs: 200 }));
+    const v = new TokenVerifier(oidcConfigFor(dev.issuer, { jwksCooldownMs: LONG }), { now: clock.now });
     await expect(v.prefetch()).resolves.toBeUndefined();
     const token = await dev.mintToken();
     expect((await rejection(v.verify(token))).reason).toBe('idp_unavailable');
@@ -138,7 +154,7 @@ describe('IdP outages', () => {
     const before = dev.requestCount(OPENID);
     expect((await rejection(v.verify(token))).reason).toBe('idp_unavailable');
     expect(dev.requestCount(OPENID)).toBe(before);
-    await sleep(250);
+    clock.skip(LONG + 50); // past the retry backoff
     await expect(v.verify(token)).resolves.toMatchObject({ sub: 'svc-reporting' });
   });
 

@@ -1,13 +1,19 @@
-import { spawn } from 'node:child_process';
-import { startPgCluster, type PgCluster } from '../helpers/pgCluster';
+/**
+ * One gateway harness for both wire protocols: a provisioned upstream (test/integration/
+ * upstreams.ts), the dev OIDC issuer over HTTP, and the gateway wired to both through a YAML
+ * config, as an operator would run it. The protocol decides the upstream and the listener;
+ * everything else (clients, grants, audit, secrets, tokens, shutdown) is the same.
+ */
 import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { parseConfig } from '../../src/config/load';
 import { startGateway, type Gateway } from '../../src/core/gateway';
 import { MemoryTransport } from '../helpers/memoryTransport';
+import { provisionMysql, provisionPostgres, type MysqlNames, type ProvisionedMysql, type ProvisionedPostgres, type UpstreamNames } from './upstreams';
+import type { PgCluster } from '../helpers/pgCluster';
 
-/** Passwords the gateway holds for the upstream roles; tests prove they never leak. */
-export const RO_PASSWORD = 'ro-Secret-7f3a91c2';
-export const RW_PASSWORD = 'rw-Secret-0b44d8e6';
+export type { MysqlNames, UpstreamNames } from './upstreams';
+
+export type Protocol = 'postgres' | 'mysql';
 
 export const AUDIENCE = 'api://tokengate';
 
@@ -18,54 +24,127 @@ export const CLIENTS = [
   { clientId: 'svc-nobody', clientSecret: 'nobody-dev-secret', groups: ['marketing'], scopes: ['db.connect'] },
 ];
 
-export interface Harness {
-  cluster: PgCluster;
-  issuer: DevIssuer;
-  gateway: Gateway;
-  audit: MemoryTransport;
-  port: number;
-  /** Every string that must never appear in a log, an audit line or an error. */
-  secrets: string[];
-  token(clientId?: string, o?: Parameters<DevIssuer['mintToken']>[0]): Promise<string>;
-  stop(): Promise<void>;
-}
+/** The upstream's name in the config (and in audit records), per protocol. */
+export const UPSTREAM: Record<Protocol, string> = { postgres: 'app-pg', mysql: 'app-my' };
 
-export interface HarnessOptions {
+const DEFAULT_POOL: Record<Protocol, string> = {
+  postgres: '{ maxConnections: 10, idleTimeout: 5m, maxLifetime: 1h, acquireTimeout: 5s }',
+  mysql: '{ maxConnections: 4, idleTimeout: 5m, maxLifetime: 1h, acquireTimeout: 3s }',
+};
+
+/** What a test may vary in the gateway's config. */
+export interface GatewayOptions {
+  /** The upstream's pool: line, as YAML. */
   pool?: string;
   tls?: { certFile: string; keyFile: string };
   allowPlaintextFromLoopback?: boolean;
-  extraYaml?: string;
+  /** session.authTimeout (default 5s). */
+  authTimeout?: string;
+  /** session.expiryGrace (default 0s). */
   expiryGrace?: string;
+  /** Appended to the config as is. */
+  extraYaml?: string;
 }
 
-/**
- * A real PostgreSQL that requires SCRAM, the dev OIDC issuer over HTTP, and the gateway
- * wired to both through a YAML config, as an operator would run it.
- */
-export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
-  const cluster = await startPgCluster();
-  await cluster.psql(`
-    CREATE ROLE agent_ro LOGIN PASSWORD '${RO_PASSWORD}';
-    CREATE ROLE agent_rw LOGIN PASSWORD '${RW_PASSWORD}';
-    GRANT ALL ON DATABASE app TO agent_ro, agent_rw;
-  `);
-  await cluster.psql('CREATE DATABASE analytics');
-  await cluster.psql(`
-    CREATE TABLE items (id int primary key, name text);
-    INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 10) g;
-    GRANT SELECT ON items TO agent_ro;
-    GRANT ALL ON items TO agent_rw;
-    GRANT CREATE ON SCHEMA public TO agent_rw;
-  `, 'app');
-  const issuer = await startDevIssuer({ audience: AUDIENCE, clients: CLIENTS });
+export interface HarnessOptions<P extends Protocol> extends GatewayOptions {
+  protocol: P;
+}
+
+/** A gateway started by the harness, with its audit records in memory. */
+export interface RunningGateway {
+  gateway: Gateway;
+  audit: MemoryTransport;
+  /** The listener's port for the harness protocol. */
+  port: number;
+}
+
+interface HarnessBase extends RunningGateway {
+  issuer: DevIssuer;
+  /** Every string that must never appear in a log, an audit line or an error. */
+  secrets: string[];
+  token(clientId?: string, o?: Parameters<DevIssuer['mintToken']>[0]): Promise<string>;
+  /** Another gateway on the same upstream and issuer, with some options changed; stopped by stop(). */
+  startGateway(overrides: GatewayOptions): Promise<RunningGateway>;
+  stop(): Promise<void>;
+}
+
+export interface PgHarness extends HarnessBase {
+  protocol: 'postgres';
+  names: UpstreamNames;
+  /** The throwaway cluster: cluster.psql runs admin SQL as the superuser. */
+  cluster: PgCluster;
+}
+
+export interface MysqlHarness extends HarnessBase {
+  protocol: 'mysql';
+  names: MysqlNames;
+  /** Runs SQL on the upstream as root (setup and checks). */
+  admin(sql: string, values?: unknown[]): Promise<unknown[]>;
+}
+
+export type Harness = PgHarness | MysqlHarness;
+
+export function startGatewayHarness(o: HarnessOptions<'postgres'>): Promise<PgHarness>;
+export function startGatewayHarness(o: HarnessOptions<'mysql'>): Promise<MysqlHarness>;
+export async function startGatewayHarness(o: HarnessOptions<Protocol>): Promise<Harness> {
+  const upstream: ProvisionedPostgres | ProvisionedMysql = o.protocol === 'postgres' ? await provisionPostgres() : await provisionMysql();
+  const gateways: RunningGateway[] = [];
+  let issuer: DevIssuer | undefined;
+  const stop = async (): Promise<void> => {
+    for (const g of gateways.splice(0).reverse()) await g.gateway.close();
+    await issuer?.stop();
+    await upstream.stop();
+  };
+  const start = async (options: GatewayOptions): Promise<RunningGateway> => {
+    const yaml = configYaml(o.protocol, upstream, issuer!.issuer, options);
+    const config = parseConfig(yaml, '<test>', { RO_PASSWORD: upstream.passwords.ro, RW_PASSWORD: upstream.passwords.rw });
+    const audit = new MemoryTransport();
+    const gateway = await startGateway(config, { auditTransport: audit });
+    const listener = o.protocol === 'postgres' ? gateway.postgres : gateway.mysql;
+    const started = { gateway, audit, port: listener!.port };
+    gateways.push(started);
+    return started;
+  };
+  let main: RunningGateway;
+  try {
+    issuer = await startDevIssuer({ audience: AUDIENCE, clients: CLIENTS });
+    main = await start(o);
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+  const minted: string[] = [];
+  const dev = issuer;
+  const base: HarnessBase = {
+    ...main,
+    issuer: dev,
+    get secrets() {
+      return [upstream.passwords.ro, upstream.passwords.rw, ...CLIENTS.map((c) => c.clientSecret), ...minted, ...minted.map((t) => t.split('.')[2])];
+    },
+    async token(clientId = 'svc-reporting', mo = {}) {
+      const t = await dev.mintToken({ clientId, ...mo });
+      minted.push(t);
+      return t;
+    },
+    startGateway: (overrides) => start({ ...o, ...overrides }),
+    stop,
+  };
+  // Spreading would read the secrets getter once: define the protocol's fields on the object itself.
+  if (upstream.protocol === 'postgres') return Object.assign(base, { protocol: 'postgres' as const, names: upstream.names, cluster: upstream.cluster });
+  return Object.assign(base, { protocol: 'mysql' as const, names: upstream.names, admin: upstream.admin });
+}
+
+function configYaml(protocol: Protocol, upstream: ProvisionedPostgres | ProvisionedMysql, issuer: string, o: GatewayOptions): string {
+  const { names } = upstream;
+  const name = UPSTREAM[protocol];
   const tls = o.tls ? `\n  certFile: ${o.tls.certFile}\n  keyFile: ${o.tls.keyFile}` : '';
-  const yaml = `
+  return `
 listen:
-  postgres: 127.0.0.1:0
+  ${protocol}: 127.0.0.1:0
 tls:
   allowPlaintextFromLoopback: ${o.allowPlaintextFromLoopback ?? true}${tls}
 oidc:
-  issuer: ${issuer.issuer}
+  issuer: ${issuer}
   audience: ${AUDIENCE}
   algorithms: [RS256]
   clockSkew: 5s
@@ -74,25 +153,25 @@ oidc:
   groupsClaim: groups
   devIssuer: true
 upstreams:
-  app-pg:
-    protocol: postgres
-    host: 127.0.0.1
-    port: ${cluster.port}
+  ${name}:
+    protocol: ${protocol}
+    host: ${upstream.host}
+    port: ${upstream.port}
     tls: disable
-    pool: ${o.pool ?? '{ maxConnections: 10, idleTimeout: 5m, maxLifetime: 1h, acquireTimeout: 5s }'}
-    databases: { app: app, analytics: analytics }
+    pool: ${o.pool ?? DEFAULT_POOL[protocol]}
+    databases: { app: ${names.app}, analytics: ${names.analytics} }
     roles:
-      reader: { user: agent_ro, password: \${APP_RO_PASSWORD} }
-      writer: { user: agent_rw, password: \${APP_RW_PASSWORD} }
+      reader: { user: ${names.ro}, password: \${RO_PASSWORD} }
+      writer: { user: ${names.rw}, password: \${RW_PASSWORD} }
 grants:
   - name: reporting-agents
     match: { groups: [db-readers] }
-    upstream: app-pg
+    upstream: ${name}
     databases: [app, analytics]
     roles: [reader]
   - name: billing-writer
     match: { clients: [0oa1svcbilling], scopes: [db.write] }
-    upstream: app-pg
+    upstream: ${name}
     databases: [app]
     roles: [writer, reader]
 audit:
@@ -100,63 +179,7 @@ audit:
   queries: true
   maxQueryBytes: 200
 session:
-  authTimeout: 5s
+  authTimeout: ${o.authTimeout ?? '5s'}
   expiryGrace: ${o.expiryGrace ?? '0s'}
 ${o.extraYaml ?? ''}`;
-  const config = parseConfig(yaml, '<test>', { APP_RO_PASSWORD: RO_PASSWORD, APP_RW_PASSWORD: RW_PASSWORD });
-  const audit = new MemoryTransport();
-  const gateway = await startGateway(config, { auditTransport: audit });
-  const minted: string[] = [];
-  return {
-    cluster,
-    issuer,
-    gateway,
-    audit,
-    port: gateway.postgres!.port,
-    get secrets() {
-      return [RO_PASSWORD, RW_PASSWORD, ...CLIENTS.map((c) => c.clientSecret), ...minted, ...minted.map((t) => t.split('.')[2])];
-    },
-    async token(clientId = 'svc-reporting', mo = {}) {
-      const t = await issuer.mintToken({ clientId, ...mo });
-      minted.push(t);
-      return t;
-    },
-    async stop() {
-      await gateway.close();
-      await issuer.stop();
-      await cluster.stop();
-    },
-  };
-}
-
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run a real client program (psql, python3) and collect its output. */
-export function run(cmd: string, args: string[], env: Record<string, string> = {}, input?: string, timeoutMs = 30000): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    // A child may exit before reading its input (EPIPE): that is its answer, not a test failure.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input ?? '');
-  });
-}
-
-/** psql through the gateway with the token as PGPASSWORD. */
-export function psql(h: Harness, token: string, sql: string, o: { user?: string; db?: string; sslmode?: string; extra?: string[]; env?: Record<string, string> } = {}): Promise<RunResult> {
-  const conninfo = `host=127.0.0.1 port=${h.port} user=${o.user ?? 'reader'} dbname=${o.db ?? 'app'} sslmode=${o.sslmode ?? 'disable'}`;
-  return run('psql', [conninfo, '-X', '-v', 'ON_ERROR_STOP=1', '-At', ...(o.extra ?? []), '-c', sql], { PGPASSWORD: token, PGCONNECT_TIMEOUT: '10', ...(o.env ?? {}) });
 }

@@ -2,8 +2,9 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import type mysql from 'mysql2/promise';
-import { run } from './harness';
-import { startMysqlHarness, connectMysql2, mariadbCli, upstreamThreads, type MysqlHarness } from './mysqlHarness';
+import { startGatewayHarness, type MysqlHarness } from './harness';
+import { connectMysql2, mariadbCli, run, upstreamThreads } from './clients';
+import { waitFor } from '../helpers/waitFor';
 import { makeTestCertificates } from '../helpers/tlsCert';
 import { runAgent } from '../../examples/mysql2-agent';
 import * as mysqlAuth from '../../protocols/mysql/auth';
@@ -18,7 +19,7 @@ const certs = makeTestCertificates();
 const EXAMPLES = path.join(__dirname, '..', '..', 'examples');
 
 beforeAll(async () => {
-  h = await startMysqlHarness({ tls: { certFile: certs.certFile, keyFile: certs.keyFile } });
+  h = await startGatewayHarness({ protocol: 'mysql', tls: { certFile: certs.certFile, keyFile: certs.keyFile } });
 }, 60000);
 
 afterAll(async () => {
@@ -264,7 +265,7 @@ describe('KILL with tokengate connection ids', () => {
     try {
       await killer.query(`KILL CONNECTION ${victim.threadId}`);
       // The idle victim gets an unsolicited ERR; mysql2 reports it as a connection error.
-      for (let i = 0; i < 100 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => errors.length > 0, { what: "the killed session's connection error" });
       expect(errors[0]).toMatchObject({ code: 1927, message: expect.stringMatching(/Connection was killed/) });
       await expect(victim.query('SELECT 1')).rejects.toBeTruthy();
       await h.audit.waitFor((e) => e.event === 'session_end' && e.reason === 'killed');
@@ -368,10 +369,5 @@ test('no token, password or client secret appears in any audit line', () => {
 
 /** Waits until one of `user`'s upstream threads matches (e.g. is running a statement). */
 async function waitForUpstream(user: string, pred: (t: { INFO: string | null }) => boolean, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await upstreamThreads(h, user)).some(pred)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no upstream thread of ${user} matched within ${timeoutMs} ms`);
+  await waitFor(async () => (await upstreamThreads(h, user)).some(pred), { what: `an upstream thread of ${user} that matches`, timeoutMs, intervalMs: 50 });
 }

@@ -12,8 +12,9 @@ import {
   encodePacket,
   type Packet,
 } from '../../protocols/mysql';
-import { run } from './harness';
-import { startMysqlHarness, connectMysql2, mariadbCli, type MysqlHarness } from './mysqlHarness';
+import { startGatewayHarness, type MysqlHarness } from './harness';
+import { connectMysql2, mariadbCli, run } from './clients';
+import { waitFor } from '../helpers/waitFor';
 import { makeTestCertificates } from '../helpers/tlsCert';
 
 /**
@@ -25,7 +26,7 @@ let h: MysqlHarness;
 const certs = makeTestCertificates();
 
 beforeAll(async () => {
-  h = await startMysqlHarness({ allowPlaintextFromLoopback: false, tls: { certFile: certs.certFile, keyFile: certs.keyFile } });
+  h = await startGatewayHarness({ protocol: 'mysql', allowPlaintextFromLoopback: false, tls: { certFile: certs.certFile, keyFile: certs.keyFile } });
 }, 60000);
 
 afterAll(async () => {
@@ -39,7 +40,7 @@ test('a plaintext login is refused with 1045 before the token is asked for', asy
   const packets: Packet[] = [];
   socket.on('data', (d: Buffer) => packets.push(...framer.push(d)));
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-  await waitUntil(() => packets.length === 1);
+  await waitFor(() => packets.length === 1, { what: 'the greeting' });
   // Where a token may not travel in clear, the greeting does not offer mysql_clear_password:
   // a client could otherwise put the token in its HandshakeResponse before choosing TLS.
   expect(decodeHandshakeV10(packets[0].payload).authPluginName).toBe('mysql_native_password');
@@ -84,11 +85,3 @@ test('no token or secret appears in any audit line', () => {
   const joined = h.audit.lines.join('\n');
   for (const secret of h.secrets) expect(joined).not.toContain(secret);
 });
-
-async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -24,7 +24,9 @@ import {
   encodeSslRequest,
   type Packet,
 } from '../../protocols/mysql';
-import { startMysqlHarness, connectMysql2, mariadbCli, upstreamThreads, type MysqlHarness } from './mysqlHarness';
+import { startGatewayHarness, type MysqlHarness, type RunningGateway } from './harness';
+import { connectMysql2, mariadbCli, upstreamThreads } from './clients';
+import { waitFor } from '../helpers/waitFor';
 import { makeTestCertificates } from '../helpers/tlsCert';
 import { PrefixedStream } from '../../src/net/prefixedStream';
 
@@ -34,12 +36,17 @@ import { PrefixedStream } from '../../src/net/prefixedStream';
  */
 let h: MysqlHarness;
 const certs = makeTestCertificates();
+/** A second gateway with a short session.authTimeout, so the timeout test waits one second, not five. */
+const AUTH_TIMEOUT_MS = 1000;
+let quick: RunningGateway;
 
 beforeAll(async () => {
-  h = await startMysqlHarness({
+  h = await startGatewayHarness({
+    protocol: 'mysql',
     pool: '{ maxConnections: 2, idleTimeout: 5m, maxLifetime: 1h, acquireTimeout: 1s }',
     tls: { certFile: certs.certFile, keyFile: certs.keyFile },
   });
+  quick = await h.startGateway({ authTimeout: `${AUTH_TIMEOUT_MS / 1000}s` });
 }, 60000);
 
 afterAll(async () => {
@@ -201,7 +208,7 @@ describe('token expiry', () => {
     c.on('error', (e: MysqlError) => errors.push(e));
     const [r] = await c.query<Row[]>('SELECT 1 AS one');
     expect(r[0].one).toBe(1);
-    await new Promise((resolve) => setTimeout(resolve, 4500));
+    await waitFor(() => errors.length > 0, { what: 'the ERR that ends the session when the token expires', timeoutMs: 10000 });
     expect(errors[0]).toMatchObject({ code: 1927, message: expect.stringMatching(/access token expired.*fresh token and reconnect/) });
     await h.audit.waitFor((e) => e.event === 'session_end' && e.reason === 'token_expired' && e.upstreamReused === true);
     c.destroy();
@@ -227,7 +234,7 @@ test('an upstream connection killed by a DBA ends the session with an error, and
   c.on('error', (e: MysqlError) => errors.push(e));
   const [rows] = await c.query<Row[]>('SELECT CONNECTION_ID() AS id');
   await h.admin(`KILL CONNECTION ${Number(rows[0].id)}`);
-  for (let i = 0; i < 250 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor(() => errors.length > 0, { what: 'the session error after the DBA killed its upstream connection' });
   expect(errors[0]?.message).toMatch(/killed|closed the connection/i);
   await h.audit.waitFor((e) => e.event === 'session_end' && e.reason === 'upstream_closed' && e.upstreamReused === false && Number(new Date(String(e.timestamp))) >= started - 50);
   c.destroy();
@@ -407,12 +414,12 @@ describe('the raw wire', () => {
   });
 
   test('a client that never sends its login is dropped after authTimeout with 1043', async () => {
-    const client = await RawClient.connect(h.port);
+    const client = await RawClient.connect(quick.port);
     try {
       await client.next();
-      const err = decodeErr((await client.next(8000)).payload);
-      expect(err).toMatchObject({ code: 1043, message: expect.stringMatching(/within 5s/) });
-      await h.audit.waitFor((e) => e.event === 'connection_rejected' && e.reason === 'auth_timeout');
+      const err = decodeErr((await client.next(AUTH_TIMEOUT_MS + 5000)).payload);
+      expect(err).toMatchObject({ code: 1043, message: expect.stringMatching(new RegExp(`within ${AUTH_TIMEOUT_MS / 1000}s`)) });
+      await quick.audit.waitFor((e) => e.event === 'connection_rejected' && e.reason === 'auth_timeout');
     } finally {
       client.close();
     }
@@ -445,11 +452,17 @@ function loginPacket(database = 'app', auth: { plugin: string; authResponse: Buf
 class RawClient {
   private readonly framer = new PacketFramer({ maxPayloadLength: MAX_PACKET_PAYLOAD });
   private readonly packets: Packet[] = [];
+  /** Woken by every chunk that completes a packet, and by the socket closing. */
   private waiter?: () => void;
+  private closed = false;
 
   private constructor(private readonly socket: net.Socket) {
     socket.on('data', (d: Buffer) => {
       this.packets.push(...this.framer.push(d));
+      this.waiter?.();
+    });
+    socket.on('close', () => {
+      this.closed = true;
       this.waiter?.();
     });
     socket.on('error', () => undefined);
@@ -482,14 +495,21 @@ class RawClient {
     this.socket.write(encodePacket(sequenceId, payload));
   }
 
+  /** The next packet from the gateway, as soon as it is complete. */
   async next(timeoutMs = 5000): Promise<Packet> {
     const deadline = Date.now() + timeoutMs;
     while (this.packets.length === 0) {
-      if (Date.now() > deadline) throw new Error(`no packet within ${timeoutMs} ms`);
+      if (this.closed) throw new Error('the gateway closed the connection instead of sending a packet');
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no packet within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
-        this.waiter = resolve;
-        setTimeout(resolve, 50);
+        const timer = setTimeout(resolve, left);
+        this.waiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
+      this.waiter = undefined;
     }
     return this.packets.shift()!;
   }

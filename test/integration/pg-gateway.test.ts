@@ -1,16 +1,18 @@
 import crypto from 'node:crypto';
 import { Client } from 'pg';
-import { startHarness, psql, run, type Harness } from './harness';
+import { startGatewayHarness, type PgHarness } from './harness';
+import { pgConninfo, psql, run, spawnClient } from './clients';
+import { waitFor } from '../helpers/waitFor';
 import { PgServerConnection } from '../../src/postgres/serverConnection';
 
 /**
  * End to end: real PostgreSQL requiring SCRAM, the dev OIDC issuer, the gateway, and real
  * clients (psql, node-postgres, psycopg2) connecting with an access token as the password.
  */
-let h: Harness;
+let h: PgHarness;
 
 beforeAll(async () => {
-  h = await startHarness({ pool: '{ maxConnections: 4, idleTimeout: 5m, maxLifetime: 1h, acquireTimeout: 3s }' });
+  h = await startGatewayHarness({ protocol: 'postgres', pool: '{ maxConnections: 4, idleTimeout: 5m, maxLifetime: 1h, acquireTimeout: 3s }' });
 }, 120000);
 
 afterAll(async () => {
@@ -145,13 +147,15 @@ test('LISTEN/NOTIFY between two agents', async () => {
 test('a CancelRequest with the gateway-issued key cancels pg_sleep on the right upstream', async () => {
   const token = await h.token();
   const started = Date.now();
-  const child = run('psql', [`host=127.0.0.1 port=${h.port} user=reader dbname=app sslmode=disable`, '-X', '-c', 'select pg_sleep(30)'], { PGPASSWORD: token });
+  const client = spawnClient('psql', [pgConninfo(h), '-X', '-c', 'select pg_sleep(30)'], { PGPASSWORD: token });
   await h.audit.waitFor((e) => e.event === 'connection_accepted' && Date.now() - started < 20000 && Number(new Date(String(e.timestamp))) >= started - 1000);
-  await new Promise((r) => setTimeout(r, 700));
-  // psql sends a CancelRequest on SIGINT.
-  const { execSync } = await import('node:child_process');
-  execSync(`pkill -INT -f "select pg_sleep\\(30\\)"`);
-  const r = await child;
+  // The statement must be running upstream before the cancel, or there is nothing to interrupt.
+  await waitFor(async () => Number(await h.cluster.psql(`select count(*) from pg_stat_activity where usename = '${h.names.ro}' and state = 'active' and query = 'select pg_sleep(30)'`)) > 0, {
+    what: 'pg_sleep(30) running on the upstream', timeoutMs: 10000, detail: client.output,
+  });
+  // psql sends a CancelRequest on SIGINT: signal this test's psql, by its PID.
+  client.child.kill('SIGINT');
+  const r = await client.result;
   expect(r.stderr).toMatch(/canceling statement due to user request/);
   expect(Date.now() - started).toBeLessThan(15000);
 });
@@ -177,14 +181,10 @@ test('session isolation: SET and TEMP tables never leak across pooled sessions',
 test('the same login again on its pooled connection sends no SET; any other starts from DISCARD ALL, so settings never carry over', async () => {
   const token = await h.token();
   const internal = jest.spyOn(PgServerConnection.prototype, 'queries');
-  const settled = async (): Promise<number> => {
-    // Releases finish after the client has gone: wait until no internal query has started for a while.
-    for (let n = -1; ; ) {
-      await new Promise((r) => setTimeout(r, 200));
-      if (internal.mock.calls.length === n) return n;
-      n = internal.mock.calls.length;
-    }
-  };
+  // Releases finish after the client has gone: wait until every pooled connection is back, reset and idle.
+  const settled = (): Promise<boolean> => waitFor(() => Object.values(h.gateway.pools.stats()).every((s) => s.active === 0 && s.idle === s.total), {
+    what: 'every pooled upstream connection released and reset', timeoutMs: 10000, detail: () => JSON.stringify(h.gateway.pools.stats()),
+  });
   const settings = async (options?: string): Promise<Record<string, string>> => {
     const c = new Client({ host: '127.0.0.1', port: h.port, user: 'reader', database: 'app', password: token, application_name: 'loop', options });
     await c.connect();

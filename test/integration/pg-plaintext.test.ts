@@ -1,15 +1,16 @@
-import { startHarness, psql, type Harness } from './harness';
+import { startGatewayHarness, type PgHarness } from './harness';
+import { psql } from './clients';
 import { makeTestCertificates } from '../helpers/tlsCert';
 
 /**
  * With allowPlaintextFromLoopback: false, even a loopback client must use TLS: the gateway
  * refuses before it asks for the token, so the token never crosses the wire in clear.
  */
-let h: Harness;
+let h: PgHarness;
 const certs = makeTestCertificates();
 
 beforeAll(async () => {
-  h = await startHarness({ allowPlaintextFromLoopback: false, tls: { certFile: certs.certFile, keyFile: certs.keyFile } });
+  h = await startGatewayHarness({ protocol: 'postgres', allowPlaintextFromLoopback: false, tls: { certFile: certs.certFile, keyFile: certs.keyFile } });
 }, 120000);
 
 afterAll(async () => {

@@ -184,8 +184,9 @@ function gateway(a: Args): void {
         else if (step === 1) send(p.sequenceId + 1, encodeOk({ statusFlags: SERVER_STATUS_AUTOCOMMIT }, GATEWAY_CAPABILITIES));
         else if (step === 2) {
           send(1, encodeErr({ ...ErrorCode.UNKNOWN_COMMAND, message: 'capture server: no commands' }));
+          // The client's COM_QUIT or close ends the capture; this deadline bounds a client that does neither.
           setTimeout(finish, 200);
-        }
+        } else if (p.payload[0] === 0x01) return finish(); // COM_QUIT, recorded above
         step++;
       }
     });

@@ -22,6 +22,7 @@ import { Secret } from '../../src/config/secret';
 import { MysqlLoginError, MysqlLoginOptions, connectMysqlUpstream, probeMysqlServerVersion } from '../../src/mysql/login';
 import { MysqlCommandError, MysqlServerConnection } from '../../src/mysql/serverConnection';
 import { recordWrites } from '../helpers/socketWrites';
+import { waitFor } from '../helpers/waitFor';
 
 /** Against the machine's MariaDB 10.11 on 127.0.0.1:3306 (no TLS there: see mysqlLoginTls.test.ts). */
 
@@ -71,8 +72,6 @@ async function rows(c: MysqlServerConnection, sql: string): Promise<(string | nu
   expect(r.error).toBeUndefined();
   return r.rows ?? [];
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('mysql_native_password login against MariaDB', () => {
   test('logs in, selects the database and reports the session', async () => {
@@ -288,8 +287,9 @@ describe('MysqlServerConnection', () => {
     });
     const started = Date.now();
     c.socket.write(encodePacket(0, encodeQuery('SELECT SLEEP(10)')));
-    await sleep(300);
-    expect(await rootSql(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ${c.threadId} AND INFO LIKE 'SELECT SLEEP%'`)).toBe('1');
+    const sleeping = `SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ${c.threadId} AND INFO LIKE 'SELECT SLEEP%'`;
+    await waitFor(async () => (await rootSql(sleeping)) === '1', { what: 'SELECT SLEEP(10) running upstream' });
+    expect(await rootSql(sleeping)).toBe('1');
     await c.killQuery();
     await done;
     expect(Date.now() - started).toBeLessThan(5000);
@@ -299,15 +299,15 @@ describe('MysqlServerConnection', () => {
     c.attach();
     expect(await rows(c, 'SELECT CONNECTION_ID()')).toEqual([[String(c.threadId)]]);
     // The side connection is gone again.
-    await sleep(200);
-    expect(await rootSql(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '${USER}' AND ID <> ${c.threadId} AND INFO LIKE 'KILL%'`)).toBe('0');
+    const killers = `SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '${USER}' AND ID <> ${c.threadId} AND INFO LIKE 'KILL%'`;
+    await waitFor(async () => (await rootSql(killers)) === '0', { what: 'the KILL QUERY side connection to leave the process list' });
+    expect(await rootSql(killers)).toBe('0');
   });
 
   test('a session killed by the server while idle is marked broken', async () => {
     const c = await login(opts());
     await rootSql(`KILL ${c.threadId}`);
-    const deadline = Date.now() + 5000;
-    while (!c.broken && Date.now() < deadline) await sleep(20);
+    await waitFor(() => c.broken, { what: 'the connection to notice the server killed it' });
     expect(c.broken).toBe(true);
     expect(c.brokenReason).toMatch(/socket closed|ended the session/);
     await expect(c.query('SELECT 1', 1000)).rejects.toThrow(/is broken/);
@@ -324,13 +324,9 @@ describe('MysqlServerConnection', () => {
     expect(Buffer.from(end.mock.calls[0][0] as Buffer).toString('hex')).toBe('0100000001');
     expect(c.broken).toBe(true);
     expect(c.brokenReason).toBe('closed by the gateway');
-    const deadline = Date.now() + 3000;
-    let left = '1';
-    while (left !== '0' && Date.now() < deadline) {
-      left = await rootSql(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ${c.threadId}`);
-      if (left !== '0') await sleep(50);
-    }
-    expect(left).toBe('0');
+    const left = (): Promise<string> => rootSql(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ${c.threadId}`);
+    await waitFor(async () => (await left()) === '0', { what: 'the server to drop the thread', timeoutMs: 3000, intervalMs: 50 });
+    expect(await left()).toBe('0');
   });
 });
 

@@ -4,6 +4,7 @@ import { Secret } from '../../src/config/secret';
 import { MysqlLoginError, MysqlLoginOptions, connectMysqlUpstream } from '../../src/mysql/login';
 import { MysqlServerConnection } from '../../src/mysql/serverConnection';
 import { MariadbServer, startMariadbServer } from '../helpers/mariadbServer';
+import { waitFor } from '../helpers/waitFor';
 
 /** TLS modes against a throwaway mariadbd with a test CA (the machine's MariaDB has no TLS). */
 
@@ -118,7 +119,10 @@ describe('upstream TLS modes', () => {
     });
     const started = Date.now();
     c.socket.write(encodePacket(0, encodeQuery('SELECT SLEEP(10)')));
-    await new Promise((r) => setTimeout(r, 300));
+    // The statement must be running upstream, or KILL QUERY has nothing to interrupt.
+    await waitFor(async () => (await db.sql(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ${c.threadId} AND INFO LIKE 'SELECT SLEEP%'`)) === '1', {
+      what: 'SELECT SLEEP(10) running upstream',
+    });
     await c.killQuery();
     await done;
     expect(Date.now() - started).toBeLessThan(5000);

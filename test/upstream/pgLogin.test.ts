@@ -5,6 +5,7 @@ import { PgServerConnection } from '../../src/postgres/serverConnection';
 import { SaltedPasswordCache } from '../../src/postgres/saltedPasswordCache';
 import { PgCluster, startPgCluster } from '../helpers/pgCluster';
 import { recordWrites } from '../helpers/socketWrites';
+import { waitFor } from '../helpers/waitFor';
 
 let pg: PgCluster;
 const open: PgServerConnection[] = [];
@@ -28,6 +29,11 @@ async function login(o: PgLoginOptions): Promise<PgServerConnection> {
   const c = await connectPgUpstream(o);
   open.push(c);
   return c;
+}
+
+/** Whether backend `pid` is running `sql` now (so a cancel has something to interrupt). */
+async function runningOn(pid: number, sql: string): Promise<boolean> {
+  return (await pg.psql(`select count(*) from pg_stat_activity where pid = ${pid} and state = 'active' and query = '${sql}'`)) === '1';
 }
 
 function sessionUser(pid: number): Promise<string> {
@@ -141,7 +147,7 @@ describe('connectPgUpstream against a real PostgreSQL 15', () => {
   test('a backend terminated while idle is seen as broken', async () => {
     const c = await login(opts('tg_scram'));
     await pg.psql(`select pg_terminate_backend(${c.processId})`);
-    for (let i = 0; i < 50 && !c.broken; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => c.broken, { what: 'the connection to notice its backend was terminated' });
     expect(c.broken).toBe(true);
     await expect(c.query('select 1', 1000)).rejects.toThrow(/broken/);
   });
@@ -165,7 +171,7 @@ describe('connectPgUpstream against a real PostgreSQL 15', () => {
     // No socket.resume(): adding the relay's 'data' listener resumes the detached socket.
     const started = Date.now();
     c.socket.write(serialize.query('select pg_sleep(10)'));
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => runningOn(c.processId, 'select pg_sleep(10)'), { what: 'pg_sleep(10) running on the backend' });
     await c.cancel();
     const reply = await done;
     expect(Date.now() - started).toBeLessThan(5000);

@@ -4,6 +4,7 @@ import { Secret } from '../../src/config/secret';
 import { connectPgUpstream, PgLoginOptions, UpstreamLoginError } from '../../src/postgres/login';
 import { PgServerConnection } from '../../src/postgres/serverConnection';
 import { PgCluster, startPgCluster } from '../helpers/pgCluster';
+import { waitFor } from '../helpers/waitFor';
 
 let pg: PgCluster;
 const open: PgServerConnection[] = [];
@@ -91,7 +92,10 @@ describe('upstream TLS modes', () => {
     });
     c.socket.resume();
     c.socket.write(serialize.query('select pg_sleep(10)'));
-    await new Promise((r) => setTimeout(r, 300));
+    // The statement must be running on the backend, or the cancel has nothing to interrupt.
+    await waitFor(async () => (await pg.psql(`select count(*) from pg_stat_activity where pid = ${c.processId} and state = 'active' and query = 'select pg_sleep(10)'`)) === '1', {
+      what: 'pg_sleep(10) running on the backend',
+    });
     const started = Date.now();
     await c.cancel();
     expect(await reply).toContain('57014');

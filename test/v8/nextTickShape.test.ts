@@ -65,6 +65,7 @@ const sameMap = [];
   for (let round = 0; round < 3; round++) {
     for (let i = 0; i < 2000; i++) process.nextTick(callbacks[i % callbacks.length], i, round);
     for (const f of callbacks) { process.nextTick(f); process.nextTick(f, 1, 2, 3, 4, 5); }
+    // The quiet spell is the subject: an idle loop (timers only, no tick entry alive) between bursts, not a wait for a condition.
     await new Promise((r) => setTimeout(r, 20));
     for (let g = 0; g < 6; g++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 5)); }
     for (let i = 0; i < 2000; i++) process.nextTick(callbacks[i % callbacks.length], i, round);
