@@ -1,8 +1,8 @@
 import { Client } from 'pg';
-import { parseConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/types';
-import { RO_PASSWORD, RW_PASSWORD, startHarness, type Harness } from './harness';
-import { connectMysql2, startMysqlHarness, type MysqlHarness } from './mysqlHarness';
+import { waitFor } from '../helpers/waitFor';
+import { connectMysql2 } from './clients';
+import { startGatewayHarness, type MysqlHarness, type PgHarness } from './harness';
 
 /**
  * The core seen from outside: every live session of both protocols is in the registry with what
@@ -11,27 +11,19 @@ import { connectMysql2, startMysqlHarness, type MysqlHarness } from './mysqlHarn
  * upstreams new pools.
  */
 
-async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** Polls a condition of the gateway's own state; the registry is updated synchronously, so a short interval is enough. */
+const until = (what: string, cond: () => boolean): Promise<unknown> => waitFor(cond, { what, timeoutMs: 5000, intervalMs: 5 });
 
-function pgClient(h: Harness, token: string, o: { user?: string; database?: string } = {}): Client {
+function pgClient(h: PgHarness, token: string, o: { user?: string; database?: string } = {}): Client {
   const c = new Client({ host: '127.0.0.1', port: h.port, user: o.user ?? 'reader', database: o.database ?? 'app', password: token });
   c.on('error', () => undefined); // the server's FATAL also arrives as an 'error' event
   return c;
 }
 
 describe('PostgreSQL sessions in the registry', () => {
-  let h: Harness;
+  let h: PgHarness;
   beforeAll(async () => {
-    h = await startHarness();
+    h = await startGatewayHarness({ protocol: 'postgres' });
   });
   afterAll(async () => {
     await h?.stop();
@@ -52,23 +44,18 @@ describe('PostgreSQL sessions in the registry', () => {
     expect(typeof s.info().jti).toBe('string');
 
     const sleeping = c.query('select pg_sleep(30)').catch((e: unknown) => e);
-    await waitFor('the query to be running', () => s.info().state === 'active');
+    await until('the query to be running', () => s.info().state === 'active');
     expect(s.info().queryStartedAt).toBeLessThanOrEqual(Date.now());
 
     expect(h.gateway.sessions.end(s.id, 'killed', 'an operator ended this session')).toBe(true);
     const err = (await sleeping) as { code?: string; message: string };
     expect(err.code).toBe('57P01');
     expect(err.message).toBe('an operator ended this session');
-    const end = await h.audit.waitFor((r) => r.event === 'session_end' && r.sessionId === s.id);
+    const end = await h.audit.waitFor((r: Record<string, unknown>) => r.event === 'session_end' && r.sessionId === s.id);
     expect(end.reason).toBe('killed');
     expect(h.gateway.sessions.get(s.id)).toBeUndefined();
-    // Polled with a deadline: the CancelRequest reaches the server on its own connection.
-    const deadline = Date.now() + 5000;
-    let running = '1';
-    while (running !== '0' && Date.now() < deadline) {
-      running = await h.cluster.psql(`select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'`);
-    }
-    expect(running).toBe('0');
+    await waitFor(async () => (await h.cluster.psql(`select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'`)) === '0',
+      { what: 'the upstream query to be cancelled' });
     await c.end().catch(() => undefined);
   });
 
@@ -108,29 +95,13 @@ describe('PostgreSQL sessions in the registry', () => {
     expect(err.code).toBe('28000');
     expect(err.message).toMatch(/database "analytics" is not granted to you/);
 
-    const yaml = `
-listen: { postgres: 127.0.0.1:0 }
-oidc: { issuer: ${original.oidc.issuer}, audience: api://tokengate, devIssuer: true, requiredScopes: [db.connect], maxTokenLifetime: 1h }
-upstreams:
-  app-pg:
-    protocol: postgres
-    host: 127.0.0.1
-    port: ${original.upstreams['app-pg'].port}
-    tls: disable
-    pool: { maxConnections: 3 }
-    databases: { app: app, analytics: analytics }
-    roles:
-      reader: { user: agent_ro, password: \${APP_RO_PASSWORD} }
-      writer: { user: agent_rw, password: \${APP_RW_PASSWORD} }
-grants:
-  - { name: reporting-agents, match: { groups: [db-readers] }, upstream: app-pg, databases: [app], roles: [reader] }
-`;
-    const resized = parseConfig(yaml, '<test>', { APP_RO_PASSWORD: RO_PASSWORD, APP_RW_PASSWORD: RW_PASSWORD });
+    const up = original.upstreams['app-pg'];
+    const resized: Config = { ...original, upstreams: { ...original.upstreams, 'app-pg': { ...up, pool: { ...up.pool, maxConnections: 3 } } } };
     expect(h.gateway.config.swap(resized).upstreams.changed).toEqual(['app-pg']);
     expect(Object.keys(h.gateway.pools.stats()).filter((n) => before.includes(n))).toEqual([]);
     const c = pgClient(h, await h.token());
     await c.connect();
-    expect((await c.query('select current_user as u')).rows).toEqual([{ u: 'agent_ro' }]);
+    expect((await c.query('select current_user as u')).rows).toEqual([{ u: h.names.ro }]);
     expect(h.gateway.pools.stats()['app-pg/reader/app']).toMatchObject({ active: 1 });
     await c.end();
     h.gateway.config.swap(original);
@@ -140,7 +111,7 @@ grants:
 describe('MySQL sessions in the registry', () => {
   let h: MysqlHarness;
   beforeAll(async () => {
-    h = await startMysqlHarness();
+    h = await startGatewayHarness({ protocol: 'mysql' });
   });
   afterAll(async () => {
     await h?.stop();
@@ -152,12 +123,12 @@ describe('MySQL sessions in the registry', () => {
     const [s] = h.gateway.sessions.select({ protocol: 'mysql' });
     expect(s.info()).toMatchObject({ protocol: 'mysql', sub: 'svc-reporting', grant: 'reporting-agents', role: 'reader', database: 'app', state: 'idle', queries: 1 });
     const sleeping = c.query('SELECT SLEEP(30)').catch((e: unknown) => e);
-    await waitFor('the query to be running', () => s.info().state === 'active');
+    await until('the query to be running', () => s.info().state === 'active');
     h.gateway.sessions.end(s.id, 'killed', 'an operator ended this session');
     const err = (await sleeping) as { errno?: number; message: string };
     expect(err.errno).toBe(1927);
     expect(err.message).toBe('an operator ended this session');
-    const end = await h.audit.waitFor((r) => r.event === 'session_end' && r.sessionId === s.id);
+    const end = await h.audit.waitFor((r: Record<string, unknown>) => r.event === 'session_end' && r.sessionId === s.id);
     expect(end.reason).toBe('killed');
     c.destroy();
   });
