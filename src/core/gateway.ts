@@ -1,4 +1,4 @@
-import type { Config, HostPort } from '../config/types';
+import type { Config, HostPort } from '../config/schema';
 import { AuditLog } from '../audit/auditLog';
 import { TokenVerifier } from '../identity/verifier';
 import { PgPoolRegistry } from '../postgres/pool';

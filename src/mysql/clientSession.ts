@@ -1,6 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Config, RoleConfig, UpstreamConfig } from '../config/types';
+import type { Config, RoleConfig, UpstreamConfig } from '../config/schema';
 import type { Identity } from '../identity/types';
 import { TokenRejectedError } from '../identity/types';
 import type { AuditLog } from '../audit/auditLog';

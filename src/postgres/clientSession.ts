@@ -1,7 +1,7 @@
 import { randomId } from '../core/random';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Config } from '../config/types';
+import type { Config } from '../config/schema';
 import type { Identity } from '../identity/types';
 import { TokenRejectedError } from '../identity/types';
 import { decide } from '../grants/decide';

@@ -1,4 +1,4 @@
-import type { HostPort } from '../config/types';
+import type { HostPort } from '../config/schema';
 import { PgClientSession, type PgSessionDeps } from './clientSession';
 import { SessionListener } from '../net/tcpListener';
 

@@ -1,4 +1,4 @@
-import type { RoleConfig, UpstreamConfig } from '../config/types';
+import type { RoleConfig, UpstreamConfig } from '../config/schema';
 import { connectPgUpstream } from './login';
 import type { PgServerConnection } from './serverConnection';
 import { Pool, type PoolStats } from '../core/pool';
