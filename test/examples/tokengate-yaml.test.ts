@@ -1,12 +1,14 @@
 /**
- * examples/tokengate.yaml is the commented reference config: it must load, and it must show
+ * examples/tokengate.yaml is the commented reference config: it must load, it must validate
+ * against the JSON Schema editors use (its first line points editors at it), and it must show
  * every key the schema accepts (read from the schema itself, so a key added to the schema
  * without an example here fails this test).
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isMap, isPair, isScalar, parseDocument, visit } from 'yaml';
+import Ajv2020 from 'ajv/dist/2020';
+import { isMap, isPair, isScalar, parse, parseDocument, visit } from 'yaml';
 import { configJsonSchema } from '../../src/config/jsonSchema';
 import { loadConfig } from '../../src/config/load';
 
@@ -81,4 +83,12 @@ test('the example loads, once its secrets exist', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the example validates against schema/tokengate.schema.json, which its first line names', () => {
+  const text = readFileSync(EXAMPLE, 'utf8');
+  expect(text.split('\n')[0]).toBe('# yaml-language-server: $schema=../schema/tokengate.schema.json');
+  const committed = JSON.parse(readFileSync(join(ROOT, 'schema/tokengate.schema.json'), 'utf8'));
+  const validate = new Ajv2020({ allErrors: true }).compile(committed);
+  expect(validate(parse(text)) ? [] : validate.errors).toEqual([]);
 });
