@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import winston from 'winston';
-import type { AuditConfig } from '../config/types';
+import type { AuditConfig } from '../config/schema';
 import { log } from '../log';
 import type { AuditEvent } from './events';
 import { formatAuditLine } from './auditLine';

@@ -1,4 +1,4 @@
-import type { Protocol } from '../config/types';
+import type { Protocol } from '../config/schema';
 
 /**
  * Audit records, one JSON line each. Identity fields come from verified claims only;

@@ -1,5 +1,5 @@
 import { loadConfig, resolveConfigPath, ConfigError } from '../config/load';
-import type { Config } from '../config/types';
+import type { Config } from '../config/schema';
 
 export const CONFIG_OPTION_HELP = 'config file (default ./tokengate.yaml, then /etc/tokengate/tokengate.yaml)';
 

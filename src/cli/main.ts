@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerStart } from './start';
 import { registerCheckConfig } from './checkConfig';
+import { registerSchema } from './schema';
 import { registerVerifyToken } from './verifyToken';
 import { registerToken } from './token';
 import { registerDemo } from './demo';
@@ -14,6 +15,7 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError();
   registerStart(program);
   registerCheckConfig(program);
+  registerSchema(program);
   registerVerifyToken(program);
   registerToken(program);
   registerDemo(program);

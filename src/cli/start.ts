@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { startGateway, type Gateway } from '../core/gateway';
 import { configWarnings } from '../config/warnings';
-import type { Config } from '../config/types';
+import type { Config } from '../config/schema';
 import { formatHostPort } from '../config/hostport';
 import { log } from '../log';
 import { CONFIG_OPTION_HELP, exitWithSettingsError, loadConfigOrExit } from './configOption';

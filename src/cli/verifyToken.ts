@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Config, OidcConfig } from '../config/types';
+import type { Config, OidcConfig } from '../config/schema';
 import { TokenVerifier, type TokenReport } from '../identity/verifier';
 import { allowedAccess } from '../grants/decide';
 import { CONFIG_OPTION_HELP, exitWithSettingsError, loadConfigOrExit } from './configOption';

@@ -1,53 +1,145 @@
-import { formatHostPort, isLoopbackHost } from './hostport';
-import { ProblemList } from './problems';
-import type { Config, Protocol } from './types';
+import type { z } from 'zod';
+import { readable, reachable } from './issues';
+import { isMapping } from './messages';
+import type { Config, Protocol } from './schema';
 
-/** Checks that span sections: references between grants and upstreams, issuer rules, TLS pairs. */
+/**
+ * Checks between sections: grants name upstreams, their database aliases and roles, and an alias
+ * must identify one upstream per protocol. They run on the document as far as it was read, even
+ * when other parts have problems, so that all problems come out in one pass; a part that has a
+ * problem of its own is left out rather than reported a second time ("role not defined").
+ */
+
+type Ctx = z.core.$RefinementCtx;
+
+/** The names defined in one mapping (upstreams, an upstream's databases or roles). */
+interface Names {
+  /** Defined, though an entry's own settings may have problems. */
+  defined: string[];
+  /** Written but refused as names: they exist, so nothing is "not defined" because of them. */
+  refused: Set<string>;
+}
+
+/** What the checks know of one upstream; undefined where that part could not be read. */
+interface UpstreamRefs {
+  name: string;
+  protocol?: Protocol;
+  aliases?: Names;
+  roles?: Names;
+}
+
+/** What the checks know of one grant; undefined where that part could not be read. */
+interface GrantRefs {
+  index: number;
+  name?: string;
+  upstream?: string;
+  databases?: string[];
+  roles?: string[];
+}
 
 function list(names: string[]): string {
   return names.length ? names.join(', ') : '(none)';
 }
 
-function checkGrants(config: Config, problems: ProblemList): void {
-  const seen = new Map<string, number>();
-  config.grants.forEach((g, i) => {
-    const path = `grants[${i}]`;
-    if (g.name) {
-      const first = seen.get(g.name);
-      if (first !== undefined) problems.add(`${path}.name`, `grant name "${g.name}" is already used by grants[${first}]; grant names must be unique`);
-      else seen.set(g.name, i);
-    }
-    if (!g.upstream) return;
-    const up = config.upstreams[g.upstream];
-    if (!up) {
-      problems.add(`${path}.upstream`, `upstream "${g.upstream}" is not defined; defined upstreams: ${list(Object.keys(config.upstreams))}`);
-      return;
-    }
-    const aliases = Object.keys(up.databases);
-    for (const db of g.databases) {
-      if (db !== '*' && !aliases.includes(db)) {
-        problems.add(`${path}.databases`, `"${db}" is not a database alias of upstream "${up.name}"; its aliases: ${list(aliases)} (or "*" for all)`);
-      }
-    }
-    const roles = Object.keys(up.roles);
-    for (const role of g.roles) {
-      if (!roles.includes(role)) {
-        problems.add(`${path}.roles`, `role "${role}" is not defined on upstream "${up.name}"; its roles: ${list(roles)}`);
-      }
-    }
+/** The names in the mapping at `path`; undefined when the mapping itself is unusable. */
+function namesAt(value: unknown, issues: Ctx['issues'], path: PropertyKey[]): Names | undefined {
+  if (!isMapping(value) || !reachable(issues, path)) return undefined;
+  const defined = Object.keys(value);
+  const refused = new Set<string>();
+  for (const issue of issues) {
+    const at = issue.path ?? [];
+    const key = at[path.length];
+    // A refused name is missing from the parsed value, but its problem is filed under it.
+    if (typeof key === 'string' && !defined.includes(key) && path.every((p, i) => at[i] === p)) refused.add(key);
+  }
+  return { defined, refused };
+}
+
+interface UpstreamsRefs {
+  names: Names;
+  /** The defined upstreams. */
+  byName: Map<string, UpstreamRefs>;
+}
+
+function upstreamRefs(doc: Record<string, unknown>, issues: Ctx['issues']): UpstreamsRefs | undefined {
+  const ups = doc.upstreams;
+  const names = namesAt(ups, issues, ['upstreams']);
+  if (!isMapping(ups) || !names) return undefined;
+  const byName = new Map<string, UpstreamRefs>();
+  for (const name of names.defined) {
+    const up = isMapping(ups[name]) ? ups[name] : {};
+    byName.set(name, {
+      name,
+      protocol: readable(issues, ['upstreams', name, 'protocol']) ? up.protocol as Protocol : undefined,
+      aliases: namesAt(up.databases, issues, ['upstreams', name, 'databases']),
+      roles: namesAt(up.roles, issues, ['upstreams', name, 'roles']),
+    });
+  }
+  return { names, byName };
+}
+
+function grantRefs(doc: Record<string, unknown>, issues: Ctx['issues']): GrantRefs[] {
+  const grants = doc.grants;
+  if (!Array.isArray(grants) || !reachable(issues, ['grants'])) return [];
+  return grants.map((grant: unknown, index) => {
+    if (!isMapping(grant) || !reachable(issues, ['grants', index])) return { index };
+    const text = (key: string): string | undefined => (readable(issues, ['grants', index, key]) ? grant[key] as string : undefined);
+    // A list with a bad item still names the other items: those are checked too.
+    const names = (key: string): string[] | undefined => {
+      const value = grant[key];
+      return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string' && v.trim() !== '') : undefined;
+    };
+    return { index, name: text('name'), upstream: text('upstream'), databases: names('databases'), roles: names('roles') };
   });
 }
 
+function checkGrants(upstreams: UpstreamsRefs, grants: GrantRefs[], ctx: Ctx): void {
+  const add = (path: PropertyKey[], message: string): void => ctx.addIssue({ code: 'custom', path, message, input: undefined });
+  const seen = new Map<string, number>();
+  for (const g of grants) {
+    const path = ['grants', g.index];
+    if (g.name !== undefined) {
+      const first = seen.get(g.name);
+      if (first !== undefined) add([...path, 'name'], `grant name "${g.name}" is already used by grants[${first}]; grant names must be unique`);
+      else seen.set(g.name, g.index);
+    }
+    if (g.upstream === undefined || upstreams.names.refused.has(g.upstream)) continue;
+    const up = upstreams.byName.get(g.upstream);
+    if (!up) {
+      add([...path, 'upstream'], `upstream "${g.upstream}" is not defined; defined upstreams: ${list(upstreams.names.defined)}`);
+      continue;
+    }
+    const { aliases, roles } = up;
+    if (aliases && g.databases) {
+      for (const db of g.databases) {
+        if (db !== '*' && !aliases.defined.includes(db) && !aliases.refused.has(db)) {
+          add([...path, 'databases'], `"${db}" is not a database alias of upstream "${up.name}"; its aliases: ${list(aliases.defined)} (or "*" for all)`);
+        }
+      }
+    }
+    if (roles && g.roles) {
+      for (const role of g.roles) {
+        if (!roles.defined.includes(role) && !roles.refused.has(role)) {
+          add([...path, 'roles'], `role "${role}" is not defined on upstream "${up.name}"; its roles: ${list(roles.defined)}`);
+        }
+      }
+    }
+  }
+}
+
 /** An agent names only an alias and a protocol, so an alias must identify one upstream per protocol. */
-function checkAliases(config: Config, problems: ProblemList): void {
+function checkAliases(upstreams: UpstreamsRefs, ctx: Ctx): void {
   const owner = new Map<string, string>();
-  for (const up of Object.values(config.upstreams)) {
-    for (const alias of Object.keys(up.databases)) {
+  for (const up of upstreams.byName.values()) {
+    if (!up.protocol || !up.aliases) continue;
+    for (const alias of up.aliases.defined) {
       const key = `${up.protocol}\u0000${alias}`;
       const other = owner.get(key);
       if (other !== undefined) {
-        problems.add(`upstreams.${up.name}.databases.${alias}`,
-          `alias "${alias}" is also defined on ${up.protocol} upstream "${other}"; an agent could not tell which one it gets, so rename one of them`);
+        ctx.addIssue({
+          code: 'custom', path: ['upstreams', up.name, 'databases', alias], input: undefined,
+          message: `alias "${alias}" is also defined on ${up.protocol} upstream "${other}"; an agent could not tell which one it gets, so rename one of them`,
+        });
       } else {
         owner.set(key, up.name);
       }
@@ -55,61 +147,13 @@ function checkAliases(config: Config, problems: ProblemList): void {
   }
 }
 
-function checkUrl(problems: ProblemList, path: string, text: string, what: string): URL | undefined {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    problems.add(path, `expected the ${what} URL (e.g. https://example.okta.com/oauth2/default), got ${JSON.stringify(text.slice(0, 80))}`);
-    return undefined;
-  }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
-    problems.add(path, `must use https (plain http is accepted only for a loopback development issuer), got ${url.protocol.replace(':', '')}`);
-  }
-  return url;
-}
-
-function checkOidc(config: Config, problems: ProblemList): void {
-  const { issuer, jwksUri, devIssuer } = config.oidc;
-  if (issuer) {
-    const url = checkUrl(problems, 'oidc.issuer', issuer, 'issuer');
-    if (url && !url.pathname.includes('/oauth2/') && !devIssuer) {
-      problems.add('oidc.issuer',
-        'has no /oauth2/ in its path: that is the Okta org authorization server, whose access tokens are not meant for other applications; ' +
-        'use a custom authorization server such as https://example.okta.com/oauth2/default (or set devIssuer: true for a development issuer)');
-    }
-  }
-  if (jwksUri) checkUrl(problems, 'oidc.jwksUri', jwksUri, 'JWKS');
-}
-
-function checkTls(config: Config, problems: ProblemList): void {
-  const { certFile, keyFile, allowPlaintextFromLoopback, allowPlaintextFromAnywhere } = config.tls;
-  if (Boolean(certFile) !== Boolean(keyFile)) {
-    problems.add(certFile ? 'tls.keyFile' : 'tls.certFile', 'tls.certFile and tls.keyFile must be set together (the PEM certificate chain and its private key)');
-  }
-  if (!certFile && !keyFile && !allowPlaintextFromLoopback && !allowPlaintextFromAnywhere) {
-    problems.add('tls', 'no client could connect: there is no certificate (certFile/keyFile) and plaintext is refused from everywhere; add a certificate or set allowPlaintextFromLoopback: true');
-  }
-}
-
-function checkListeners(config: Config, problems: ProblemList): void {
-  const used = new Map<string, string>();
-  for (const key of ['postgres', 'mysql', 'admin'] as const) {
-    const hp = config.listen[key];
-    if (!hp) continue;
-    const addr = formatHostPort(hp);
-    const other = used.get(addr);
-    if (other) problems.add(`listen.${key}`, `${addr} is already used by listen.${other}; give each listener its own port`);
-    else used.set(addr, key);
-  }
-}
-
-export function crossCheck(config: Config, problems: ProblemList): void {
-  checkGrants(config, problems);
-  checkAliases(config, problems);
-  checkOidc(config, problems);
-  checkTls(config, problems);
-  checkListeners(config, problems);
+/** A superRefine over the whole document (see whenReadable: it runs even when other parts have problems). */
+export function checkReferences(doc: object, ctx: Ctx): void {
+  if (!isMapping(doc)) return;
+  const upstreams = upstreamRefs(doc, ctx.issues);
+  if (!upstreams) return;
+  checkGrants(upstreams, grantRefs(doc, ctx.issues), ctx);
+  checkAliases(upstreams, ctx);
 }
 
 /** Protocols of upstreams that at least one grant points to. */

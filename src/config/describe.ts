@@ -1,6 +1,6 @@
 import { formatDuration } from './duration';
 import { formatHostPort } from './hostport';
-import type { Config, GrantConfig, GrantMatch, UpstreamConfig } from './types';
+import type { Config, GrantConfig, GrantMatch, UpstreamConfig } from './schema';
 import { configWarnings } from './warnings';
 
 /**

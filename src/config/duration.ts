@@ -10,9 +10,22 @@
 export const MAX_DURATION_MS = 2 ** 31 - 1;
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
+  if (v === null || v === undefined) return 'an empty value';
+  return typeof v === 'object' ? (Array.isArray(v) ? 'a list' : 'a mapping') : String(v);
+}
+
 const EXPECTED = 'expected a duration such as 500ms, 30s, 5m, 1h, 1d or 1h30m (a bare number means seconds)';
 /** One "<number><unit>" part; the whole string must be a sequence of these. */
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
+/** The text forms accepted below, for the schema (and so for editors checking as you type). */
+export const DURATION_TEXT = /^\s*(?:\d+(?:\.\d+)?|(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+)\s*$/;
+/** The message for a value that is not a duration; parseDuration's own messages start the same way. */
+export function notADuration(v: unknown): string {
+  return `${EXPECTED}, got ${describe(v)}`;
+}
 /** Longer inputs cannot be a sensible duration; refusing them keeps the scan bounded. */
 const MAX_TEXT_LENGTH = 64;
 
@@ -21,10 +34,6 @@ export class DurationError extends Error {
     super(message);
     this.name = 'DurationError';
   }
-}
-
-function describe(v: unknown): string {
-  return typeof v === 'string' ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v) : String(v);
 }
 
 function checked(ms: number, original: unknown): number {

@@ -1,53 +1,43 @@
-import { DurationError, parseDuration } from './duration';
-import { joinPath, ProblemList } from './problems';
+import { z } from 'zod';
+import { DURATION_TEXT, DurationError, notADuration, parseDuration } from './duration';
+import { readable } from './issues';
+import { isMapping, shown, typeOf, unknownKeyMessage } from './messages';
 
 /**
- * Typed readers over one YAML mapping. Each reader records a problem (with the key path)
- * instead of throwing, and returns a fallback so reading can go on and report everything.
+ * The building blocks of the config schema: zod schemas for each kind of field, each with an
+ * error map that writes the message a DBA reads ("expected an integer 1-65535, got "abc"").
+ * A missing key arrives as the input `undefined`, so every map can say "is required" itself.
  */
 
-export type Raw = Record<string, unknown>;
+type RawIssue = z.core.$ZodRawIssue;
+type Render = (v: unknown) => string;
 
-export function isMapping(v: unknown): v is Raw {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/** `what` is said after "expected" (or "is required:"); `render` shows the offending value. */
+export function expected(what: string, render: Render = shown, required = `is required: ${what}`) {
+  return (iss: RawIssue): string => (iss.input === undefined ? required : `expected ${what}, got ${render(iss.input)}`);
 }
 
-/** A short, safe rendering of a (non-secret) value for "got ..." in messages. */
-export function shown(v: unknown): string {
-  if (v === null || v === undefined) return 'an empty value';
-  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}...` : v);
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (Array.isArray(v)) return 'a list';
-  return 'a mapping';
+const textError = expected('a non-empty string', shown, 'is required: expected a non-empty string');
+
+/** A non-empty string (kept as written: only the emptiness check ignores blanks). */
+export function text(error: (iss: RawIssue) => string = textError) {
+  return z.string({ error }).regex(/\S/, { error });
 }
 
-/** Like shown(), but names only the type: for values that might be secrets. */
-export function typeOf(v: unknown): string {
-  if (v === null || v === undefined) return 'an empty value';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  return `a ${typeof v}`;
+export function bool() {
+  return z.boolean({ error: expected('true or false') });
 }
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length];
+export function oneOf<const T extends readonly [string, ...string[]]>(choices: T) {
+  const list = choices.join(', ');
+  return z.enum(choices, { error: expected(`one of ${list}`, shown, `is required: one of ${list}`) });
 }
 
-function suggestion(key: string, allowed: readonly string[]): string {
-  const best = allowed
-    .map((k) => ({ k, d: editDistance(key.slice(0, 64), k) }))
-    .sort((x, y) => x.d - y.d)[0];
-  return best && best.d <= 2 ? `; did you mean "${best.k}"?` : '';
+/** A whole number in [min, max]; one check, so a value that is wrong twice is reported once. */
+export function integer(min: number, max: number) {
+  return z.number({ error: expected(`an integer ${min}-${max}`) })
+    .refine((n) => Number.isInteger(n) && n >= min && n <= max, { error: expected(`an integer ${min}-${max}`) })
+    .meta({ type: 'integer', minimum: min, maximum: max });
 }
 
 export interface DurationOptions {
@@ -55,153 +45,112 @@ export interface DurationOptions {
   min?: number;
 }
 
-/** A mapping at a known path whose keys are checked against an allow-list. */
-export class Section {
-  constructor(
-    readonly problems: ProblemList,
-    readonly path: string,
-    readonly raw: Raw,
-  ) {}
-
-  /**
-   * Wraps `value` (expected to be a mapping) and reports keys outside `allowed`.
-   * `sensitive`: where a misplaced value might be a password, report only its type.
-   */
-  static of(problems: ProblemList, path: string, value: unknown, allowed: readonly string[], sensitive = false): Section | undefined {
-    if (!isMapping(value)) {
-      problems.add(path, `expected a mapping with keys ${allowed.join(', ')}, got ${sensitive ? typeOf(value) : shown(value)}`);
-      return undefined;
-    }
-    for (const key of Object.keys(value)) {
-      if (!allowed.includes(key)) {
-        problems.add(joinPath(path, key), `unknown key (allowed here: ${allowed.join(', ')})${suggestion(key, allowed)}`);
+/** "30s", "5m", "1h30m" or a number of seconds; the output is milliseconds. */
+export function duration(opts: DurationOptions = {}) {
+  const min = opts.min ?? 0;
+  const error = (iss: RawIssue): string => notADuration(iss.input);
+  return z.union([z.string({ error }).regex(DURATION_TEXT, { error }), z.number({ error }).min(0, { error })], { error })
+    .transform((v, ctx) => {
+      try {
+        const ms = parseDuration(v);
+        if (ms >= min) return ms;
+        ctx.addIssue({ code: 'custom', message: `must be at least ${min}ms, got ${shown(v)}` });
+      } catch (err) {
+        if (!(err instanceof DurationError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
       }
-    }
-    return new Section(problems, path, value);
-  }
-
-  /** An absent optional section: every reader returns its default. */
-  static empty(path: string): Section {
-    return new Section(new ProblemList(), path, {});
-  }
-
-  at(key: string): string {
-    return joinPath(this.path, key);
-  }
-
-  has(key: string): boolean {
-    return this.raw[key] !== undefined && this.raw[key] !== null;
-  }
-
-  problem(key: string, message: string): void {
-    this.problems.add(this.at(key), message);
-  }
-
-  /** A nested mapping; undefined (with a problem when required) if absent or not a mapping. */
-  section(key: string, allowed: readonly string[], required: boolean): Section | undefined {
-    if (!this.has(key)) {
-      if (required) this.problem(key, `is required: a mapping with keys ${allowed.join(', ')}`);
-      return undefined;
-    }
-    return Section.of(this.problems, this.at(key), this.raw[key], allowed);
-  }
-
-  /** A non-empty string. Missing + no default -> problem (returns ''). */
-  string(key: string, fallback?: string): string {
-    const v = this.raw[key];
-    if (v === undefined || v === null) {
-      if (fallback !== undefined) return fallback;
-      this.problem(key, 'is required: expected a non-empty string');
-      return '';
-    }
-    if (typeof v !== 'string' || v.trim() === '') {
-      this.problem(key, `expected a non-empty string, got ${shown(v)}`);
-      return fallback ?? '';
-    }
-    return v;
-  }
-
-  optionalString(key: string): string | undefined {
-    return this.has(key) ? this.string(key) : undefined;
-  }
-
-  oneOf<T extends string>(key: string, choices: readonly T[], fallback: T): T {
-    const v = this.raw[key];
-    if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) {
-      this.problem(key, `expected one of ${choices.join(', ')}, got ${shown(v)}`);
-      return fallback;
-    }
-    return v as T;
-  }
-
-  integer(key: string, min: number, max: number, fallback: number): number {
-    const v = this.raw[key];
-    if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      this.problem(key, `expected an integer ${min}-${max}, got ${shown(v)}`);
-      return fallback;
-    }
-    return v;
-  }
-
-  boolean(key: string, fallback: boolean): boolean {
-    const v = this.raw[key];
-    if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'boolean') {
-      this.problem(key, `expected true or false, got ${shown(v)}`);
-      return fallback;
-    }
-    return v;
-  }
-
-  /** A duration in ms; `fallback` undefined means optional (returns undefined when absent). */
-  duration(key: string, fallback: string, opts?: DurationOptions): number;
-  duration(key: string, fallback: undefined, opts?: DurationOptions): number | undefined;
-  duration(key: string, fallback: string | undefined, opts: DurationOptions = {}): number | undefined {
-    const v = this.raw[key];
-    const fallbackMs = fallback === undefined ? undefined : parseDuration(fallback);
-    if (v === undefined || v === null) return fallbackMs;
-    try {
-      if (typeof v !== 'string' && typeof v !== 'number') throw new DurationError(`expected a duration such as 30s or 5m, got ${shown(v)}`);
-      const ms = parseDuration(v);
-      const min = opts.min ?? 0;
-      if (ms < min) {
-        this.problem(key, `must be at least ${min}ms, got ${shown(v)}`);
-        return fallbackMs;
-      }
-      return ms;
-    } catch (err) {
-      this.problem(key, err instanceof DurationError ? err.message : String(err));
-      return fallbackMs;
-    }
-  }
-
-  /**
-   * A list of non-empty strings. A single string is accepted as a one-item list.
-   * `fallback` undefined means required; an empty list is a problem unless allowEmpty.
-   */
-  stringList(key: string, fallback: string[] | undefined, allowEmpty = false): string[] {
-    const v = this.raw[key];
-    if (v === undefined || v === null) {
-      if (fallback !== undefined) return fallback;
-      this.problem(key, 'is required: expected a list of strings');
-      return [];
-    }
-    const items = typeof v === 'string' ? [v] : v;
-    if (!Array.isArray(items)) {
-      this.problem(key, `expected a list of strings, got ${shown(v)}`);
-      return fallback ?? [];
-    }
-    const out: string[] = [];
-    items.forEach((item, i) => {
-      if (typeof item !== 'string' || item.trim() === '') {
-        this.problems.add(`${this.at(key)}[${i}]`, `expected a non-empty string, got ${shown(item)}`);
-      } else {
-        out.push(item);
-      }
+      return z.NEVER;
     });
-    if (items.length === 0 && !allowEmpty) this.problem(key, 'must list at least one value');
-    return out;
-  }
+}
+
+export interface ListOptions {
+  /** An empty list is accepted (default: at least one value). */
+  allowEmpty?: boolean;
+}
+
+/** A list of non-empty strings; a single string is accepted as a one-item list. */
+export function stringList(opts: ListOptions = {}) {
+  const error = expected('a list of strings', shown, 'is required: expected a list of strings');
+  const list = z.array(text(), { error });
+  return z.union([text().transform((s) => [s]), opts.allowEmpty ? list : list.min(1, { error: 'must list at least one value' })], { error });
+}
+
+export interface SectionOptions {
+  /** Where a misplaced value might be a password: name only its type. */
+  sensitive?: boolean;
+  /** Leave absent optional keys out of the output; by default every key is there, undefined when absent. */
+  omitAbsent?: boolean;
+}
+
+/**
+ * The mapping as zod should see it: keys left empty in YAML (`tls:` with everything below
+ * commented out) count as absent, and absent keys are listed as undefined unless `omitAbsent`.
+ */
+function normalized(keys: readonly string[], opts: SectionOptions) {
+  return (v: unknown): unknown => {
+    if (!isMapping(v)) return v;
+    // Only known keys: an unknown key is reported even when its value is empty.
+    const given = Object.entries(v).filter(([key, value]) => value !== null || !keys.includes(key));
+    return Object.fromEntries(opts.omitAbsent ? given : [...keys.map((key) => [key, undefined]), ...given]);
+  };
+}
+
+/** A mapping with exactly these keys; an unknown key is a problem, with a suggestion when it looks like a typo. */
+export function section<S extends z.ZodRawShape>(shape: S, opts: SectionOptions = {}) {
+  const keys = Object.keys(shape);
+  const mapping = expected(`a mapping with keys ${keys.join(', ')}`, opts.sensitive ? typeOf : shown);
+  return z.preprocess(normalized(keys, opts), z.strictObject(shape, {
+    // One line per unknown key, in the issue's order: issues.ts gives each its own path.
+    error: (iss) => (iss.code === 'unrecognized_keys' ? iss.keys.map((key) => unknownKeyMessage(key, keys)).join('\n') : mapping(iss)),
+  }));
+}
+
+/**
+ * For a check across the fields of one mapping. Zod skips such checks once anything in the
+ * mapping failed; this runs it whenever the listed fields themselves were read without problems,
+ * so that every problem is still reported in one pass. The check sees those fields parsed.
+ */
+export function whenReadable(...keys: string[]): z.core.$ZodSuperRefineParams {
+  return { when: (payload) => isMapping(payload.value) && keys.every((key) => readable(payload.issues, [key])) };
+}
+
+/** Names of upstreams, aliases, roles and grants: they appear in startup packets, logs and messages. */
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.$-]{0,62}$/;
+const NAME_RULE = 'start with a letter, digit or _, then letters, digits, _ . $ -, at most 63 characters';
+/** Names that would reach Object.prototype when used as record keys (load.ts refuses __proto__ everywhere). */
+const RESERVED_NAMES = ['__proto__', 'constructor', 'prototype'];
+
+/** A name (`what` is "upstream", "role", ...), as a record key or a value. */
+export function name(what: string) {
+  return z.string({ error: textError })
+    .regex(NAME, { error: (iss) => `${what} name ${shown(iss.input)} is not valid: names ${NAME_RULE}` })
+    .refine((n) => !RESERVED_NAMES.includes(n), { error: (iss) => `${what} name ${shown(iss.input)} is reserved; choose another name` });
+}
+
+export interface MapOptions {
+  /** After "expected", e.g. "a mapping of role name -> { user, password | passwordFile }". */
+  what: string;
+  /** The problem for an empty mapping. */
+  empty: string;
+  sensitive?: boolean;
+}
+
+/** A mapping from names to values, with at least one entry. */
+export function nameMap<K extends z.core.$ZodType<string, string>, V extends z.ZodType>(key: K, value: V, opts: MapOptions) {
+  return z.record(key, value, { error: expected(opts.what, opts.sensitive ? typeOf : shown) })
+    .refine((entries) => Object.keys(entries).length > 0, { error: opts.empty })
+    .meta({ minProperties: 1 });
+}
+
+/** Each entry of a name map also carries its name, so code holding one entry knows which it is. */
+export function withNames<V extends object>(entries: Record<string, V>): Record<string, { name: string } & V> {
+  return Object.fromEntries(Object.entries(entries).map(([key, value]) => [key, { name: key, ...value }]));
+}
+
+/** `clockSkew: 30s` in YAML is `clockSkewMs: 30000` in the Config: the unit is in the name where the number is used. */
+export type WithMsKeys<T, K extends keyof T> = { [P in keyof T as P extends K ? `${P & string}Ms` : P]: T[P] };
+
+export function withMsKeys<T extends object, K extends keyof T & string>(obj: T, keys: readonly K[]): WithMsKeys<T, K> {
+  const renamed = Object.entries(obj).map(([key, value]) => [(keys as readonly string[]).includes(key) ? `${key}Ms` : key, value]);
+  return Object.fromEntries(renamed) as WithMsKeys<T, K>;
 }

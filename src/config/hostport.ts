@@ -1,4 +1,4 @@
-import type { HostPort } from './types';
+import type { HostPort } from './schema';
 
 /** Why a "host:port" string was refused; written to follow "expected ... got". */
 export class HostPortError extends Error {}
@@ -6,7 +6,7 @@ export class HostPortError extends Error {}
 const EXAMPLE = 'expected "host:port" such as 127.0.0.1:6432, 0.0.0.0:6432 or [::1]:6432';
 
 /** Parses "host:port" and "[ipv6]:port". The port must be 1-65535; 0 (any free port) only for listeners. */
-export function parseHostPort(text: string, allowAnyPort = false): HostPort {
+export function parseHostPort(text: string, allowAnyPort = false): { host: string; port: number } {
   const shownText = JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}...` : text);
   const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]\s]+):(\d{1,5})$/.exec(text);
   if (!m) {

@@ -1,11 +1,11 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { crossCheck } from './crossChecks';
 import { quoteEnvReferences } from './envRefs';
-import { ConfigError, ProblemList } from './problems';
-import { readConfig } from './schema';
-import type { Config } from './types';
+import { formatPath, problemsFrom } from './issues';
+import { isMapping } from './messages';
+import { ConfigError, type ConfigProblem } from './problems';
+import { type Config, configSchema } from './schema';
 
 /** The public entry points for reading tokengate.yaml into a validated Config. */
 
@@ -81,23 +81,43 @@ function yamlError(source: string, errors: { message: string }[]): ConfigError {
   return new ConfigError(source, problems);
 }
 
+/**
+ * A `__proto__` key would reach Object.prototype in code that copies the config, and zod's records
+ * skip it silently: refuse it wherever it appears (removing it, so nothing after this sees it).
+ */
+function removeProtoKeys(value: unknown, path: PropertyKey[], problems: ConfigProblem[], seen = new WeakSet<object>()): void {
+  if (typeof value !== 'object' || value === null || seen.has(value)) return;
+  seen.add(value);
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => removeProtoKeys(item, [...path, i], problems, seen));
+    return;
+  }
+  if (!isMapping(value)) return;
+  if (Object.prototype.hasOwnProperty.call(value, '__proto__')) {
+    problems.push({ path: formatPath([...path, '__proto__']), message: 'the key name "__proto__" is reserved; choose another name' });
+    delete value.__proto__;
+  }
+  for (const [key, item] of Object.entries(value)) removeProtoKeys(item, [...path, key], problems, seen);
+}
+
 /** Parses and validates config text; `source` names it in messages. Throws one ConfigError listing every problem. */
 export function parseConfig(yamlText: string, source: string, env: NodeJS.ProcessEnv = process.env, baseDir?: string): Config {
   if (Buffer.byteLength(yamlText, 'utf8') > MAX_CONFIG_BYTES) {
     throw new ConfigError(source, [{ path: '', message: `the config is larger than ${MAX_CONFIG_BYTES} bytes` }]);
   }
-  const problems = new ProblemList();
   const doc = parseDocument(quoteEnvReferences(yamlText), { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) throw yamlError(source, doc.errors);
   let data: unknown;
   try {
     // maxAliasCount bounds "billion laughs" alias expansion.
-    data = doc.toJS({ maxAliasCount: 100 });
+    data = doc.toJS({ maxAliasCount: 100 }) ?? {};
   } catch (err) {
     throw yamlError(source, [err as Error]);
   }
-  const config = readConfig({ problems, env, baseDir: baseDir ?? dirname(resolve(source)) }, data, source);
-  crossCheck(config, problems);
-  if (!problems.empty) throw new ConfigError(source, problems.items);
-  return config;
+  const problems: ConfigProblem[] = [];
+  removeProtoKeys(data, [], problems);
+  const result = configSchema({ source, env, baseDir: baseDir ?? dirname(resolve(source)) }).safeParse(data);
+  if (!result.success) problems.push(...problemsFrom(result.error.issues));
+  if (problems.length > 0 || !result.success) throw new ConfigError(source, problems);
+  return result.data;
 }

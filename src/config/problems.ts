@@ -19,22 +19,3 @@ export class ConfigError extends Error {
     this.problems = problems;
   }
 }
-
-/** Collects problems while the config is read; the loader throws once at the end. */
-export class ProblemList {
-  readonly items: ConfigProblem[] = [];
-
-  add(path: string, message: string): void {
-    this.items.push({ path, message });
-  }
-
-  get empty(): boolean {
-    return this.items.length === 0;
-  }
-}
-
-/** Joins key paths: ("upstreams", "app-pg") -> "upstreams.app-pg"; indices are pre-formatted as "[0]". */
-export function joinPath(base: string, key: string): string {
-  if (base === '') return key;
-  return key.startsWith('[') ? `${base}${key}` : `${base}.${key}`;
-}

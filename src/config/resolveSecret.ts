@@ -9,13 +9,14 @@ import { Secret } from './secret';
 
 export class SecretError extends Error {}
 
-const ENV_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+/** `${NAME}`, alone (surrounding blanks allowed): the only accepted form of `password:`. */
+export const ENV_REF = /^\s*\$\{([A-Za-z_][A-Za-z0-9_]*)\}\s*$/;
 /** A password file larger than this is certainly the wrong file; refuse rather than read it all. */
 const MAX_SECRET_FILE_BYTES = 64 * 1024;
 
 /** The variable name in a "${VAR}" reference, or undefined when `text` is anything else. */
 export function envReference(text: unknown): string | undefined {
-  return typeof text === 'string' ? ENV_REF.exec(text.trim())?.[1] : undefined;
+  return typeof text === 'string' ? ENV_REF.exec(text)?.[1] : undefined;
 }
 
 export function secretFromEnv(name: string, env: NodeJS.ProcessEnv): Secret {

@@ -1,337 +1,321 @@
 import { isAbsolute, resolve } from 'node:path';
-import { isMapping, Section, shown, typeOf } from './fields';
-import { HostPortError, parseHostPort } from './hostport';
-import { joinPath, ProblemList } from './problems';
-import { envReference, SecretError, secretFromEnv, secretFromFile } from './resolveSecret';
-import { Secret } from './secret';
-import type {
-  AuditConfig,
-  Config,
-  GrantConfig,
-  GrantMatch,
-  ListenConfig,
-  OidcConfig,
-  PoolConfig,
-  Protocol,
-  RoleConfig,
-  SessionConfig,
-  TlsConfig,
-  UpstreamConfig,
-  UpstreamTlsMode,
-} from './types';
+import { z } from 'zod';
+import { checkReferences } from './crossChecks';
+import {
+  bool, duration, expected, integer, name, nameMap, oneOf, section, stringList, text, whenReadable, withMsKeys, withNames,
+} from './fields';
+import { formatHostPort, HostPortError, isLoopbackHost, parseHostPort } from './hostport';
+import { readable } from './issues';
+import { shown, typeOf } from './messages';
+import { ENV_REF, envReference, SecretError, secretFromEnv, secretFromFile } from './resolveSecret';
+import type { Secret } from './secret';
 
 /**
- * The accepted shape of tokengate.yaml, read section by section into the typed Config.
- * Per-field checks live here; checks across sections live in crossChecks.ts.
+ * tokengate.yaml, described once. The schema checks the YAML as written (durations as "30s",
+ * passwords as ${ENV}) and turns it into the typed Config the gateway runs on (durations in ms,
+ * resolved Secrets, absolute file paths, names filled in): every Config type below is its output.
+ * The same definition, read from its input side, is the JSON Schema editors use (jsonSchema.ts).
+ *
+ * It is built per load by configSchema(context) because reading a config resolves secrets and
+ * relative paths: an unset variable or an unreadable password file is a problem at a key path
+ * like any other, reported in the same pass, and the output needs no second "resolved" type.
  */
 
-export interface ReadContext {
-  problems: ProblemList;
+export interface ConfigContext {
+  /** Where the config came from, for Config.source and messages. */
+  source: string;
   env: NodeJS.ProcessEnv;
   /** Relative file paths (passwordFile, certFile, ...) are resolved against this. */
   baseDir: string;
 }
 
-export const TOP_KEYS = ['listen', 'tls', 'oidc', 'upstreams', 'grants', 'audit', 'session'] as const;
-const LISTEN_KEYS = ['postgres', 'mysql', 'admin'] as const;
-const TLS_KEYS = ['certFile', 'keyFile', 'allowPlaintextFromLoopback', 'allowPlaintextFromAnywhere'] as const;
-const OIDC_KEYS = [
-  'issuer', 'audience', 'jwksUri', 'algorithms', 'clockSkew', 'maxTokenLifetime', 'requiredScopes',
-  'groupsClaim', 'fetchTimeout', 'jwksCooldown', 'jwksCacheMaxAge', 'devIssuer',
-] as const;
-const UPSTREAM_KEYS = ['protocol', 'host', 'port', 'tls', 'caFile', 'pool', 'databases', 'roles'] as const;
-const POOL_KEYS = ['maxConnections', 'idleTimeout', 'maxLifetime', 'acquireTimeout'] as const;
-const ROLE_KEYS = ['user', 'password', 'passwordFile'] as const;
-const GRANT_KEYS = ['name', 'match', 'upstream', 'databases', 'roles'] as const;
-export const MATCH_KEYS = ['groups', 'clients', 'scopes', 'subjects'] as const;
-const AUDIT_KEYS = ['file', 'queries', 'maxQueryBytes'] as const;
-const SESSION_KEYS = ['authTimeout', 'expiryGrace'] as const;
-
-export const PROTOCOLS: readonly Protocol[] = ['postgres', 'mysql'];
+export const PROTOCOLS = ['postgres', 'mysql'] as const;
 export const DEFAULT_PORTS: Record<Protocol, number> = { postgres: 5432, mysql: 3306 };
-const UPSTREAM_TLS_MODES: readonly UpstreamTlsMode[] = ['disable', 'prefer', 'require', 'verify-full'];
+const UPSTREAM_TLS_MODES = ['disable', 'prefer', 'require', 'verify-full'] as const;
+export const MATCH_KEYS = ['groups', 'clients', 'scopes', 'subjects'] as const;
 
 /** Asymmetric JWS algorithms only: `none` and HS* would let anyone holding the secret mint tokens. */
 export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
-/** Names of upstreams, aliases, roles and grants: they appear in startup packets, logs and messages. */
-const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.$-]{0,62}$/;
-const NAME_RULE = 'start with a letter, digit or _, then letters, digits, _ . $ -, at most 63 characters';
-/** Names that would reach Object.prototype when used as record keys. */
-const RESERVED_NAMES = ['__proto__', 'constructor', 'prototype'];
-
-/** Records a problem and returns false for an invalid name; callers then skip the entry. */
-function checkName(problems: ProblemList, path: string, name: string, what: string): boolean {
-  if (RESERVED_NAMES.includes(name)) {
-    problems.add(path, `${what} name ${shown(name)} is reserved; choose another name`);
-    return false;
-  }
-  if (!NAME.test(name)) {
-    problems.add(path, `${what} name ${shown(name)} is not valid: names ${NAME_RULE}`);
-    return false;
-  }
-  return true;
-}
-
-function filePath(ctx: ReadContext, p: string | undefined): string | undefined {
-  if (p === undefined || p === '') return p;
+function absolute(ctx: ConfigContext, p: string): string {
   return isAbsolute(p) ? p : resolve(ctx.baseDir, p);
 }
 
-function readListen(ctx: ReadContext, root: Section): ListenConfig {
-  const s = root.section('listen', LISTEN_KEYS, true);
-  const out: ListenConfig = {};
-  if (!s) return out;
-  for (const key of LISTEN_KEYS) {
-    if (!s.has(key)) continue;
-    const text = s.raw[key];
-    if (typeof text !== 'string' && typeof text !== 'number') {
-      s.problem(key, `expected "host:port" such as 127.0.0.1:6432, got ${shown(text)}`);
-      continue;
-    }
+function filePath(ctx: ConfigContext) {
+  return text().transform((p) => absolute(ctx, p));
+}
+
+const LISTEN_EXAMPLE = 'expected "host:port" such as 127.0.0.1:6432';
+
+/** "host:port" ("[::1]:6432" for IPv6); port 0 picks any free port. */
+function listenAddress() {
+  const toHostPort = (text: string): ReturnType<typeof parseHostPort> | string => {
     try {
-      out[key] = parseHostPort(String(text).trim(), true);
+      return parseHostPort(text.trim(), true);
     } catch (err) {
       if (!(err instanceof HostPortError)) throw err;
-      s.problem(key, err.message);
+      return err.message;
     }
-  }
-  if (!out.postgres && !out.mysql && !s.has('postgres') && !s.has('mysql')) {
-    ctx.problems.add('listen', 'needs at least one client listener: postgres (e.g. 127.0.0.1:6432) and/or mysql (e.g. 127.0.0.1:6033)');
-  }
-  return out;
-}
-
-function readTls(ctx: ReadContext, root: Section): TlsConfig {
-  const s = root.section('tls', TLS_KEYS, false);
-  return {
-    certFile: filePath(ctx, s?.optionalString('certFile')),
-    keyFile: filePath(ctx, s?.optionalString('keyFile')),
-    allowPlaintextFromLoopback: s?.boolean('allowPlaintextFromLoopback', true) ?? true,
-    allowPlaintextFromAnywhere: s?.boolean('allowPlaintextFromAnywhere', false) ?? false,
   };
-}
-
-function readAlgorithms(s: Section): string[] {
-  const algs = s.stringList('algorithms', ['RS256']);
-  for (const alg of algs) {
-    if (alg.toLowerCase() === 'none' || /^HS\d+$/i.test(alg)) {
-      s.problem('algorithms', `${shown(alg)} is not allowed: unsigned and shared-secret (HS*) tokens could be forged by anyone holding the secret; use an asymmetric algorithm such as RS256 (Okta signs with RS256)`);
-    } else if (!ALLOWED_ALGORITHMS.includes(alg)) {
-      s.problem('algorithms', `unknown algorithm ${shown(alg)}; expected some of ${ALLOWED_ALGORITHMS.join(', ')}`);
-    }
-  }
-  return algs;
-}
-
-function readOidc(root: Section): OidcConfig {
-  const s = root.section('oidc', OIDC_KEYS, true);
-  const o = s ?? Section.empty('oidc');
-  return {
-    issuer: s ? s.string('issuer') : '',
-    audience: s ? s.stringList('audience', undefined) : [],
-    jwksUri: o.optionalString('jwksUri'),
-    algorithms: readAlgorithms(o),
-    clockSkewMs: o.duration('clockSkew', '30s'),
-    maxTokenLifetimeMs: o.duration('maxTokenLifetime', undefined, { min: 1000 }),
-    requiredScopes: o.stringList('requiredScopes', [], true),
-    groupsClaim: o.string('groupsClaim', 'groups'),
-    fetchTimeoutMs: o.duration('fetchTimeout', '5s', { min: 1 }),
-    jwksCooldownMs: o.duration('jwksCooldown', '30s'),
-    jwksCacheMaxAgeMs: o.duration('jwksCacheMaxAge', '10m', { min: 1000 }),
-    devIssuer: o.boolean('devIssuer', false),
-  };
-}
-
-function readPool(s: Section | undefined): PoolConfig {
-  const p = s ?? Section.empty('pool');
-  return {
-    maxConnections: p.integer('maxConnections', 1, 10_000, 20),
-    idleTimeoutMs: p.duration('idleTimeout', '5m', { min: 1000 }),
-    maxLifetimeMs: p.duration('maxLifetime', '1h', { min: 1000 }),
-    acquireTimeoutMs: p.duration('acquireTimeout', '10s', { min: 1 }),
-  };
-}
-
-function readDatabases(ctx: ReadContext, s: Section): Record<string, string> {
-  const out: Record<string, string> = {};
-  const raw = s.raw.databases;
-  if (!isMapping(raw)) {
-    s.problem('databases', `is required: a mapping of client-facing alias -> real database name (e.g. app: app_production), got ${shown(raw)}`);
-    return out;
-  }
-  const path = s.at('databases');
-  for (const [alias, real] of Object.entries(raw)) {
-    if (!checkName(ctx.problems, joinPath(path, alias), alias, 'database alias')) continue;
-    if (typeof real !== 'string' || real.trim() === '') {
-      ctx.problems.add(joinPath(path, alias), `expected the real database name (a non-empty string), got ${shown(real)}`);
-      continue;
-    }
-    out[alias] = real;
-  }
-  if (Object.keys(raw).length === 0) s.problem('databases', 'must map at least one alias to a database');
-  return out;
-}
-
-function readRolePassword(ctx: ReadContext, r: Section): Secret {
-  const placeholder = new Secret('', 'unresolved');
-  const hasPassword = r.has('password');
-  const hasFile = r.has('passwordFile');
-  if (hasPassword === hasFile) {
-    ctx.problems.add(r.path, hasPassword
-      ? 'set either password or passwordFile, not both'
-      : 'needs a password: password: ${ENV_VAR} or passwordFile: /path/to/file');
-    return placeholder;
-  }
-  try {
-    if (hasPassword) {
-      // Never echo this value: it may be a real password typed inline by mistake.
-      const name = envReference(r.raw.password);
-      if (name === undefined) {
-        r.problem('password', `inline passwords are not accepted (got ${typeOf(r.raw.password)}, not shown); write password: \${SOME_ENV_VAR} and set that variable, or use passwordFile: /path/to/file`);
-        return placeholder;
-      }
-      return secretFromEnv(name, ctx.env);
-    }
-    const file = r.raw.passwordFile;
-    if (typeof file !== 'string' || file.trim() === '') {
-      r.problem('passwordFile', `expected a file path, got ${typeOf(file)}`);
-      return placeholder;
-    }
-    return secretFromFile(file, ctx.baseDir);
-  } catch (err) {
-    if (!(err instanceof SecretError)) throw err;
-    r.problem(hasPassword ? 'password' : 'passwordFile', err.message);
-    return placeholder;
-  }
-}
-
-function readRoles(ctx: ReadContext, s: Section): Record<string, RoleConfig> {
-  const out: Record<string, RoleConfig> = {};
-  const raw = s.raw.roles;
-  if (!isMapping(raw)) {
-    s.problem('roles', `is required: a mapping of role name -> { user, password | passwordFile }, got ${typeOf(raw)}`);
-    return out;
-  }
-  const path = s.at('roles');
-  for (const [name, value] of Object.entries(raw)) {
-    const rolePath = joinPath(path, name);
-    if (!checkName(ctx.problems, rolePath, name, 'role')) continue;
-    const r = Section.of(ctx.problems, rolePath, value, ROLE_KEYS, true);
-    if (!r) {
-      // Keep the name so grants that use it do not report a second, misleading problem.
-      out[name] = { name, user: '', password: new Secret('', 'unresolved') };
-      continue;
-    }
-    out[name] = { name, user: r.string('user'), password: readRolePassword(ctx, r) };
-  }
-  if (Object.keys(raw).length === 0) s.problem('roles', 'must define at least one role');
-  return out;
-}
-
-function readUpstream(ctx: ReadContext, name: string, path: string, value: unknown): UpstreamConfig | undefined {
-  if (!checkName(ctx.problems, path, name, 'upstream')) return undefined;
-  const s = Section.of(ctx.problems, path, value, UPSTREAM_KEYS);
-  if (!s) return undefined;
-  let protocol: Protocol = 'postgres';
-  if (!s.has('protocol')) s.problem('protocol', `is required: one of ${PROTOCOLS.join(', ')}`);
-  else protocol = s.oneOf('protocol', PROTOCOLS, 'postgres');
-  const tls = s.oneOf('tls', UPSTREAM_TLS_MODES, 'prefer');
-  const caFile = filePath(ctx, s.optionalString('caFile'));
-  if (tls === 'verify-full' && !caFile) {
-    s.problem('caFile', 'is required when tls is verify-full: the CA certificate (PEM) that signed the database server certificate');
-  }
-  return {
-    name,
-    protocol,
-    host: s.string('host'),
-    port: s.integer('port', 1, 65535, DEFAULT_PORTS[protocol]),
-    tls,
-    caFile,
-    pool: readPool(s.section('pool', POOL_KEYS, false)),
-    databases: readDatabases(ctx, s),
-    roles: readRoles(ctx, s),
-  };
-}
-
-function readUpstreams(ctx: ReadContext, root: Section): Record<string, UpstreamConfig> {
-  const out: Record<string, UpstreamConfig> = {};
-  const raw = root.raw.upstreams;
-  if (!isMapping(raw) || Object.keys(raw).length === 0) {
-    root.problem('upstreams', `is required: a mapping of upstream name -> { protocol, host, port, databases, roles }, got ${shown(raw)}`);
-    return out;
-  }
-  for (const [name, value] of Object.entries(raw)) {
-    const up = readUpstream(ctx, name, joinPath('upstreams', name), value);
-    if (up) out[name] = up;
-  }
-  return out;
-}
-
-function readMatch(ctx: ReadContext, g: Section): GrantMatch {
-  const m = g.section('match', MATCH_KEYS, true);
-  const out: GrantMatch = {};
-  if (!m) return out;
-  for (const key of MATCH_KEYS) {
-    if (m.has(key)) out[key] = m.stringList(key, undefined);
-  }
-  if (Object.keys(out).length === 0) {
-    ctx.problems.add(m.path, `needs at least one of ${MATCH_KEYS.join(', ')}: a grant that matches everyone is not allowed`);
-  }
-  return out;
-}
-
-function readGrants(ctx: ReadContext, root: Section): GrantConfig[] {
-  const raw = root.raw.grants;
-  if (raw === undefined || raw === null) return [];
-  if (!Array.isArray(raw)) {
-    root.problem('grants', `expected a list of grants (- name: ..., match: ..., upstream: ..., databases: [...], roles: [...]), got ${shown(raw)}`);
-    return [];
-  }
-  const out: GrantConfig[] = [];
-  raw.forEach((value, i) => {
-    const g = Section.of(ctx.problems, `grants[${i}]`, value, GRANT_KEYS);
-    if (!g) return;
-    const name = g.string('name');
-    if (name) checkName(ctx.problems, g.at('name'), name, 'grant');
-    const databases = g.stringList('databases', undefined);
-    if (databases.includes('*') && databases.length > 1) {
-      g.problem('databases', `"*" (every database of the upstream) must be the only entry`);
-    }
-    out.push({ name, match: readMatch(ctx, g), upstream: g.string('upstream'), databases, roles: g.stringList('roles', undefined) });
+  return z.string({
+    // A bare port (`postgres: 6432`) is a number in YAML: explain it as the text it was meant to be.
+    error: (iss) => (typeof iss.input === 'number' ? String(toHostPort(String(iss.input))) : `${LISTEN_EXAMPLE}, got ${shown(iss.input)}`),
+  }).meta({ examples: ['127.0.0.1:6432', '0.0.0.0:6033', '[::1]:6432'] }).transform((text, ctx) => {
+    const hp = toHostPort(text);
+    if (typeof hp !== 'string') return hp;
+    ctx.addIssue({ code: 'custom', message: hp });
+    return z.NEVER;
   });
-  return out;
 }
 
-function readAudit(ctx: ReadContext, root: Section): AuditConfig {
-  const s = root.section('audit', AUDIT_KEYS, false);
-  const file = s?.string('file', 'stdout') ?? 'stdout';
-  return {
-    file: file === 'stdout' || file === 'stderr' ? file : (filePath(ctx, file) as string),
-    queries: s?.boolean('queries', true) ?? true,
-    maxQueryBytes: s?.integer('maxQueryBytes', 0, 1024 * 1024, 4096) ?? 4096,
-  };
+function listenSchema() {
+  return section({
+    postgres: listenAddress().optional().describe('host:port of the PostgreSQL listener for agents (omit to disable)'),
+    mysql: listenAddress().optional().describe('host:port of the MySQL/MariaDB listener for agents (omit to disable)'),
+    admin: listenAddress().optional().describe('host:port of the admin (health and metrics) HTTP endpoint (omit to disable)'),
+  }, { omitAbsent: true }).superRefine((listen, ctx) => {
+    if (listen.postgres === undefined && listen.mysql === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'needs at least one client listener: postgres (e.g. 127.0.0.1:6432) and/or mysql (e.g. 127.0.0.1:6033)' });
+    }
+    const used = new Map<string, string>();
+    for (const key of ['postgres', 'mysql', 'admin'] as const) {
+      const hp = listen[key];
+      if (!hp || !readable(ctx.issues, [key])) continue;
+      const addr = formatHostPort(hp);
+      const other = used.get(addr);
+      if (other) ctx.addIssue({ code: 'custom', path: [key], message: `${addr} is already used by listen.${other}; give each listener its own port` });
+      else used.set(addr, key);
+    }
+  }, whenReadable()).describe('Where tokengate listens. At least one of postgres and mysql.');
 }
 
-function readSession(root: Section): SessionConfig {
-  const s = root.section('session', SESSION_KEYS, false) ?? Section.empty('session');
-  return {
-    authTimeoutMs: s.duration('authTimeout', '15s', { min: 100 }),
-    expiryGraceMs: s.duration('expiryGrace', '0s'),
-  };
+function tlsSchema(ctx: ConfigContext) {
+  return section({
+    certFile: filePath(ctx).optional().describe('PEM certificate chain for client TLS (SSLRequest and PG17 direct TLS); set together with keyFile'),
+    keyFile: filePath(ctx).optional().describe('PEM private key of certFile'),
+    allowPlaintextFromLoopback: bool().default(true).describe('accept a token without TLS from 127.0.0.0/8 and ::1'),
+    allowPlaintextFromAnywhere: bool().default(false).describe("accept a token without TLS from any address (dangerous: don't)"),
+  }).superRefine((tls, c) => {
+    if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) {
+      c.addIssue({ code: 'custom', path: [tls.certFile ? 'keyFile' : 'certFile'], message: 'tls.certFile and tls.keyFile must be set together (the PEM certificate chain and its private key)' });
+    }
+    if (!tls.certFile && !tls.keyFile && !tls.allowPlaintextFromLoopback && !tls.allowPlaintextFromAnywhere) {
+      c.addIssue({ code: 'custom', message: 'no client could connect: there is no certificate (certFile/keyFile) and plaintext is refused from everywhere; add a certificate or set allowPlaintextFromLoopback: true' });
+    }
+  }, whenReadable('certFile', 'keyFile', 'allowPlaintextFromLoopback', 'allowPlaintextFromAnywhere'))
+    .describe('TLS for agent connections: tokens are bearer credentials, so plaintext is refused except from this machine.');
 }
 
-/** Reads the parsed YAML document into a Config, recording every per-field problem in ctx. */
-export function readConfig(ctx: ReadContext, doc: unknown, source: string): Config {
-  const root = Section.of(ctx.problems, '', doc ?? {}, TOP_KEYS) ?? new Section(ctx.problems, '', {});
-  return {
-    source,
-    listen: readListen(ctx, root),
-    tls: readTls(ctx, root),
-    oidc: readOidc(root),
-    upstreams: readUpstreams(ctx, root),
-    grants: readGrants(ctx, root),
-    audit: readAudit(ctx, root),
-    session: readSession(root),
-  };
+/** An https URL (plain http only on a loopback host, for a development issuer). */
+function url(what: string) {
+  return text().superRefine((text, ctx) => {
+    if (text.trim() === '') return; // reported as empty
+    let parsed: URL;
+    try {
+      parsed = new URL(text);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `expected the ${what} URL (e.g. https://example.okta.com/oauth2/default), got ${JSON.stringify(text.slice(0, 80))}` });
+      return;
+    }
+    if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && isLoopbackHost(parsed.hostname))) {
+      ctx.addIssue({ code: 'custom', message: `must use https (plain http is accepted only for a loopback development issuer), got ${parsed.protocol.replace(':', '')}` });
+    }
+  });
 }
+
+function algorithms() {
+  return stringList().superRefine((algs, ctx) => {
+    // Runs on a list with bad items too (see `when`): its good items are checked as well.
+    for (const alg of algs.filter((a): a is string => typeof a === 'string' && a.trim() !== '')) {
+      if (alg.toLowerCase() === 'none' || /^HS\d+$/i.test(alg)) {
+        ctx.addIssue({ code: 'custom', message: `${shown(alg)} is not allowed: unsigned and shared-secret (HS*) tokens could be forged by anyone holding the secret; use an asymmetric algorithm such as RS256 (Okta signs with RS256)` });
+      } else if (!ALLOWED_ALGORITHMS.includes(alg)) {
+        ctx.addIssue({ code: 'custom', message: `unknown algorithm ${shown(alg)}; expected some of ${ALLOWED_ALGORITHMS.join(', ')}` });
+      }
+    }
+  }, { when: (payload) => Array.isArray(payload.value) });
+}
+
+function oidcSchema() {
+  return section({
+    issuer: url('issuer').describe("the Okta custom authorization server, e.g. https://acme.okta.com/oauth2/default; must equal the tokens' iss exactly (https unless loopback)")
+      .meta({ examples: ['https://example.okta.com/oauth2/default'] }),
+    audience: stringList().describe("expected aud: the tokens' aud must contain one of these (a string or a list)"),
+    jwksUri: url('JWKS').optional().describe("where the signing keys are; discovered from the issuer's metadata when absent (for Okta, <issuer>/v1/keys)"),
+    algorithms: algorithms().prefault(['RS256']).describe('accepted signature algorithms (none and HMAC are always refused)'),
+    clockSkew: duration().prefault('30s').describe("tolerance for exp/nbf/iat against this machine's clock"),
+    maxTokenLifetime: duration({ min: 1000 }).optional().describe('refuse tokens whose exp - iat is longer than this (default: not limited)'),
+    requiredScopes: stringList({ allowEmpty: true }).prefault([]).describe('scopes every token must carry (scp array or scope string)'),
+    groupsClaim: text().default('groups').describe("the claim holding the user's groups"),
+    fetchTimeout: duration({ min: 1 }).prefault('5s').describe('HTTP timeout for discovery and key (JWKS) fetches'),
+    jwksCooldown: duration().prefault('30s').describe('minimum time between key refetches for an unknown key id (kid)'),
+    jwksCacheMaxAge: duration({ min: 1000 }).prefault('10m').describe('fetched keys are refreshed after this'),
+    devIssuer: bool().default(false).describe('allow a non-Okta development issuer (tokengate demo); never in production'),
+  }).superRefine((oidc, ctx) => {
+    // The org authorization server's tokens are for Okta itself; a custom server has /oauth2/ in its path.
+    let path: string;
+    try {
+      path = new URL(oidc.issuer).pathname;
+    } catch {
+      return; // already reported on oidc.issuer
+    }
+    if (!path.includes('/oauth2/') && !oidc.devIssuer) {
+      ctx.addIssue({
+        code: 'custom', path: ['issuer'],
+        message: 'has no /oauth2/ in its path: that is the Okta org authorization server, whose access tokens are not meant for other applications; ' +
+          'use a custom authorization server such as https://example.okta.com/oauth2/default (or set devIssuer: true for a development issuer)',
+      });
+    }
+  }, whenReadable('issuer', 'devIssuer'))
+    .transform((oidc) => withMsKeys(oidc, ['clockSkew', 'maxTokenLifetime', 'fetchTimeout', 'jwksCooldown', 'jwksCacheMaxAge']))
+    .describe('The Okta custom authorization server that issues the agents\' access tokens.');
+}
+
+function poolSchema() {
+  return section({
+    maxConnections: integer(1, 10_000).default(20).describe('upstream connections per (upstream, role, database)'),
+    idleTimeout: duration({ min: 1000 }).prefault('5m').describe('close idle upstream connections after this'),
+    maxLifetime: duration({ min: 1000 }).prefault('1h').describe('replace upstream connections older than this'),
+    acquireTimeout: duration({ min: 1 }).prefault('10s').describe('how long an agent waits for a free connection'),
+  }).transform((pool) => withMsKeys(pool, ['idleTimeout', 'maxLifetime', 'acquireTimeout']))
+    .describe('The pool of upstream connections.');
+}
+
+/** `password:` is exactly ${NAME}; the value itself is never shown, in case it is a real password typed inline. */
+function envReferenceSchema() {
+  const error = (iss: z.core.$ZodRawIssue): string =>
+    `inline passwords are not accepted (got ${typeOf(iss.input)}, not shown); write password: \${SOME_ENV_VAR} and set that variable, or use passwordFile: /path/to/file`;
+  return z.string({ error }).regex(ENV_REF, { error });
+}
+
+function roleSchema(ctx: ConfigContext) {
+  const passwordFile = (iss: z.core.$ZodRawIssue): string => `expected a file path, got ${typeOf(iss.input)}`;
+  return section({
+    user: text().describe('the database user tokengate logs in as'),
+    password: envReferenceSchema().optional().describe('the password, from an environment variable: exactly ${NAME} (inline passwords are refused)'),
+    passwordFile: text(passwordFile).optional().describe('a file holding the password (trailing newline stripped; keep it chmod 600); relative to the config file'),
+  }, { sensitive: true }).superRefine((role, c) => {
+    if ((role.password === undefined) === (role.passwordFile === undefined)) {
+      c.addIssue({
+        code: 'custom',
+        message: role.password === undefined ? 'needs a password: password: ${ENV_VAR} or passwordFile: /path/to/file' : 'set either password or passwordFile, not both',
+      });
+    }
+  }, whenReadable()).transform((role, c) => {
+    try {
+      return { user: role.user, password: resolvePassword(role, ctx) };
+    } catch (err) {
+      if (!(err instanceof SecretError)) throw err;
+      c.addIssue({ code: 'custom', path: [role.password !== undefined ? 'password' : 'passwordFile'], message: err.message, input: undefined });
+      return z.NEVER;
+    }
+  });
+}
+
+/** Reads the role's password from the environment or its file; runs only once exactly one of them is set. */
+function resolvePassword(role: { password?: string; passwordFile?: string }, ctx: ConfigContext): Secret {
+  const variable = envReference(role.password);
+  if (variable !== undefined) return secretFromEnv(variable, ctx.env);
+  if (role.passwordFile !== undefined) return secretFromFile(role.passwordFile, ctx.baseDir);
+  throw new Error('a role without a password passed validation');
+}
+
+function upstreamSchema(ctx: ConfigContext) {
+  return section({
+    protocol: oneOf(PROTOCOLS).describe('the wire protocol of the database: postgres or mysql (MySQL and MariaDB)'),
+    host: text().describe('the database server'),
+    port: integer(1, 65535).optional().describe('default 5432 for postgres, 3306 for mysql'),
+    tls: oneOf(UPSTREAM_TLS_MODES).default('prefer').describe('TLS to the database; verify-full checks the certificate and host name and needs caFile'),
+    caFile: filePath(ctx).optional().describe('the CA certificate (PEM) that signed the database server certificate'),
+    pool: poolSchema().prefault({}),
+    databases: nameMap(name('database alias'), text(expected('the real database name (a non-empty string)')), {
+      what: 'a mapping of client-facing alias -> real database name (e.g. app: app_production)',
+      empty: 'must map at least one alias to a database',
+    }).describe('database names agents ask for (aliases) -> real database names; an alias may be used by only one upstream per protocol'),
+    roles: nameMap(name('role'), roleSchema(ctx), {
+      what: 'a mapping of role name -> { user, password | passwordFile }',
+      empty: 'must define at least one role',
+      sensitive: true,
+    }).transform(withNames).describe('role names agents ask for -> the database user and password tokengate logs in with'),
+  }).superRefine((up, c) => {
+    if (up.tls === 'verify-full' && !up.caFile) {
+      c.addIssue({ code: 'custom', path: ['caFile'], message: 'is required when tls is verify-full: the CA certificate (PEM) that signed the database server certificate' });
+    }
+  }, whenReadable('tls', 'caFile')).transform((up) => ({ ...up, port: up.port ?? DEFAULT_PORTS[up.protocol] }));
+}
+
+function matchSchema() {
+  return section({
+    groups: stringList().optional().describe("any of these groups in the token's groups claim"),
+    clients: stringList().optional().describe("any of these equal to the token's cid (or sub when there is no cid): for service (client-credentials) tokens"),
+    scopes: stringList().optional().describe('the token must carry ALL of these scopes'),
+    subjects: stringList().optional().describe("any of these equal to the token's sub"),
+  }, { omitAbsent: true }).superRefine((match, ctx) => {
+    if (MATCH_KEYS.every((key) => match[key] === undefined)) {
+      ctx.addIssue({ code: 'custom', message: `needs at least one of ${MATCH_KEYS.join(', ')}: a grant that matches everyone is not allowed` });
+    }
+  }, whenReadable()).meta({ minProperties: 1 }).describe('which tokens the grant applies to: every key present must hold; at least one key');
+}
+
+function grantSchema() {
+  return section({
+    name: name('grant').describe('unique name, shown in audit logs and denials'),
+    match: matchSchema(),
+    upstream: text().describe('the upstream (a key under upstreams) this grant opens'),
+    databases: stringList().refine((dbs) => !(dbs.includes('*') && dbs.length > 1), { error: '"*" (every database of the upstream) must be the only entry' })
+      .describe('database aliases of that upstream, or ["*"] for all of them'),
+    roles: stringList().describe('roles of that upstream the matching tokens may use'),
+  });
+}
+
+function auditSchema(ctx: ConfigContext) {
+  return section({
+    file: text().transform((file) => (file === 'stdout' || file === 'stderr' ? file : absolute(ctx, file))).prefault('stdout')
+      .describe('stdout, stderr or a file path (JSON lines)'),
+    queries: bool().default(true).describe("log each query's text"),
+    maxQueryBytes: integer(0, 1024 * 1024).default(4096).describe('query text beyond this many bytes is cut'),
+  }).describe('The audit log: one JSON line per connection, denial and (optionally) query; never contains tokens or passwords.');
+}
+
+function sessionSchema() {
+  return section({
+    authTimeout: duration({ min: 100 }).prefault('15s').describe('an agent must finish the handshake (startup and token) within this'),
+    expiryGrace: duration().prefault('0s').describe("sessions end this long after the token's exp"),
+  }).transform((session) => withMsKeys(session, ['authTimeout', 'expiryGrace']));
+}
+
+/** The whole config, validated and resolved against `ctx`. */
+export function configSchema(ctx: ConfigContext) {
+  return section({
+    listen: listenSchema(),
+    tls: tlsSchema(ctx).prefault({}),
+    oidc: oidcSchema(),
+    upstreams: nameMap(name('upstream'), upstreamSchema(ctx), {
+      what: 'a mapping of upstream name -> { protocol, host, port, databases, roles }',
+      empty: 'is required: a mapping of upstream name -> { protocol, host, port, databases, roles }, got an empty mapping',
+    }).transform(withNames).describe('The real databases, and the credentials tokengate uses for them. Agents never see these.'),
+    grants: z.array(grantSchema(), {
+      error: (iss) => `expected a list of grants (- name: ..., match: ..., upstream: ..., databases: [...], roles: [...]), got ${shown(iss.input)}`,
+    }).prefault([]).describe('Who may use what: a token may use a (database, role) when a grant that matches it lists both.'),
+    audit: auditSchema(ctx).prefault({}),
+    session: sessionSchema().prefault({}).describe('Limits on agent sessions.'),
+  }).superRefine(checkReferences, whenReadable())
+    .transform((config) => ({ source: ctx.source, ...config }))
+    .describe('tokengate configuration: listeners, the identity provider, upstream databases and who may reach them.');
+}
+
+/** The validated, typed configuration. Durations are milliseconds; secrets are resolved. */
+export type Config = z.output<ReturnType<typeof configSchema>>;
+export type ListenConfig = Config['listen'];
+export type HostPort = NonNullable<ListenConfig['postgres']>;
+export type TlsConfig = Config['tls'];
+export type OidcConfig = Config['oidc'];
+export type UpstreamConfig = Config['upstreams'][string];
+export type Protocol = (typeof PROTOCOLS)[number];
+export type UpstreamTlsMode = UpstreamConfig['tls'];
+export type PoolConfig = UpstreamConfig['pool'];
+export type RoleConfig = UpstreamConfig['roles'][string];
+export type GrantConfig = Config['grants'][number];
+export type GrantMatch = GrantConfig['match'];
+export type AuditConfig = Config['audit'];
+export type SessionConfig = Config['session'];

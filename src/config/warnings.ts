@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { grantedProtocols } from './crossChecks';
 import { isLoopbackHost } from './hostport';
 import { secretFilePath } from './resolveSecret';
-import type { Config } from './types';
+import type { Config } from './schema';
 
 /**
  * Things that are allowed but probably not intended, for `check-config` and the startup log.

@@ -1,4 +1,4 @@
-import type { Config, Protocol, RoleConfig, UpstreamConfig } from '../config/types';
+import type { Config, Protocol, RoleConfig, UpstreamConfig } from '../config/schema';
 import { decide, type Decision } from '../grants/decide';
 import { TokenRejectedError, type Identity } from '../identity/types';
 import type { Clock } from './clock';

@@ -2,7 +2,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import type { AuditLog } from '../audit/auditLog';
 import { identityFields, type IdentityFields } from '../audit/events';
-import type { Config, Protocol } from '../config/types';
+import type { Config, Protocol } from '../config/schema';
 import type { Identity } from '../identity/types';
 import { formatRemote, isLoopbackAddress } from '../net/address';
 import { endWith } from '../net/endWith';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Config } from '../config/types';
+import type { Config } from '../config/schema';
 import { Secret } from '../config/secret';
 
 /** What a swap changed, section by section, and for upstreams by name. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RoleConfig, UpstreamConfig } from '../config/types';
+import type { RoleConfig, UpstreamConfig } from '../config/schema';
 
 /**
  * A digest of everything that decides how a pooled upstream connection is opened: host, port,

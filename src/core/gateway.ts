@@ -1,6 +1,6 @@
 import type winston from 'winston';
 import { AuditLog } from '../audit/auditLog';
-import type { Config, HostPort, UpstreamConfig } from '../config/types';
+import type { Config, HostPort, UpstreamConfig } from '../config/schema';
 import { TokenVerifier } from '../identity/verifier';
 import { log } from '../log';
 import { MysqlConnectionRegistry } from '../mysql/connectionIds';

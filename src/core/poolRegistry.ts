@@ -1,4 +1,4 @@
-import type { Config, Protocol, RoleConfig, UpstreamConfig } from '../config/types';
+import type { Config, Protocol, RoleConfig, UpstreamConfig } from '../config/schema';
 import { systemClock, type Clock } from './clock';
 import { upstreamFingerprint } from './fingerprint';
 import type { Pool, PoolStats, UpstreamConnection } from './pool';

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Protocol } from '../config/types';
+import type { Protocol } from '../config/schema';
 import type { SessionState } from './relay';
 
 /** What an operator sees of a live session. Times are ms since the epoch. */

@@ -1,4 +1,4 @@
-import type { Config, GrantConfig, Protocol, RoleConfig, UpstreamConfig } from '../config/types';
+import type { Config, GrantConfig, Protocol, RoleConfig, UpstreamConfig } from '../config/schema';
 import { grantedAliases, matchingGrants, type Principal } from './match';
 
 /**

@@ -1,4 +1,4 @@
-import type { Config, GrantConfig, GrantMatch, UpstreamConfig } from '../config/types';
+import type { Config, GrantConfig, GrantMatch, UpstreamConfig } from '../config/schema';
 
 /** Who is asking: the verified token's claims that grants match on. Identity satisfies this. */
 export interface Principal {

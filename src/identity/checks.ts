@@ -3,7 +3,7 @@
  * A failed check carries the reject reason and a message for the agent (what was wrong, what
  * was expected, how to fix it). Messages quote claim values (truncated) but never the token.
  */
-import type { OidcConfig } from '../config/types';
+import type { OidcConfig } from '../config/schema';
 import type { Identity, TokenRejectReason } from './types';
 
 export interface CheckResult {

@@ -8,7 +8,7 @@ import {
   type JSONWebKeySet,
   type JWSHeaderParameters,
 } from 'jose';
-import type { OidcConfig } from '../config/types';
+import type { OidcConfig } from '../config/schema';
 import { boundedFetch } from './boundedFetch';
 import { DiscoveryError, discoverIssuer } from './discovery';
 import { requireSecureUrl } from './secureUrl';

@@ -1,5 +1,5 @@
 import { compactVerify, errors } from 'jose';
-import type { OidcConfig } from '../config/types';
+import type { OidcConfig } from '../config/schema';
 import {
   allowedAlgorithms,
   checkAlgorithm,

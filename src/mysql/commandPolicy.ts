@@ -1,4 +1,4 @@
-import type { Config } from '../config/types';
+import type { Config } from '../config/schema';
 import type { Identity } from '../identity/types';
 import { COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID, COM_CHANGE_USER, COM_CONNECT_OUT, COM_INIT_DB, COM_PING, COM_PROCESS_INFO, COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_REGISTER_SLAVE, COM_RESET_CONNECTION, COM_STMT_CLOSE, COM_STMT_PREPARE, COM_STMT_SEND_LONG_DATA, COM_TABLE_DUMP, ErrorCode } from '../../protocols/mysql/constants';
 import type { Interception, MysqlCommand } from './relay';

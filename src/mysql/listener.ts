@@ -1,4 +1,4 @@
-import type { HostPort } from '../config/types';
+import type { HostPort } from '../config/schema';
 import { TcpListener } from '../net/tcpListener';
 import { MysqlClientSession, type MysqlSessionDeps } from './clientSession';
 import type { MysqlServerVersion } from './serverVersion';

@@ -1,6 +1,6 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import type { UpstreamTlsMode } from '../config/types';
+import type { UpstreamTlsMode } from '../config/schema';
 import type { Secret } from '../config/secret';
 import { cachingSha2RsaEncrypt, decodeAuthMoreData, decodeAuthSwitchRequest, encodeClearPassword } from '../../protocols/mysql/auth';
 import { AUTH_MORE_DATA_HEADER, AUTH_SWITCH_HEADER, CACHING_SHA2_FAST_AUTH_SUCCESS, CACHING_SHA2_PASSWORD, CACHING_SHA2_PERFORM_FULL_AUTH, CACHING_SHA2_REQUEST_PUBLIC_KEY, CLIENT_COMPRESS, CLIENT_CONNECT_ATTRS, CLIENT_CONNECT_WITH_DB, CLIENT_LOCAL_FILES, CLIENT_LONG_PASSWORD, CLIENT_PLUGIN_AUTH, CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA, CLIENT_PROTOCOL_41, CLIENT_SECURE_CONNECTION, CLIENT_SSL, CLIENT_TRANSACTIONS, ERR_HEADER, FORMAT_CAPABILITIES, OK_HEADER } from '../../protocols/mysql/constants';

@@ -1,4 +1,4 @@
-import type { RoleConfig, UpstreamConfig } from '../config/types';
+import type { RoleConfig, UpstreamConfig } from '../config/schema';
 import { encodeInitDb, encodeQuery, encodeSimpleCommand } from '../../protocols/mysql/command';
 import { CLIENT_COMPRESS, CLIENT_LOCAL_FILES, COM_RESET_CONNECTION, formatCapabilities } from '../../protocols/mysql/constants';
 import { connectMysqlUpstream } from './login';

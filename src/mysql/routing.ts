@@ -1,4 +1,4 @@
-import type { Config } from '../config/types';
+import type { Config } from '../config/schema';
 import type { Identity } from '../identity/types';
 import { allowedAccess, decide, type Decision } from '../grants/decide';
 import { ErrorCode, type ErrorCodeDef } from '../../protocols/mysql/constants';

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { HostPort } from '../config/types';
+import type { HostPort } from '../config/schema';
 import { log } from '../log';
 
 /**

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import tls from 'node:tls';
-import type { TlsConfig } from '../config/types';
+import type { TlsConfig } from '../config/schema';
 
 /** The server-side TLS context for client connections, or undefined when no certificate is configured. */
 export function loadServerTlsContext(config: TlsConfig): tls.SecureContext | undefined {

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
-import type { UpstreamTlsMode } from '../config/types';
+import type { UpstreamTlsMode } from '../config/schema';
 
 /** Turns a low-level failure into the protocol's own login error (PG or MySQL). */
 export type LoginErrorFactory = (message: string) => Error;

@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { serialize } from 'pg-protocol';
-import type { UpstreamTlsMode } from '../config/types';
+import type { UpstreamTlsMode } from '../config/schema';
 import type { Secret } from '../config/secret';
 import { md5Password } from '../../protocols/postgres/md5';
 import { ScramError, ScramSha256Client } from '../../protocols/postgres/scram';

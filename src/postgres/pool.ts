@@ -1,4 +1,4 @@
-import type { RoleConfig, UpstreamConfig } from '../config/types';
+import type { RoleConfig, UpstreamConfig } from '../config/schema';
 import { systemClock, type Clock } from '../core/clock';
 import { Pool, type PoolStats } from '../core/pool';
 import { PoolRegistry } from '../core/poolRegistry';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { ConfigError, parseConfig } from '../../src/config/load';
-import type { Config } from '../../src/config/types';
+import type { Config } from '../../src/config/schema';
 
 /** Values that must never appear in any message, report or serialization. */
 export const RO_PASSWORD = 'ro-s3cret-Zq81!';

@@ -1,7 +1,7 @@
 import { ConfigStore } from '../../src/core/configStore';
 import { PoolRegistry } from '../../src/core/poolRegistry';
 import { Pool, type UpstreamConnection } from '../../src/core/pool';
-import type { Config } from '../../src/config/types';
+import type { Config } from '../../src/config/schema';
 import { ENV, RO_PASSWORD, parseDoc, withDoc } from '../config/helpers';
 
 const fake = (): UpstreamConnection => ({ broken: false, attached: true, close: () => undefined });

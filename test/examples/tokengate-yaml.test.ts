@@ -1,25 +1,48 @@
 /**
- * examples/tokengate.yaml is the commented reference config: it must load, and it must show
- * every key the schema accepts (read from the schema's own key lists, so a key added to the
- * schema without an example here fails this test).
+ * examples/tokengate.yaml is the commented reference config: it must load, it must validate
+ * against the JSON Schema editors use (its first line points editors at it), and it must show
+ * every key the schema accepts (read from the schema itself, so a key added to the schema
+ * without an example here fails this test).
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isMap, isPair, isScalar, parseDocument, visit } from 'yaml';
+import Ajv2020 from 'ajv/dist/2020';
+import { isMap, isPair, isScalar, parse, parseDocument, visit } from 'yaml';
+import { configJsonSchema } from '../../src/config/jsonSchema';
 import { loadConfig } from '../../src/config/load';
 
 const ROOT = join(__dirname, '../..');
 const EXAMPLE = join(ROOT, 'examples/tokengate.yaml');
 
-/** Every `const X_KEYS = [...] as const` list in the schema: the keys each section accepts. */
+type Node = { properties: Record<string, Node>; additionalProperties: Node; items: Node };
+
+/** The keys each section of the schema accepts, read from its JSON Schema. */
 function schemaKeyLists(): Record<string, string[]> {
-  const source = readFileSync(join(ROOT, 'src/config/schema.ts'), 'utf8');
-  const lists: Record<string, string[]> = {};
-  for (const m of source.matchAll(/const (\w+_KEYS) = \[([^\]]*)\] as const/g)) {
-    lists[m[1]] = [...m[2].matchAll(/'([^']+)'/g)].map((k) => k[1]);
-  }
-  return lists;
+  const top = configJsonSchema() as unknown as Node;
+  const upstream = top.properties.upstreams.additionalProperties;
+  const grant = top.properties.grants.items;
+  const sections: Record<string, Node> = {
+    TOP_KEYS: top,
+    LISTEN_KEYS: top.properties.listen,
+    TLS_KEYS: top.properties.tls,
+    OIDC_KEYS: top.properties.oidc,
+    UPSTREAM_KEYS: upstream,
+    POOL_KEYS: upstream.properties.pool,
+    ROLE_KEYS: upstream.properties.roles.additionalProperties,
+    GRANT_KEYS: grant,
+    MATCH_KEYS: grant.properties.match,
+    AUDIT_KEYS: top.properties.audit,
+    SESSION_KEYS: top.properties.session,
+  };
+  // Every mapping with named keys in the schema is one of the sections above, so a new one is noticed.
+  let mappings = 0;
+  JSON.stringify(top, (key, value) => {
+    if (key !== 'properties' && value && typeof value === 'object' && 'properties' in value) mappings++;
+    return value;
+  });
+  expect(mappings).toBe(Object.keys(sections).length);
+  return Object.fromEntries(Object.entries(sections).map(([name, node]) => [name, Object.keys(node.properties)]));
 }
 
 /** Every mapping key that appears anywhere in the example. */
@@ -60,4 +83,12 @@ test('the example loads, once its secrets exist', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the example validates against schema/tokengate.schema.json, which its first line names', () => {
+  const text = readFileSync(EXAMPLE, 'utf8');
+  expect(text.split('\n')[0]).toBe('# yaml-language-server: $schema=../schema/tokengate.schema.json');
+  const committed = JSON.parse(readFileSync(join(ROOT, 'schema/tokengate.schema.json'), 'utf8'));
+  const validate = new Ajv2020({ allErrors: true }).compile(committed);
+  expect(validate(parse(text)) ? [] : validate.errors).toEqual([]);
 });

@@ -1,5 +1,5 @@
 import { parseConfig } from '../../src/config/load';
-import type { Config } from '../../src/config/types';
+import type { Config } from '../../src/config/schema';
 import type { Identity } from '../../src/identity/types';
 import { allowedAccess, decide, matchingGrants, type Decision, type Principal } from '../../src/grants/decide';
 import { ENV, tempDir } from '../config/helpers';

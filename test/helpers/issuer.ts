@@ -1,7 +1,7 @@
 /** Thin helpers around the development issuer for tests. */
 import { createHash } from 'node:crypto';
 import { importJWK, SignJWT, exportSPKI, type KeyObject } from 'jose';
-import type { OidcConfig } from '../../src/config/types';
+import type { OidcConfig } from '../../src/config/schema';
 import { startDevIssuer, type DevIssuer, type DevIssuerOptions } from '../../src/dev/devIssuer';
 
 export const TEST_AUDIENCE = 'api://tokengate';

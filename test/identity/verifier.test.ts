@@ -2,7 +2,7 @@ import type { DevIssuer } from '../../src/dev/devIssuer';
 import { TokenVerifier } from '../../src/identity/verifier';
 import { TokenRejectedError, type TokenRejectReason } from '../../src/identity/types';
 import { expectNoTokenIn, hs256WithPublicKey, noneTokenWithSignature, oidcConfigFor, startTestIssuer, tamperPayload, unsignedToken, claimsOf } from '../helpers/issuer';
-import type { OidcConfig } from '../../src/config/types';
+import type { OidcConfig } from '../../src/config/schema';
 
 let dev: DevIssuer;
 let verifier: TokenVerifier;

@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import type { Config } from '../../src/config/types';
+import type { Config } from '../../src/config/schema';
 import { waitFor } from '../helpers/waitFor';
 import { connectMysql2 } from './clients';
 import { startGatewayHarness, type MysqlHarness, type PgHarness } from './harness';

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { CLIENT_COMPRESS, CLIENT_DEPRECATE_EOF, CLIENT_INTERACTIVE, CLIENT_LOCAL_FILES, CLIENT_SSL, FORMAT_CAPABILITIES, GATEWAY_CAPABILITIES } from '../../protocols/mysql';
 import { Secret } from '../../src/config/secret';
-import type { PoolConfig, RoleConfig, UpstreamConfig } from '../../src/config/types';
+import type { PoolConfig, RoleConfig, UpstreamConfig } from '../../src/config/schema';
 import { MysqlPool, MysqlPoolRegistry, PoolExhaustedError, mysqlPoolName, probeMysqlServerVersion, resetMysqlConnection } from '../../src/mysql/pool';
 import { MysqlLoginError } from '../../src/mysql/login';
 import type { MysqlServerConnection } from '../../src/mysql/serverConnection';

@@ -1,5 +1,5 @@
 import { Secret } from '../../src/config/secret';
-import type { PoolConfig, RoleConfig, UpstreamConfig } from '../../src/config/types';
+import type { PoolConfig, RoleConfig, UpstreamConfig } from '../../src/config/schema';
 import { PgPool, PgPoolRegistry, PoolExhaustedError } from '../../src/postgres/pool';
 import { UpstreamLoginError } from '../../src/postgres/login';
 import { PgCluster, startPgCluster } from '../helpers/pgCluster';

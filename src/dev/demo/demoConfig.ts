@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { HostPort, Protocol, UpstreamTlsMode } from '../../config/types';
+import type { HostPort, Protocol, UpstreamTlsMode } from '../../config/schema';
 import { DEMO_AUDIENCE, DEMO_SCOPE, type DemoClient } from './clients';
 
 /**

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { dirname, join } from 'node:path';
 import { loadConfig } from '../../config/load';
 import { Secret } from '../../config/secret';
-import type { HostPort, Protocol } from '../../config/types';
+import type { HostPort, Protocol } from '../../config/schema';
 import { startGateway, type Gateway } from '../../core/gateway';
 import { startDevIssuer } from '../devIssuer';
 import { connectPgUpstream } from '../../postgres/login';

@@ -1,4 +1,4 @@
-import type { Protocol, UpstreamTlsMode } from '../../config/types';
+import type { Protocol, UpstreamTlsMode } from '../../config/schema';
 
 /** A real database for `tokengate demo --postgres URL` / `--mysql URL`. */
 export interface ServerTarget {
