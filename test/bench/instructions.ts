@@ -12,9 +12,11 @@ import type { BenchOptions, ScenarioNumber } from './options';
 import { run, which, type Wrapper } from './proc';
 import { median } from './report';
 import type { Log } from './runner';
+import { BASELINE_ID } from './scenarios';
 import { startBenchGateway, type BenchGateway } from './services/gateway';
 import { startMysqlBareRelay, type MysqlBareRelay } from './services/mysqlBareRelay';
 import { startNodePipe, type NodePipe } from './services/nodePipe';
+import { startNodeTlsPipe } from './services/nodeTlsPipe';
 import { startPgbouncer } from './services/pgbouncer';
 import { runPgbench, runSysbench, type MysqlTarget, type PgTarget, type RunLimit, type WorkloadResult } from './workloads';
 
@@ -30,7 +32,8 @@ interface CountedProxy {
 /** pgbouncer runs as postgres (see startPgbouncer). */
 const AS_POSTGRES = ['setpriv', '--reuid=postgres', '--regid=postgres', '--clear-groups'];
 
-type ProxyName = 'tokengate' | 'pgbouncer-scram' | 'pgbouncer-plain' | 'node-pipe' | 'mysql-pipe' | 'mysql-bare-relay';
+type GatewayName = 'tokengate' | typeof BASELINE_ID;
+type ProxyName = GatewayName | 'pgbouncer-scram' | 'pgbouncer-plain' | 'pgbouncer-tls' | 'node-pipe' | 'node-tls-pipe' | 'mysql-pipe' | 'mysql-bare-relay';
 
 interface CountSystem {
   proxy: ProxyName;
@@ -95,11 +98,17 @@ const WARM_UP = 5;
 const WARM_LOGINS = 200;
 
 const PIPE_LABEL = 'reference: bare Node.js pipe (no protocol)';
+const TLS_PIPE_LABEL = 'reference: bare Node.js relay terminating TLS (no protocol)';
 const BARE_RELAY_LABEL = 'reference: bare Node.js MySQL login relay';
+const BOUNCER_LABELS: Partial<Record<ProxyName, string>> = {
+  'pgbouncer-scram': 'pgbouncer session, SCRAM',
+  'pgbouncer-plain': 'pgbouncer session, auth_type=plain',
+  'pgbouncer-tls': 'pgbouncer session, SCRAM, client_tls_sslmode=require',
+};
 
 /** Where the running proxies are; workloads ask when they run, after the proxies started. */
 interface Running {
-  gateway(): BenchGateway;
+  gateway(name: GatewayName): BenchGateway;
   port(p: ProxyName): number;
 }
 
@@ -109,27 +118,37 @@ function workloads(env: BenchEnvironment, o: BenchOptions, { gateway: gw, port }
   // pgbouncer and the pipe take the database's own role and password; tokengate takes the token.
   const pg = (flags: string[]) => (target: () => PgTarget) => (limit: RunLimit) => runPgbench(target(), flags, limit);
   const out: CountWorkload[] = [];
-  const pgWorkload = (scenario: ScenarioNumber, name: string, flags: string[], events: number, bouncers: ProxyName[], pipe: boolean): void => {
+  // With BASELINE, the baseline build's gateway is counted right after tokengate, on the same workload.
+  const gateways: Array<{ proxy: GatewayName; label: string }> = [
+    { proxy: 'tokengate', label: 'tokengate' },
+    ...(env.baseline ? [{ proxy: BASELINE_ID, label: `${BASELINE_ID}, BASELINE=${env.baseline.ref}` } as const] : []),
+  ];
+  const pgWorkload = (scenario: ScenarioNumber, name: string, flags: string[], events: number, bouncers: ProxyName[], pipe?: ProxyName,
+    sslmode: PgTarget['sslmode'] = 'disable'): void => {
     const w = pg(flags);
     const l = pg(['-S', '-C', '-c', '1', '-n']);
-    const via = (p: ProxyName) => (): PgTarget => ({ ...pgTargetDirect(env), port: port(p) });
+    const via = (p: ProxyName) => (): PgTarget => ({ ...pgTargetDirect(env, sslmode), port: port(p) });
     const systems: CountSystem[] = [];
-    for (const b of bouncers) {
-      systems.push({ proxy: b, label: b === 'pgbouncer-plain' ? 'pgbouncer session, auth_type=plain' : 'pgbouncer session, SCRAM', run: w(via(b)), logins: l(via(b)) });
+    for (const b of bouncers) systems.push({ proxy: b, label: BOUNCER_LABELS[b]!, run: w(via(b)), logins: l(via(b)) });
+    for (const g of gateways) {
+      const target = (): PgTarget => pgTargetGateway(env, gw(g.proxy), sslmode);
+      systems.push({ proxy: g.proxy, label: g.label, run: w(target), logins: l(target) });
     }
-    systems.push({ proxy: 'tokengate', label: 'tokengate', run: w(() => pgTargetGateway(env, gw())), logins: l(() => pgTargetGateway(env, gw())) });
-    if (pipe) systems.push({ proxy: 'node-pipe', label: PIPE_LABEL, run: w(via('node-pipe')), logins: l(via('node-pipe')) });
-    out.push({ scenario, name, command: `pgbench ${flags.join(' ')} -t <N>`, events: n(events), reference: ['pgbouncer-scram', 'pgbouncer-plain'], systems });
+    if (pipe) systems.push({ proxy: pipe, label: pipe === 'node-tls-pipe' ? TLS_PIPE_LABEL : PIPE_LABEL, run: w(via(pipe)), logins: l(via(pipe)) });
+    const command = `${sslmode === 'disable' ? '' : `PGSSLMODE=${sslmode} `}pgbench ${flags.join(' ')} -t <N>`;
+    out.push({ scenario, name, command, events: n(events), reference: ['pgbouncer-scram', 'pgbouncer-plain', 'pgbouncer-tls'], systems });
   };
-  pgWorkload('1', 'select-only', ['-S', '-c', '1', '-n'], 1000, ['pgbouncer-scram'], true);
-  pgWorkload('2', 'TPC-B', ['-c', '1', '-n'], 300, ['pgbouncer-scram'], true);
-  pgWorkload('3', 'connect per transaction', ['-S', '-C', '-c', '1', '-n'], 150, ['pgbouncer-scram', 'pgbouncer-plain'], false);
+  pgWorkload('1', 'select-only', ['-S', '-c', '1', '-n'], 1000, ['pgbouncer-scram'], 'node-pipe');
+  pgWorkload('2', 'TPC-B', ['-c', '1', '-n'], 300, ['pgbouncer-scram'], 'node-pipe');
+  pgWorkload('3', 'connect per transaction', ['-S', '-C', '-c', '1', '-n'], 150, ['pgbouncer-scram', 'pgbouncer-plain']);
+  pgWorkload('6', 'select-only over TLS', ['-S', '-c', '1', '-n'], 1000, ['pgbouncer-tls'], 'node-tls-pipe', 'require');
   const m = env.mariadb;
   if (m) {
     const sys = (test: string, extra: string[]) => (target: () => MysqlTarget) => (limit: RunLimit) =>
       runSysbench(target(), { test, threads: 1, tableSize: m.tableSize, extra }, limit);
-    const gateway = (): MysqlTarget => mysqlTargetGateway(env, gw());
     const via = (p: ProxyName) => (): MysqlTarget => ({ ...mysqlTargetDirect(m), port: port(p) });
+    const gatewayRows = (run: (target: () => MysqlTarget) => CountSystem['run'], logins: (target: () => MysqlTarget) => CountSystem['logins']): CountSystem[] =>
+      gateways.map((g) => ({ proxy: g.proxy, label: g.label, run: run(() => mysqlTargetGateway(env, gw(g.proxy))), logins: logins(() => mysqlTargetGateway(env, gw(g.proxy))) }));
     const connectPerQuery = sys(path.join(env.root, 'test/bench/sysbench/connect_point_select.lua'), []);
     for (const [id, mode] of [['4t', 'disable'], ['4p', 'auto']] as const) {
       const s = sys('oltp_point_select', [`--db-ps-mode=${mode}`]);
@@ -137,7 +156,7 @@ function workloads(env: BenchEnvironment, o: BenchOptions, { gateway: gw, port }
         scenario: '4', name: `MariaDB point select, ${mode === 'disable' ? 'text' : 'prepared'} (${id})`,
         command: `sysbench oltp_point_select --threads=1 --db-ps-mode=${mode} --events=<N>`, events: n(1000), reference: ['mysql-pipe'],
         systems: [
-          { proxy: 'tokengate', label: 'tokengate', run: s(gateway), logins: connectPerQuery(gateway) },
+          ...gatewayRows(s, connectPerQuery),
           { proxy: 'mysql-pipe', label: PIPE_LABEL, run: s(via('mysql-pipe')), logins: connectPerQuery(via('mysql-pipe')) },
         ],
       });
@@ -146,7 +165,7 @@ function workloads(env: BenchEnvironment, o: BenchOptions, { gateway: gw, port }
       scenario: '5', name: 'MySQL connect per query', command: 'sysbench test/bench/sysbench/connect_point_select.lua --threads=1 --events=<N>',
       events: n(150), reference: ['mysql-bare-relay'],
       systems: [
-        { proxy: 'tokengate', label: 'tokengate', run: connectPerQuery(gateway), logins: connectPerQuery(gateway) },
+        ...gatewayRows(connectPerQuery, connectPerQuery),
         { proxy: 'mysql-bare-relay', label: BARE_RELAY_LABEL, run: connectPerQuery(via('mysql-bare-relay')), logins: connectPerQuery(via('mysql-bare-relay')) },
       ],
     });
@@ -163,17 +182,25 @@ export async function countInstructions(env: BenchEnvironment, o: BenchOptions, 
   const outDir = path.join(env.dir, 'callgrind');
   mkdirSync(outDir, { recursive: true });
   chmodSync(outDir, 0o777); // pgbouncer writes its dumps after dropping to the postgres user
+  // valgrind keeps temporary files, and vgdb the FIFOs callgrind_control talks through, in TMPDIR, as the
+  // proxy's user: pgbouncer's (postgres) may not write to the caller's TMPDIR, so all of them use this one.
+  const valgrindTmp = path.join(env.dir, 'valgrind-tmp');
+  mkdirSync(valgrindTmp, { recursive: true });
+  chmodSync(valgrindTmp, 0o1777);
+  const callerTmp = process.env.TMPDIR;
+  process.env.TMPDIR = valgrindTmp;
   const wrapper = (name: string): Wrapper => ({
     command: ['valgrind', '--tool=callgrind', '--smc-check=all-non-file', '--collect-systime=yes', `--callgrind-out-file=${path.join(outDir, `${name}.out`)}`],
     startTimeoutMs: 300_000,
   });
 
   const running = new Map<ProxyName, CountedProxy>();
-  let gateway: BenchGateway | undefined;
+  const gateways = new Map<GatewayName, BenchGateway>();
   const list = workloads(env, o, {
-    gateway: () => {
-      if (!gateway) throw new Error('tokengate is not running');
-      return gateway;
+    gateway: (name) => {
+      const g = gateways.get(name);
+      if (!g) throw new Error(`${name} is not running`);
+      return g;
     },
     port: (p) => {
       const port = running.get(p)?.port;
@@ -191,15 +218,26 @@ export async function countInstructions(env: BenchEnvironment, o: BenchOptions, 
     const common = { upstream: env.pg, poolSize: POOL_SIZE };
     let proxy: CountedProxy;
     switch (p) {
-      case 'tokengate': {
-        gateway = await startBenchGateway({ ...env.gatewayOptions, name: 'tokengate-callgrind', dir: path.join(env.dir, 'gateway-callgrind'), auditQueries: false, wrapper: wrapper(p), fetchTimeout: '60s' });
+      case 'tokengate':
+      case BASELINE_ID: {
+        const root = p === BASELINE_ID ? env.baseline!.dir : env.root;
+        const gateway = await startBenchGateway({ ...env.gatewayOptions, root, name: `${p}-callgrind`, dir: path.join(env.dir, `${p}-callgrind`), auditQueries: false, wrapper: wrapper(p), fetchTimeout: '60s' });
+        gateways.set(p, gateway);
         proxy = gateway;
         break;
       }
       case 'pgbouncer-scram':
-      case 'pgbouncer-plain': {
-        const b = await startPgbouncer({ ...common, name: `${p}-callgrind`, dir: path.join(env.dir, `${p}-callgrind`), auth: p === 'pgbouncer-plain' ? 'plain' : 'scram-sha-256', wrapper: wrapper(p) });
+      case 'pgbouncer-plain':
+      case 'pgbouncer-tls': {
+        const b = await startPgbouncer({
+          ...common, name: `${p}-callgrind`, dir: path.join(env.dir, `${p}-callgrind`), auth: p === 'pgbouncer-plain' ? 'plain' : 'scram-sha-256',
+          tls: p === 'pgbouncer-tls' ? env.cert : undefined, wrapper: wrapper(p),
+        });
         proxy = { ...b, controlAs: AS_POSTGRES };
+        break;
+      }
+      case 'node-tls-pipe': {
+        proxy = await startNodeTlsPipe(env.dir, env.pg.port, env.cert, `${p}-callgrind`, wrapper(p));
         break;
       }
       case 'node-pipe':
@@ -265,6 +303,8 @@ export async function countInstructions(env: BenchEnvironment, o: BenchOptions, 
     }
   } finally {
     for (const p of running.values()) await p.stop();
+    if (callerTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = callerTmp;
   }
   return { results, notes };
 }
@@ -308,6 +348,24 @@ export function readTotals(file: string): Counted {
     return summary[i] ?? 0;
   };
   return { instructions: value('Ir'), syscalls: value('sysCount') };
+}
+
+/** tokengate over tokengate-baseline, workload by workload (BASELINE=<ref>). */
+export function baselineCountTable(results: CountResult[]): string {
+  const lines = [
+    '| # | workload | tokengate instructions | baseline instructions | tokengate / baseline | system calls: tokengate / baseline |',
+    '|---|---|---:|---:|---:|---|',
+  ];
+  for (const r of results) {
+    const a = r.rows.find((row) => row.proxy === 'tokengate');
+    const b = r.rows.find((row) => row.proxy === BASELINE_ID);
+    if (!a || !b) continue;
+    const count = (row: CountRow): string => (row.instructions === undefined ? 'failed' : Math.round(row.instructions).toLocaleString('en-US'));
+    const both = a.instructions !== undefined && b.instructions !== undefined;
+    lines.push(`| ${r.scenario} | ${r.name} | ${count(a)} | ${count(b)} | ${both ? (a.instructions! / b.instructions!).toFixed(3) : ''} | ` +
+      `${a.syscalls !== undefined && b.syscalls !== undefined ? `${a.syscalls.toFixed(1)} / ${b.syscalls.toFixed(1)}` : ''} |`);
+  }
+  return lines.join('\n');
 }
 
 /** Markdown table of the counts, each row against the workload's reference. */
