@@ -1,18 +1,22 @@
+import { systemClock, type Clock, type Timer } from './clock';
+
 /**
- * A generic connection pool for one key (upstream, role, database): LIFO idle reuse, a hard
- * cap on open connections, FIFO waiters with a deadline, asynchronous reset on release,
- * idle timeout and maximum lifetime. It knows nothing about PostgreSQL: creating, resetting
- * and closing a connection are supplied by the caller.
+ * A connection pool for one key (upstream fingerprint, role, database): LIFO idle reuse, a hard
+ * cap on open connections, FIFO waiters with a deadline, asynchronous reset on release, idle
+ * timeout and maximum lifetime. It knows no protocol: creating and resetting a connection are
+ * supplied by the caller. Times come from the injected clock, so tests can move it.
  */
 
-export interface Poolable {
+/** What every pooled upstream connection offers, whatever its protocol. */
+export interface UpstreamConnection {
+  /** The socket failed or the connection was closed: it must not be handed out again. */
   readonly broken: boolean;
-  readonly createdAt: number;
-  lastUsedAt: number;
+  /** The connection reads its own socket again (a relay that borrowed it handed it back). */
+  readonly attached: boolean;
   close(): void;
 }
 
-export interface PoolHooks<T extends Poolable> {
+export interface PoolHooks<T extends UpstreamConnection> {
   create(): Promise<T>;
   /** Make the connection fit for the next user; resolve false (or reject) to discard it. */
   reset(conn: T): Promise<boolean>;
@@ -20,7 +24,7 @@ export interface PoolHooks<T extends Poolable> {
 
 export interface PoolLimits {
   maxConnections: number;
-  /** Idle connections older than this (since last use) are closed; <= 0 disables. */
+  /** Idle connections unused for this long are closed; <= 0 disables. */
   idleTimeoutMs: number;
   /** Connections older than this are closed when next released or found idle; <= 0 disables. */
   maxLifetimeMs: number;
@@ -60,33 +64,45 @@ export class PoolClosedError extends Error {
 interface Waiter<T> {
   resolve(conn: T): void;
   reject(err: Error): void;
-  timer: NodeJS.Timeout;
+  timer: Timer;
   since: number;
 }
 
-export class Pool<T extends Poolable> {
+/** When a connection was opened and last handed back, on the pool's clock. */
+interface Times {
+  createdAt: number;
+  lastUsedAt: number;
+}
+
+export class Pool<T extends UpstreamConnection> {
   readonly #idle: T[] = [];
   readonly #active = new Set<T>();
+  readonly #times = new Map<T, Times>();
   /** Logins and resets in flight: they count against maxConnections. */
   #creating = 0;
   readonly #resetting = new Set<T>();
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #waiters: Waiter<T>[] = [];
-  readonly #janitor: NodeJS.Timeout;
+  readonly #janitor: Timer;
   #closed = false;
 
   constructor(
     readonly name: string,
     private readonly limits: PoolLimits,
     private readonly hooks: PoolHooks<T>,
+    private readonly clock: Clock = systemClock,
   ) {
     if (!(limits.maxConnections >= 1)) throw new RangeError(`Pool ${name}: maxConnections must be at least 1.`);
-    this.#janitor = setInterval(() => this.sweep(), limits.janitorIntervalMs ?? 1000);
+    this.#janitor = clock.setInterval(() => this.sweep(), limits.janitorIntervalMs ?? 1000);
     this.#janitor.unref();
   }
 
   get #total(): number {
     return this.#idle.length + this.#active.size + this.#creating + this.#resetting.size;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
   }
 
   stats(): PoolStats {
@@ -99,12 +115,12 @@ export class Pool<T extends Poolable> {
     if (idle) return Promise.resolve(this.#activate(idle));
     if (this.#total < this.limits.maxConnections) return this.#create();
     return new Promise<T>((resolve, reject) => {
-      const since = Date.now();
+      const since = this.clock.now();
       const waiter: Waiter<T> = {
         resolve, reject, since,
-        timer: setTimeout(() => {
+        timer: this.clock.setTimeout(() => {
           this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-          reject(new PoolExhaustedError(this.name, this.limits.maxConnections, Date.now() - since));
+          reject(new PoolExhaustedError(this.name, this.limits.maxConnections, this.clock.now() - since));
         }, this.limits.acquireTimeoutMs),
       };
       this.#waiters.push(waiter);
@@ -112,13 +128,14 @@ export class Pool<T extends Poolable> {
   }
 
   /**
-   * Gives a connection back. reusable=false (the session ended mid-protocol, say) or a broken
-   * or expired connection is closed; anything else is reset first and only then reused.
+   * Gives a connection back. reusable=false (the session ended mid-protocol, say), a connection
+   * still detached (its relay never handed the socket back), a broken or an expired one is
+   * closed; anything else is reset first and only then reused.
    */
   release(conn: T, reusable: boolean): void {
     if (!this.#active.delete(conn)) return; // not ours or already released
-    conn.lastUsedAt = Date.now();
-    if (!reusable || conn.broken || this.#expired(conn) || this.#closed) {
+    this.#touch(conn);
+    if (!reusable || !conn.attached || conn.broken || this.#expired(conn) || this.#closed) {
       this.#destroy(conn);
       return;
     }
@@ -130,7 +147,7 @@ export class Pool<T extends Poolable> {
         .then((ok) => {
           this.#resetting.delete(conn);
           if (!ok || conn.broken || this.#closed) return this.#destroy(conn);
-          conn.lastUsedAt = Date.now();
+          this.#touch(conn);
           this.#idle.push(conn);
           this.#dispatch();
         }),
@@ -139,10 +156,10 @@ export class Pool<T extends Poolable> {
 
   /** Closes idle connections that are broken, idle too long or too old. Run by the janitor. */
   sweep(): void {
-    const now = Date.now();
+    const now = this.clock.now();
     for (let i = this.#idle.length - 1; i >= 0; i--) {
       const c = this.#idle[i];
-      const idleTooLong = this.limits.idleTimeoutMs > 0 && now - c.lastUsedAt >= this.limits.idleTimeoutMs;
+      const idleTooLong = this.limits.idleTimeoutMs > 0 && now - this.#timesOf(c).lastUsedAt >= this.limits.idleTimeoutMs;
       if (c.broken || idleTooLong || this.#expired(c)) {
         this.#idle.splice(i, 1);
         this.#destroy(c);
@@ -150,28 +167,31 @@ export class Pool<T extends Poolable> {
     }
   }
 
-  /** Refuses new acquires, fails waiters, closes idle connections and waits for logins/resets in flight. Active connections close when released. */
+  /**
+   * Refuses new acquires, fails waiters, closes idle connections and waits for logins and resets
+   * in flight. Connections in use are closed when they are released.
+   */
   async close(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#janitor);
+    this.clock.clearInterval(this.#janitor);
     for (const w of this.#waiters.splice(0)) {
-      clearTimeout(w.timer);
+      this.clock.clearTimeout(w.timer);
       w.reject(new PoolClosedError(this.name));
     }
-    for (const c of this.#idle.splice(0)) c.close();
+    for (const c of this.#idle.splice(0)) this.#destroy(c);
     await Promise.allSettled([...this.#inFlight]);
   }
 
   #takeIdle(): T | undefined {
     for (let c = this.#idle.pop(); c; c = this.#idle.pop()) {
       if (!c.broken && !this.#expired(c)) return c;
-      c.close();
+      this.#destroy(c);
     }
     return undefined;
   }
 
   #activate(conn: T): T {
-    conn.lastUsedAt = Date.now();
+    this.#touch(conn);
     this.#active.add(conn);
     return conn;
   }
@@ -181,8 +201,10 @@ export class Pool<T extends Poolable> {
     const p = this.hooks.create().then(
       (conn) => {
         this.#creating--;
+        const now = this.clock.now();
+        this.#times.set(conn, { createdAt: now, lastUsedAt: now });
         if (this.#closed) {
-          conn.close();
+          this.#destroy(conn);
           throw new PoolClosedError(this.name);
         }
         return this.#activate(conn);
@@ -198,6 +220,7 @@ export class Pool<T extends Poolable> {
   }
 
   #destroy(conn: T): void {
+    this.#times.delete(conn);
     conn.close();
     this.#dispatch();
   }
@@ -208,14 +231,28 @@ export class Pool<T extends Poolable> {
       const idle = this.#takeIdle();
       if (!idle && this.#total >= this.limits.maxConnections) return;
       const w = this.#waiters.shift() as Waiter<T>;
-      clearTimeout(w.timer);
+      this.clock.clearTimeout(w.timer);
       if (idle) w.resolve(this.#activate(idle));
       else this.#create().then(w.resolve, w.reject);
     }
   }
 
+  #timesOf(conn: T): Times {
+    let t = this.#times.get(conn);
+    if (!t) {
+      const now = this.clock.now();
+      t = { createdAt: now, lastUsedAt: now };
+      this.#times.set(conn, t);
+    }
+    return t;
+  }
+
+  #touch(conn: T): void {
+    this.#timesOf(conn).lastUsedAt = this.clock.now();
+  }
+
   #expired(conn: T): boolean {
-    return this.limits.maxLifetimeMs > 0 && Date.now() - conn.createdAt >= this.limits.maxLifetimeMs;
+    return this.limits.maxLifetimeMs > 0 && this.clock.now() - this.#timesOf(conn).createdAt >= this.limits.maxLifetimeMs;
   }
 
   #track(p: Promise<unknown>): void {

@@ -1,52 +1,60 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Config, RoleConfig, UpstreamConfig } from '../config/types';
-import type { Identity } from '../identity/types';
-import { TokenRejectedError } from '../identity/types';
-import type { AuditLog } from '../audit/auditLog';
-import { identityFields, type IdentityFields } from '../audit/events';
-import type { MysqlServerConnection } from './serverConnection';
-import { PoolExhaustedError } from '../core/pool';
+import { ClientSession, type LifecycleCodes, type SessionDeps } from '../core/clientSession';
+import type { Pool } from '../core/pool';
+import { PrefixedStream } from '../net/prefixedStream';
 import { MAX_CLEAR_PASSWORD_BYTES, decodeClearPassword, encodeAuthSwitchRequest } from '../../protocols/mysql/auth';
 import { encodeInitDb } from '../../protocols/mysql/command';
 import { CLIENT_PLUGIN_AUTH, CLIENT_SSL, ErrorCode, GATEWAY_CAPABILITIES, MYSQL_CLEAR_PASSWORD, MYSQL_NATIVE_PASSWORD, SERVER_STATUS_AUTOCOMMIT, UTF8MB4_GENERAL_CI, formatCapabilities, type ErrorCodeDef } from '../../protocols/mysql/constants';
 import { encodePacket } from '../../protocols/mysql/framing';
 import { HandshakeV10Template, SCRAMBLE_LENGTH, decodeHandshakeResponse41, decodeSslRequest, isSslRequest, type DecodedHandshakeResponse41 } from '../../protocols/mysql/handshake';
-import { isLoopbackAddress, formatRemote } from '../net/address';
-import { PrefixedStream } from '../net/prefixedStream';
-import { MysqlHandshakeReader, type HandshakePacket } from './handshakeReader';
-import type { KillTarget, MysqlConnectionRegistry } from './connectionIds';
-import { MysqlRelay, type RelayEnd } from './relay';
-import { interceptCommand, type PolicyHost } from './commandPolicy';
-import { routeLogin, type Granted } from './routing';
-import { GATEWAY_ERROR, SERVER_SHUTDOWN, errPayload, okPayload, schemaChangedOk } from './replies';
-import { endWith } from '../net/endWith';
+import { randomBytes } from '../core/random';
 import { log } from '../log';
-import { randomBytes, randomId } from '../core/random';
+import { interceptCommand, type PolicyHost } from './commandPolicy';
+import type { KillTarget, MysqlConnectionRegistry } from './connectionIds';
+import { MysqlHandshakeReader, type HandshakePacket } from './handshakeReader';
+import type { MysqlPoolRegistry } from './pool';
+import { MysqlRelay } from './relay';
+import { GATEWAY_ERROR, SERVER_SHUTDOWN, errPayload, okPayload, schemaChangedOk } from './replies';
+import { routeLogin, type Granted } from './routing';
+import type { MysqlServerConnection } from './serverConnection';
 
-export interface MysqlPoolLike {
-  acquire(): Promise<MysqlServerConnection>;
-  release(conn: MysqlServerConnection, reusable: boolean): void;
-}
-
-/** What a session needs from the rest of the gateway. */
-export interface MysqlSessionDeps {
-  config: Config;
-  verifier: { verify(token: string): Promise<Identity> };
-  pools: { get(upstream: UpstreamConfig, role: RoleConfig, database: string, capabilities: number, characterSet: number): MysqlPoolLike };
-  audit: AuditLog;
+/** What a MySQL session needs beyond what every session does. */
+export interface MysqlSessionDeps extends SessionDeps {
+  pools: Pick<MysqlPoolRegistry, 'get'>;
   connections: MysqlConnectionRegistry;
   /** The version string to greet with (the upstream's, see MysqlServerVersion). */
   serverVersion: () => string;
-  tlsContext?: tls.SecureContext;
-  /** Called once when the session is over (the listener forgets it). */
-  onClose?: (session: MysqlClientSession) => void;
 }
 
-type State = 'greeted' | 'token' | 'connecting' | 'relay' | 'closed';
+/** Sub-states of the login, in order. */
+type Login = 'greeted' | 'token' | 'connecting' | 'done';
 
 /** Login packets: a HandshakeResponse41 with its bounded attributes, or the token. */
 const MAX_LOGIN_PAYLOAD = MAX_CLEAR_PASSWORD_BYTES + 80 * 1024;
+
+const CODES: LifecycleCodes<ErrorCodeDef> = {
+  authTimeout: ErrorCode.BAD_HANDSHAKE,
+  expired: ErrorCode.CONNECTION_KILLED,
+  end: {
+    shutdown: SERVER_SHUTDOWN,
+    killed: ErrorCode.CONNECTION_KILLED,
+    revoked: ErrorCode.CONNECTION_KILLED,
+    grant_withdrawn: ErrorCode.CONNECTION_KILLED,
+  },
+  refusal: {
+    token: ErrorCode.ACCESS_DENIED,
+    revoked: ErrorCode.ACCESS_DENIED,
+    unknown_database: ErrorCode.UNKNOWN_DATABASE,
+    database_not_granted: ErrorCode.DB_ACCESS_DENIED,
+    not_granted: ErrorCode.ACCESS_DENIED,
+    limit: ErrorCode.TOO_MANY_CONNECTIONS,
+    pool_exhausted: ErrorCode.TOO_MANY_CONNECTIONS,
+    upstream_unavailable: GATEWAY_ERROR,
+  },
+};
+
+type Opened = { pool: Pool<MysqlServerConnection>; conn: MysqlServerConnection } | { reason: string; error: ErrorCodeDef; message: string; detail?: string };
 
 /**
  * One client connection on the MySQL listener: greeting (the upstream's version, a gateway
@@ -55,18 +63,12 @@ const MAX_LOGIN_PAYLOAD = MAX_CLEAR_PASSWORD_BYTES + 80 * 1024;
  * A client that names no database while several are granted starts without an upstream
  * and gets one at its first USE.
  */
-export class MysqlClientSession implements KillTarget {
-  readonly id = randomId('my-', 6);
-  private state: State = 'greeted';
-  private stream: net.Socket | tls.TLSSocket;
-  private tls = false;
+export class MysqlClientSession extends ClientSession<MysqlServerConnection, ErrorCodeDef> implements KillTarget {
+  readonly protocol = 'mysql';
+  private login: Login = 'greeted';
   private reader = new MysqlHandshakeReader(MAX_LOGIN_PAYLOAD);
-  private readonly remote: string;
-  private readonly loopback: boolean;
-  private readonly startedAt = Date.now();
   private readonly greetingCapabilities: number;
   private connectionId = 0;
-  private authTimer?: NodeJS.Timeout;
   /** The sequence id of the next packet the gateway sends during login. */
   private replySequence = 1;
   /** The sequence id the client's next login packet must carry. */
@@ -74,18 +76,12 @@ export class MysqlClientSession implements KillTarget {
   private response?: DecodedHandshakeResponse41;
   /** Capabilities negotiated with the client. */
   private capabilities = 0;
-  private identity?: Identity;
-  private relay?: MysqlRelay;
-  private conn?: MysqlServerConnection;
-  private pool?: MysqlPoolLike;
   private upstreamName?: string;
   private databaseChoices: string[] = [];
 
-  constructor(private readonly socket: net.Socket, private readonly deps: MysqlSessionDeps) {
-    this.stream = socket;
-    this.remote = formatRemote(socket);
-    this.loopback = isLoopbackAddress(socket.remoteAddress);
-    this.greetingCapabilities = deps.tlsContext ? GATEWAY_CAPABILITIES : (GATEWAY_CAPABILITIES & ~CLIENT_SSL) >>> 0;
+  constructor(socket: net.Socket, protected override readonly deps: MysqlSessionDeps) {
+    super(socket, deps, 'my-', CODES);
+    this.greetingCapabilities = deps.tlsContext() ? GATEWAY_CAPABILITIES : (GATEWAY_CAPABILITIES & ~CLIENT_SSL) >>> 0;
   }
 
   // ---- KillTarget ----------------------------------------------------------------
@@ -99,47 +95,44 @@ export class MysqlClientSession implements KillTarget {
   }
 
   async killQuery(): Promise<void> {
-    if (this.relay?.busy && this.conn) await this.conn.killQuery();
+    return this.cancelQuery();
   }
 
   killConnection(): void {
-    const message = 'Connection was killed (KILL CONNECTION from another session of the same identity)';
-    if (this.relay) {
-      if (this.relay.busy) this.conn?.killQuery().catch(() => undefined);
-      this.relay.stop('killed', { error: ErrorCode.CONNECTION_KILLED, message });
-    } else {
-      this.reject('killed', ErrorCode.CONNECTION_KILLED, message);
-    }
+    this.end('killed', 'Connection was killed (KILL CONNECTION from another session of the same identity)');
+  }
+
+  async cancelQuery(): Promise<void> {
+    const relay = this.relay as MysqlRelay | undefined;
+    if (relay?.busy && this.conn) await this.conn.killQuery();
   }
 
   // ---- lifecycle -----------------------------------------------------------------
 
-  start(): void {
-    this.socket.setNoDelay(true);
-    this.connectionId = this.deps.connections.issue(this);
-    this.socket.on('data', this.onHandshakeData);
-    this.socket.on('error', () => this.abort('client_error'));
-    this.socket.on('close', () => this.abort('client_closed'));
-    this.authTimer = setTimeout(() => {
-      this.reject('auth_timeout', ErrorCode.BAD_HANDSHAKE,
-        `tokengate did not receive a login and access token within ${this.deps.config.session.authTimeoutMs / 1000}s; connect again and send the token as the password without delay`);
-    }, this.deps.config.session.authTimeoutMs);
+  protected begin(): void {
+    this.connectionId = this.deps.connections.issue(this, this.id);
     const greeting = greetingTemplate(this.deps.serverVersion(), this.greetingCapabilities, this.greetingPlugin());
     this.socket.write(greeting.packet(this.connectionId, scramble()));
   }
 
-  /** End the session from outside (gateway shutdown). */
-  shutdown(message: string): void {
-    if (this.relay) this.relay.stop('shutdown', { error: SERVER_SHUTDOWN, message });
-    else this.reject('shutdown', SERVER_SHUTDOWN, message);
+  protected finalError(code: ErrorCodeDef, message: string): Buffer {
+    return encodePacket(this.replySequence, errPayload(code, message));
+  }
+
+  protected authTimeoutMessage(seconds: number): string {
+    return `tokengate did not receive a login and access token within ${seconds}s; connect again and send the token as the password without delay`;
+  }
+
+  protected released(): void {
+    this.deps.connections.revoke(this.connectionId);
   }
 
   // ---- login ---------------------------------------------------------------------
 
-  private readonly onHandshakeData = (chunk: Buffer): void => {
-    if (this.state === 'closed') return;
+  protected readonly onHandshakeData = (chunk: Buffer): void => {
+    if (this.closed) return;
     this.reader.push(chunk);
-    while (this.state === 'greeted' || this.state === 'token' || this.state === 'connecting') {
+    while (!this.closed && this.login !== 'done') {
       let packet: HandshakePacket | undefined;
       try {
         packet = this.reader.next();
@@ -153,9 +146,9 @@ export class MysqlClientSession implements KillTarget {
         return;
       }
       this.replySequence = (packet.sequenceId + 1) & 0xff;
-      if (this.state === 'greeted') {
+      if (this.login === 'greeted') {
         if (!this.onHandshakeResponse(packet)) return; // switched to TLS or refused
-      } else if (this.state === 'token') {
+      } else if (this.login === 'token') {
         this.onToken(packet.payload);
       } else {
         this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, 'received a command before the login finished; wait for the OK packet');
@@ -167,7 +160,7 @@ export class MysqlClientSession implements KillTarget {
   /** SSLRequest or HandshakeResponse41. Returns false when the reader must not be read further. */
   private onHandshakeResponse(packet: HandshakePacket): boolean {
     if (!this.tls && isSslRequest(packet.payload)) {
-      if (!this.deps.tlsContext) {
+      if (!this.deps.tlsContext()) {
         this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, 'this tokengate listener has no TLS certificate configured, so it cannot accept an SSL request; connect without TLS from loopback or ask the operator to configure tls.certFile');
         return false;
       }
@@ -204,11 +197,11 @@ export class MysqlClientSession implements KillTarget {
         'tokengate accepts access tokens only over TLS from this address; enable TLS in your client (mariadb --ssl, mysql2 ssl: {...}, PyMySQL ssl={...})', this.requested());
       return false;
     }
-    this.state = 'token';
+    this.login = 'token';
     if (response.authPluginName === MYSQL_CLEAR_PASSWORD) {
       // The client took the greeting's offer and sent the token in clear already (libmariadb does).
       this.onToken(response.authResponse);
-      return !this.isClosed();
+      return !this.closed;
     }
     // Ask for the password in clear: the token itself is what the gateway verifies.
     this.stream.write(encodePacket(this.replySequence, encodeAuthSwitchRequest(MYSQL_CLEAR_PASSWORD, Buffer.alloc(0))));
@@ -234,7 +227,7 @@ export class MysqlClientSession implements KillTarget {
         'no access token: put your Okta access token where the password goes (MYSQL_PWD, -p"$TOKEN", or the driver\'s password option)', this.requested());
       return;
     }
-    this.state = 'connecting';
+    this.login = 'connecting';
     this.stream.pause();
     this.admit(token).catch((err: Error) => {
       this.reject('internal_error', GATEWAY_ERROR, `tokengate failed while opening the session: ${err.message}`, this.requested());
@@ -257,41 +250,31 @@ export class MysqlClientSession implements KillTarget {
     return this.plaintextAllowed() ? MYSQL_CLEAR_PASSWORD : MYSQL_NATIVE_PASSWORD;
   }
 
-  private plaintextAllowed(): boolean {
-    const t = this.deps.config.tls;
-    return t.allowPlaintextFromAnywhere || (this.loopback && t.allowPlaintextFromLoopback);
-  }
-
   /** Verify the token, decide the grant, get an upstream connection (unless none is chosen yet), say OK. */
   private async admit(token: string): Promise<void> {
     const role = this.response!.username;
-    try {
-      this.identity = await this.deps.verifier.verify(token);
-    } catch (err) {
-      if (err instanceof TokenRejectedError) {
-        this.reject(err.reason, ErrorCode.ACCESS_DENIED, err.message, this.requested());
-        return;
-      }
-      throw err;
-    }
-    if (this.isClosed()) return;
-    const route = routeLogin(this.deps.config, this.identity, role, this.response!.database);
+    const where = this.requested();
+    const identity = await this.identify(token, where);
+    if (!identity || this.closed) return;
+    const route = routeLogin(this.deps.config(), identity, role, this.response!.database);
     if (!route.ok) {
-      this.reject(route.reason, route.error, route.message, this.requested());
+      this.reject(route.reason, route.error, route.message, where);
       return;
     }
     if ('deferred' in route) {
+      if (!this.takeLease(undefined, where)) return;
       this.databaseChoices = route.choices;
       this.greetAndRelay(undefined);
       return;
     }
+    if (!this.takeLease(route.grant.name, where)) return;
     const opened = await this.openUpstream(route);
-    if (this.isClosed()) {
+    if (this.closed) {
       if ('conn' in opened) opened.pool.release(opened.conn, true);
       return;
     }
     if (!('conn' in opened)) {
-      this.reject(opened.reason, opened.error, opened.message, { ...this.requested(), detail: opened.detail });
+      this.reject(opened.reason, opened.error, opened.message, { ...where, detail: opened.detail });
       return;
     }
     this.pool = opened.pool;
@@ -301,21 +284,12 @@ export class MysqlClientSession implements KillTarget {
   }
 
   /** A pooled upstream connection whose packet format matches the client's. */
-  private async openUpstream(g: Granted): Promise<
-    { pool: MysqlPoolLike; conn: MysqlServerConnection } | { reason: string; error: ErrorCodeDef; message: string; detail?: string }
-  > {
+  private async openUpstream(g: Granted): Promise<Opened> {
     const charset = this.response!.characterSet || UTF8MB4_GENERAL_CI;
-    const pool = this.deps.pools.get(g.upstream, g.role, g.database, this.capabilities, charset);
-    let conn: MysqlServerConnection;
-    try {
-      conn = await pool.acquire();
-    } catch (err) {
-      if (err instanceof PoolExhaustedError) return { reason: 'pool_exhausted', error: ErrorCode.TOO_MANY_CONNECTIONS, message: err.message };
-      return {
-        reason: 'upstream_unavailable', error: GATEWAY_ERROR, detail: (err as Error).message,
-        message: `tokengate could not open a connection to upstream "${g.upstream.name}" for role "${g.role.name}"; retry shortly, and if it persists tell a DBA (the gateway's audit log has the cause)`,
-      };
-    }
+    const acquired = await this.deps.admission.acquire(g.upstream.name, g.role.name,
+      (upstream, role) => this.deps.pools.get(upstream, role, g.database, this.capabilities, charset));
+    if (!acquired.ok) return { reason: acquired.reason, error: CODES.refusal[acquired.kind], message: acquired.message, detail: acquired.detail };
+    const { pool, conn } = acquired.value;
     const want = formatCapabilities(this.capabilities);
     const have = formatCapabilities(conn.capabilities);
     if (want !== have) {
@@ -329,15 +303,12 @@ export class MysqlClientSession implements KillTarget {
   }
 
   private greetAndRelay(route: Granted | undefined): void {
-    clearTimeout(this.authTimer);
     const response = this.response!;
-    this.deps.audit.write({
-      event: 'connection_accepted', sessionId: this.id, protocol: 'mysql', remote: this.remote, tls: this.tls,
-      grant: route?.grant.name ?? '', upstream: route?.upstream.name ?? '', role: response.username,
-      database: route?.alias ?? '', upstreamDatabase: route?.database ?? '',
-      applicationName: response.connectAttribute('program_name') ?? response.connectAttribute('_client_name'), ...this.identityFields(),
-    });
-    this.state = 'relay';
+    this.accepted(
+      { grant: route?.grant.name ?? '', upstream: route?.upstream.name ?? '', role: response.username, database: route?.alias ?? '' },
+      { upstreamDatabase: route?.database ?? '', applicationName: response.connectAttribute('program_name') ?? response.connectAttribute('_client_name') },
+    );
+    this.login = 'done';
     this.stream.removeListener('data', this.onHandshakeData);
     const statusFlags = this.conn?.statusFlags ?? SERVER_STATUS_AUTOCOMMIT;
     this.stream.write(encodePacket(this.replySequence, okPayload(statusFlags, this.capabilities)));
@@ -349,13 +320,11 @@ export class MysqlClientSession implements KillTarget {
       identity: this.identityFields(),
       clientCapabilities: this.capabilities,
       statusFlags,
-      expiresAtMs: this.identity!.expiresAt * 1000 + this.deps.config.session.expiryGraceMs,
       intercept: (cmd) => interceptCommand(policy, cmd),
-      onEnd: (end) => this.onRelayEnd(end),
+      onEnd: this.relayEnded,
     });
-    this.relay = relay;
     if (this.conn) relay.setUpstream(this.conn);
-    relay.start();
+    this.startRelay(relay);
     this.stream.resume();
   }
 
@@ -369,14 +338,14 @@ export class MysqlClientSession implements KillTarget {
       clientCapabilities: this.capabilities,
       currentUpstream: () => this.upstreamName,
       databaseChoices: () => this.databaseChoices,
-      statusFlags: () => this.relay?.statusFlags ?? SERVER_STATUS_AUTOCOMMIT,
+      statusFlags: () => (this.relay as MysqlRelay | undefined)?.statusFlags ?? SERVER_STATUS_AUTOCOMMIT,
       useDatabase: (g) => this.useDatabase(g),
     };
   }
 
   /** USE of a granted alias: the first one picks the upstream; later ones switch the database on it. */
   private async useDatabase(g: Granted): Promise<Buffer> {
-    const relay = this.relay!;
+    const relay = this.relay as MysqlRelay;
     if (!this.conn) {
       const opened = await this.openUpstream(g);
       if (!('conn' in opened)) {
@@ -390,6 +359,7 @@ export class MysqlClientSession implements KillTarget {
       this.pool = opened.pool;
       this.conn = opened.conn;
       this.upstreamName = g.upstream.name;
+      this.access = { ...this.access!, grant: g.grant.name, upstream: g.upstream.name, database: g.alias };
       relay.setUpstream(opened.conn);
       return schemaChangedOk(g.alias, relay.statusFlags, this.capabilities);
     }
@@ -398,12 +368,8 @@ export class MysqlClientSession implements KillTarget {
       return errPayload({ code: r.error.code, sqlState: r.error.sqlState ?? 'HY000' },
         `database "${g.alias}" is granted to you, but the upstream refused it (${r.error.message}); tell a DBA`);
     }
+    this.access = { ...this.access!, grant: g.grant.name, database: g.alias };
     return schemaChangedOk(g.alias, relay.statusFlags, this.capabilities);
-  }
-
-  private onRelayEnd(end: RelayEnd): void {
-    this.releaseUpstream(end.upstreamReusable);
-    this.finish(end.reason, end.bytesFromClient, end.bytesToClient, end.queries, end.upstreamReusable);
   }
 
   // ---- TLS ---------------------------------------------------------------------
@@ -412,74 +378,21 @@ export class MysqlClientSession implements KillTarget {
   private upgradeToTls(leftover: Buffer): void {
     this.socket.removeListener('data', this.onHandshakeData);
     const base = leftover.length > 0 ? (new PrefixedStream(this.socket, leftover) as unknown as net.Socket) : this.socket;
-    const secure = new tls.TLSSocket(base, { isServer: true, secureContext: this.deps.tlsContext });
-    this.tls = true;
-    this.stream = secure;
+    const secure = new tls.TLSSocket(base, { isServer: true, secureContext: this.deps.tlsContext() });
     this.reader = new MysqlHandshakeReader(MAX_LOGIN_PAYLOAD);
-    secure.on('data', this.onHandshakeData);
-    secure.on('error', () => this.abort('tls_error'));
-    secure.on('close', () => this.abort('client_closed'));
+    this.useTls(secure);
   }
 
   // ---- endings -----------------------------------------------------------------
 
-  /** Refuse the connection: an ERR packet the agent can act on, and an audit record. */
-  private reject(reason: string, error: ErrorCodeDef, message: string, extra: { role?: string; database?: string; detail?: string } = {}): void {
-    if (this.isClosed()) return;
-    const { detail, ...where } = extra;
+  protected override abortedInHandshake(): void {
+    if (this.login !== 'token') return;
+    // Most often mysql2 without enableCleartextPlugin: it drops the connection at the AuthSwitchRequest.
     this.deps.audit.write({
       event: 'connection_rejected', sessionId: this.id, protocol: 'mysql', remote: this.remote, tls: this.tls,
-      reason, message: detail ? `${message} (${detail})` : message, ...where, ...this.identityFields(),
+      reason: 'client_closed_during_auth', ...this.requested(),
+      message: 'the client closed the connection when asked for the token with mysql_clear_password; mysql2 needs enableCleartextPlugin: true, the Oracle mysql client --enable-cleartext-plugin',
     });
-    endWith(this.stream, encodePacket(this.replySequence, errPayload(error, message)));
-    this.finish(reason, 0, 0, 0, false);
-  }
-
-  /** The client vanished or broke the transport: no message can reach it. */
-  private abort(reason: string): void {
-    if (this.isClosed()) return;
-    if (this.relay) {
-      this.relay.stop(reason);
-      return;
-    }
-    if (this.state === 'token') {
-      // Most often mysql2 without enableCleartextPlugin: it drops the connection at the AuthSwitchRequest.
-      this.deps.audit.write({
-        event: 'connection_rejected', sessionId: this.id, protocol: 'mysql', remote: this.remote, tls: this.tls,
-        reason: 'client_closed_during_auth', ...this.requested(),
-        message: 'the client closed the connection when asked for the token with mysql_clear_password; mysql2 needs enableCleartextPlugin: true, the Oracle mysql client --enable-cleartext-plugin',
-      });
-    }
-    this.releaseUpstream(true);
-    this.stream.destroy();
-    this.finish(reason, 0, 0, 0, false);
-  }
-
-  private releaseUpstream(reusable: boolean): void {
-    if (this.conn && this.pool) this.pool.release(this.conn, reusable);
-    this.conn = undefined;
-  }
-
-  private finish(reason: string, bytesFromClient: number, bytesToClient: number, queries: number, upstreamReused: boolean): void {
-    const wasRelaying = this.state === 'relay';
-    this.state = 'closed';
-    clearTimeout(this.authTimer);
-    this.deps.connections.revoke(this.connectionId);
-    if (wasRelaying) {
-      this.deps.audit.write({
-        event: 'session_end', sessionId: this.id, protocol: 'mysql', remote: this.remote,
-        durationMs: Date.now() - this.startedAt, bytesFromClient, bytesToClient, queries, reason, upstreamReused, ...this.identityFields(),
-      });
-    }
-    this.deps.onClose?.(this);
-  }
-
-  private isClosed(): boolean {
-    return this.state === 'closed';
-  }
-
-  private identityFields(): IdentityFields {
-    return identityFields(this.identity);
   }
 }
 

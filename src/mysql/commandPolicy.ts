@@ -9,7 +9,7 @@ import { GATEWAY_ERROR, NO_DATABASE_SELECTED, UNKNOWN_THREAD, errPayload, okPayl
 
 /** What the policy needs from its session. */
 export interface PolicyHost {
-  readonly config: Config;
+  readonly config: () => Config;
   readonly identity: Identity;
   /** The handshake user: the role. */
   readonly role: string;
@@ -92,7 +92,7 @@ function noDatabase(host: PolicyHost): Interception {
 
 function use(host: PolicyHost, alias: string): Interception {
   if (alias === '') return reply(errPayload(NO_DATABASE_SELECTED, 'No database selected: name the database to use'));
-  const route = routeUse(host.config, host.identity, host.role, alias, host.currentUpstream());
+  const route = routeUse(host.config(), host.identity, host.role, alias, host.currentUpstream());
   if (!route.ok) return reply(errPayload(route.error, route.message));
   return { kind: 'async', run: async () => reply(await host.useDatabase(route)) };
 }

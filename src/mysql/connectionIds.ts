@@ -1,4 +1,4 @@
-import crypto from 'node:crypto';
+import { InProcessConnectionIds, type ConnectionIdStore } from '../core/state/connectionIds';
 
 /** A session that `KILL` can reach. */
 export interface KillTarget {
@@ -13,14 +13,6 @@ export interface KillTarget {
 }
 
 /**
- * Ids drawn from [2^30, 2^31): far above the small, sequential thread ids MySQL/MariaDB
- * hand out, so a gateway id relayed by mistake cannot name a real upstream thread, and
- * still below 2^31 for drivers that read the id as a signed int.
- */
-const ID_MIN = 0x40000000;
-const ID_MAX = 0x80000000;
-
-/**
  * Gateway-issued MySQL connection ids (the id in the greeting, which drivers show as the
  * thread id and the mariadb CLI sends in `KILL QUERY <id>` on Ctrl-C). A KILL is honoured
  * only for a session of the same `sub`; any other id is "unknown", so ids of other agents'
@@ -29,16 +21,18 @@ const ID_MAX = 0x80000000;
 export class MysqlConnectionRegistry {
   private readonly sessions = new Map<number, KillTarget>();
 
-  issue(target: KillTarget): number {
-    let id: number;
-    do {
-      id = crypto.randomInt(ID_MIN, ID_MAX);
-    } while (this.sessions.has(id));
+  /** `ids` hands out the ids (shared between gateway processes when they share state). */
+  constructor(private readonly ids: ConnectionIdStore = new InProcessConnectionIds()) {}
+
+  /** An id for this session's greeting; `sessionId` is what the id store records. */
+  issue(target: KillTarget, sessionId = ''): number {
+    const id = this.ids.issue(sessionId);
     this.sessions.set(id, target);
     return id;
   }
 
   revoke(id: number): void {
+    this.ids.release(id);
     this.sessions.delete(id);
   }
 

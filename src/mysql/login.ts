@@ -8,7 +8,9 @@ import { MysqlDecodeError, PacketError } from '../../protocols/mysql/errors';
 import { HandshakeV10, decodeHandshakeV10, encodeHandshakeResponse41, encodeSslRequest } from '../../protocols/mysql/handshake';
 import { decodeErr, decodeOk } from '../../protocols/mysql/packets';
 import { UnsupportedAuthError, authResponse, initialPlugin, switchScramble } from './authPlugins';
-import { MysqlConversation } from './conversation';
+import { LoginConversation, underDeadline } from '../core/upstreamLogin';
+import { encodePacket } from '../../protocols/mysql/framing';
+import { MysqlPacketReader, type MysqlPayload } from './packetReader';
 import { MysqlServerConnection } from './serverConnection';
 import { connectUpstreamTcp, upstreamTlsOptions } from '../net/upstreamSocket';
 
@@ -60,6 +62,8 @@ const REQUIRED_SERVER_CAPABILITIES = (CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECT
 const FORBIDDEN_CAPABILITIES = (CLIENT_COMPRESS | CLIENT_LOCAL_FILES) >>> 0;
 /** max_allowed_packet announced upstream: the largest MySQL allows, so the gateway is never the limit. */
 const MAX_PACKET_SIZE = 0x40000000;
+/** Bound on any single payload during login (greeting, auth data, RSA key, ERR). */
+const MAX_LOGIN_PAYLOAD = 64 * 1024;
 /** AuthSwitchRequests accepted in one login (MariaDB may switch once per alternative of `IDENTIFIED VIA a OR b`). */
 const MAX_AUTH_SWITCHES = 4;
 
@@ -71,25 +75,23 @@ export async function connectMysqlUpstream(o: MysqlLoginOptions): Promise<MysqlS
   }
   const tlsOptions = o.tls === 'disable' ? undefined : await upstreamTlsOptions(o, loginError);
 
-  let socket: net.Socket | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let timedOut = false;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      timedOut = true;
-      socket?.destroy();
-      reject(new MysqlLoginError(`Login to upstream MySQL ${where} did not finish within ${o.connectTimeoutMs} ms. Check that the server is reachable and not overloaded, or raise the connect timeout.`));
-    }, o.connectTimeoutMs);
-  });
   const failure = (what: string): Error => new MysqlLoginError(`Connection to upstream MySQL ${where} ${what} during login.`);
 
-  const login = async (): Promise<MysqlServerConnection> => {
-    socket = await connectUpstreamTcp(o.host, o.port, `MySQL ${where}`, loginError);
-    if (timedOut) {
-      socket.destroy();
-      throw new MysqlLoginError('timed out');
-    }
-    let conv = new MysqlConversation(socket, failure);
+  return underDeadline({
+    timeoutMs: o.connectTimeoutMs,
+    timeoutError: () => new MysqlLoginError(`Login to upstream MySQL ${where} did not finish within ${o.connectTimeoutMs} ms. Check that the server is reachable and not overloaded, or raise the connect timeout.`),
+    wrap: (err) => {
+      if (err instanceof MysqlLoginError) return err;
+      if (err instanceof UnsupportedAuthError) return new MysqlLoginError(`Cannot log in to upstream MySQL ${where}: ${err.message}.`);
+      if (err instanceof MysqlDecodeError || err instanceof PacketError) {
+        return new MysqlLoginError(`Upstream ${where} sent a malformed packet during login (${err.message}). Is it a MySQL/MariaDB server?`);
+      }
+      return new MysqlLoginError(`Login to upstream MySQL ${where} failed: ${(err as Error).message}`);
+    },
+  }, async (attempt) => {
+    let socket = attempt.socket = await connectUpstreamTcp(o.host, o.port, `MySQL ${where}`, loginError);
+    if (attempt.timedOut) throw new MysqlLoginError('timed out');
+    let conv = conversation(socket, failure);
     const greetingPacket = await conv.next();
     const greeting = decodeGreeting(greetingPacket.payload, where);
     const missing = REQUIRED_SERVER_CAPABILITIES & ~greeting.capabilities;
@@ -114,9 +116,9 @@ export async function connectMysqlUpstream(o: MysqlLoginOptions): Promise<MysqlS
         if (conv.reader.buffered > 0) throw new MysqlLoginError(`Upstream ${where} sent unexpected bytes after its greeting; refusing the connection (possible injection).`);
         conv.release();
         capabilities = (capabilities | CLIENT_SSL) >>> 0;
-        conv.write(sequenceId++, encodeSslRequest({ capabilities, maxPacketSize: MAX_PACKET_SIZE, characterSet: o.characterSet }));
-        socket = await upgradeToTls(socket, o.tls, tlsOptions, where);
-        conv = new MysqlConversation(socket, failure);
+        send(conv, sequenceId++, encodeSslRequest({ capabilities, maxPacketSize: MAX_PACKET_SIZE, characterSet: o.characterSet }));
+        socket = attempt.socket = await upgradeToTls(socket, o.tls, tlsOptions, where);
+        conv = conversation(socket, failure);
         usedTls = true;
       } else if (o.tls !== 'prefer') {
         throw new MysqlLoginError(`Upstream ${where} does not offer TLS, but tls is "${o.tls}". Configure ssl_cert/ssl_key on the server, or set the upstream's tls to "prefer" or "disable".`);
@@ -130,7 +132,7 @@ export async function connectMysqlUpstream(o: MysqlLoginOptions): Promise<MysqlS
     if (!(capabilities & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA) && firstResponse.length > 255) {
       throw new MysqlLoginError(`Upstream ${where} does not accept auth data longer than 255 bytes (no PLUGIN_AUTH_LENENC_CLIENT_DATA); shorten the password or use a hashing plugin.`);
     }
-    conv.write(sequenceId, encodeHandshakeResponse41({
+    send(conv, sequenceId, encodeHandshakeResponse41({
       capabilities,
       maxPacketSize: MAX_PACKET_SIZE,
       characterSet: o.characterSet,
@@ -146,7 +148,7 @@ export async function connectMysqlUpstream(o: MysqlLoginOptions): Promise<MysqlS
     for (;;) {
       const packet = await conv.next();
       const p = packet.payload;
-      const reply = (payload: Buffer): void => conv.write((packet.sequenceId + 1) & 0xff, payload);
+      const reply = (payload: Buffer): void => send(conv, (packet.sequenceId + 1) & 0xff, payload);
       if (p[0] === OK_HEADER) {
         const ok = decodeOk(p, capabilities);
         if (conv.reader.buffered > 0) throw new MysqlLoginError(`Upstream ${where} sent unexpected bytes after the login OK; refusing the connection.`);
@@ -191,22 +193,25 @@ export async function connectMysqlUpstream(o: MysqlLoginOptions): Promise<MysqlS
       }
       throw new MysqlLoginError(`Upstream ${where} sent an unexpected packet during ${plugin} authentication (first byte 0x${(p[0] ?? 0).toString(16)}).`);
     }
-  };
+  });
+}
 
-  try {
-    return await Promise.race([login(), timeout]);
-  } catch (err) {
-    socket?.on('error', () => undefined);
-    socket?.destroy();
-    if (err instanceof MysqlLoginError) throw err;
-    if (err instanceof UnsupportedAuthError) throw new MysqlLoginError(`Cannot log in to upstream MySQL ${where}: ${err.message}.`);
-    if (err instanceof MysqlDecodeError || err instanceof PacketError) {
-      throw new MysqlLoginError(`Upstream ${where} sent a malformed packet during login (${err.message}). Is it a MySQL/MariaDB server?`);
+type Conversation = LoginConversation<MysqlPayload, MysqlPacketReader>;
+
+/** The gateway's side of a connection-phase exchange; `failure` words a socket failure ("was closed by the server"). */
+function conversation(socket: net.Socket, failure: (what: string) => Error): Conversation {
+  return new LoginConversation(socket, new MysqlPacketReader(MAX_LOGIN_PAYLOAD), (f) => {
+    switch (f.kind) {
+      case 'error': return failure(`failed: ${f.error.message}`);
+      case 'closed': return failure('was closed by the server');
+      case 'invalid': return f.error;
+      case 'released': return failure('was released');
     }
-    throw new MysqlLoginError(`Login to upstream MySQL ${where} failed: ${(err as Error).message}`);
-  } finally {
-    clearTimeout(timer);
-  }
+  });
+}
+
+function send(conv: Conversation, sequenceId: number, payload: Buffer): void {
+  conv.socket.write(encodePacket(sequenceId, payload));
 }
 
 /**
@@ -216,29 +221,16 @@ export async function connectMysqlUpstream(o: MysqlLoginOptions): Promise<MysqlS
  */
 export async function probeMysqlServerVersion(host: string, port: number, timeoutMs: number): Promise<string> {
   const where = `${host}:${port}`;
-  let socket: net.Socket | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      socket?.destroy();
-      reject(new MysqlLoginError(`Upstream MySQL ${where} sent no greeting within ${timeoutMs} ms. Check that the server is reachable and is a MySQL/MariaDB server.`));
-    }, timeoutMs);
-  });
-  const probe = async (): Promise<string> => {
-    socket = await connectUpstreamTcp(host, port, `MySQL ${where}`, loginError);
-    const conv = new MysqlConversation(socket, (what) => new MysqlLoginError(`Connection to upstream MySQL ${where} ${what} before its greeting.`));
+  return underDeadline({
+    timeoutMs,
+    timeoutError: () => new MysqlLoginError(`Upstream MySQL ${where} sent no greeting within ${timeoutMs} ms. Check that the server is reachable and is a MySQL/MariaDB server.`),
+    wrap: (err) => (err instanceof MysqlLoginError ? err : new MysqlLoginError(`Upstream MySQL ${where} sent no usable greeting: ${(err as Error).message}`)),
+    closeAfter: true,
+  }, async (attempt) => {
+    const socket = attempt.socket = await connectUpstreamTcp(host, port, `MySQL ${where}`, loginError);
+    const conv = conversation(socket, (what) => new MysqlLoginError(`Connection to upstream MySQL ${where} ${what} before its greeting.`));
     return decodeGreeting((await conv.next()).payload, where).serverVersion;
-  };
-  try {
-    return await Promise.race([probe(), timeout]);
-  } catch (err) {
-    if (err instanceof MysqlLoginError) throw err;
-    throw new MysqlLoginError(`Upstream MySQL ${where} sent no usable greeting: ${(err as Error).message}`);
-  } finally {
-    clearTimeout(timer);
-    socket?.on('error', () => undefined);
-    socket?.destroy();
-  }
+  });
 }
 
 function decodeGreeting(payload: Buffer, where: string): HandshakeV10 {

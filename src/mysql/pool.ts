@@ -3,8 +3,9 @@ import { encodeInitDb, encodeQuery, encodeSimpleCommand } from '../../protocols/
 import { CLIENT_COMPRESS, CLIENT_LOCAL_FILES, COM_RESET_CONNECTION, formatCapabilities } from '../../protocols/mysql/constants';
 import { connectMysqlUpstream } from './login';
 import type { MysqlCommandResult, MysqlServerConnection } from './serverConnection';
+import { systemClock, type Clock } from '../core/clock';
 import { Pool, type PoolStats } from '../core/pool';
-import { SessionPool } from '../core/sessionPool';
+import { PoolRegistry } from '../core/poolRegistry';
 
 export { PoolExhaustedError, PoolClosedError } from '../core/pool';
 export type { PoolStats } from '../core/pool';
@@ -29,6 +30,8 @@ export interface MysqlPoolOptions {
   /** Connection attributes of pooled connections (default program_name=tokengate). */
   connectAttributes?: Record<string, string>;
   janitorIntervalMs?: number;
+  /** The pool's clock (tests move a manual one). */
+  clock?: Clock;
 }
 
 /** The pool key as text: upstream/role/database/caps/collation. Used in messages and stats. */
@@ -53,15 +56,14 @@ const IDENTIFIER = /^[A-Za-z0-9_]+$/;
  * capabilities, collation), session-pooled: a connection serves one client at a time and is
  * reset before the next one gets it.
  */
-export class MysqlPool extends SessionPool<MysqlServerConnection> {
+export class MysqlPool extends Pool<MysqlServerConnection> {
   constructor(readonly key: MysqlPoolKey, opts: MysqlPoolOptions = {}) {
     const { upstream, role, database, capabilities, characterSet } = key;
     const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     const resetTimeoutMs = opts.resetTimeoutMs ?? 5_000;
     const connectAttributes = opts.connectAttributes ?? { program_name: 'tokengate' };
-    const name = mysqlPoolName(key);
-    super(name, new Pool<MysqlServerConnection>(
-      name,
+    super(
+      mysqlPoolName(key),
       { ...upstream.pool, janitorIntervalMs: opts.janitorIntervalMs },
       {
         create: async () => {
@@ -83,7 +85,8 @@ export class MysqlPool extends SessionPool<MysqlServerConnection> {
           return baseline ? resetMysqlConnection(conn, baseline, resetTimeoutMs) : Promise.resolve(false);
         },
       },
-    ));
+      opts.clock ?? systemClock,
+    );
   }
 }
 
@@ -146,32 +149,21 @@ export function poolCapabilities(capabilities: number): number {
   return (formatCapabilities(capabilities) & ~(CLIENT_COMPRESS | CLIENT_LOCAL_FILES)) >>> 0;
 }
 
-/** One MysqlPool per (upstream, role, database, capabilities, collation), created on first use. */
+/** The MySQL pools of the gateway's pool registry: one MysqlPool per (upstream settings, role, database, capabilities, collation). */
 export class MysqlPoolRegistry {
-  readonly #pools = new Map<string, MysqlPool>();
-
-  constructor(private readonly opts: MysqlPoolOptions = {}) {}
+  constructor(private readonly opts: MysqlPoolOptions = {}, readonly registry = new PoolRegistry(opts.clock)) {}
 
   get(upstream: UpstreamConfig, role: RoleConfig, database: string, capabilities: number, characterSet: number): MysqlPool {
     const key: MysqlPoolKey = { upstream, role, database, capabilities: poolCapabilities(capabilities), characterSet };
-    const name = mysqlPoolName(key);
-    let pool = this.#pools.get(name);
-    if (!pool) {
-      pool = new MysqlPool(key, this.opts);
-      this.#pools.set(name, pool);
-    }
-    return pool;
+    return this.registry.get({ protocol: 'mysql', upstream, role, parts: [database, key.capabilities, characterSet], name: mysqlPoolName(key) },
+      (clock) => new MysqlPool(key, { ...this.opts, clock })) as MysqlPool;
   }
 
   stats(): Record<string, PoolStats> {
-    const out: Record<string, PoolStats> = {};
-    for (const [name, pool] of this.#pools) out[name] = pool.stats();
-    return out;
+    return this.registry.stats('mysql');
   }
 
-  async closeAll(): Promise<void> {
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
-    await Promise.all(pools.map((p) => p.close()));
+  closeAll(): Promise<void> {
+    return this.registry.closeAll('mysql');
   }
 }

@@ -1,9 +1,10 @@
 import type net from 'node:net';
 import type { AuditLog } from '../audit/auditLog';
 import type { IdentityFields } from '../audit/events';
+import type { Notice, Relay, RelayEnd, SessionState } from '../core/relay';
 import type { MysqlCommandResult, MysqlServerConnection } from './serverConnection';
 import { decodeCommand, type Command } from '../../protocols/mysql/command';
-import { COM_INIT_DB, COM_PROCESS_KILL, COM_QUERY, COM_SET_OPTION, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_PREPARE, ERR_HEADER, ErrorCode, MAX_PACKET_PAYLOAD, type ErrorCodeDef } from '../../protocols/mysql/constants';
+import { COM_INIT_DB, COM_PROCESS_KILL, COM_QUERY, COM_SET_OPTION, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_PREPARE, ERR_HEADER, ErrorCode, MAX_PACKET_PAYLOAD, SERVER_STATUS_IN_TRANS, type ErrorCodeDef } from '../../protocols/mysql/constants';
 import { PacketFramer, encodePacket, type PacketHandler } from '../../protocols/mysql/framing';
 import { decodeErr } from '../../protocols/mysql/packets';
 import { ResponseTracker, captureForResponse, type ResponseOutcome, type ResultSummary } from '../../protocols/mysql/response';
@@ -13,14 +14,6 @@ import { GATEWAY_ERROR, errPayload } from './replies';
 import { endWith } from '../net/endWith';
 import { PacketError } from '../../protocols/mysql/errors';
 import { log } from '../log';
-
-export interface RelayEnd {
-  reason: string;
-  upstreamReusable: boolean;
-  bytesFromClient: number;
-  bytesToClient: number;
-  queries: number;
-}
 
 /** A client command as the policy sees it. */
 export interface MysqlCommand {
@@ -52,8 +45,6 @@ export interface MysqlRelayOptions {
   clientCapabilities: number;
   /** Status flags for the gateway's own OK packets until an upstream reports some. */
   statusFlags: number;
-  /** When the token (plus grace) runs out, in ms since the epoch. */
-  expiresAtMs: number;
   intercept(cmd: MysqlCommand): Interception;
   onEnd(end: RelayEnd): void;
 }
@@ -74,8 +65,6 @@ const MIN_HOLD = 64 * 1024;
 const MAX_HOLD = 1024 * 1024;
 /** Client bytes waiting behind an unanswered command before the client socket is paused. */
 const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
-/** How long an expiring session may take to reach a response boundary before it is cut. */
-const EXPIRY_DRAIN_MS = 10_000;
 /** Bounds the gateway's own upstream commands (COM_INIT_DB for USE). */
 const INTERNAL_TIMEOUT_MS = 10_000;
 const MAX_TAGS = 10;
@@ -91,7 +80,7 @@ const MAX_TAGS = 10;
  * texts, tags, timings): only what the policy and the response boundaries need. Packets
  * are visited in place (PacketFramer.scan), with no array or view per packet.
  */
-export class MysqlRelay {
+export class MysqlRelay implements Relay<ErrorCodeDef> {
   private readonly splitter: MysqlCommandSplitter;
   private readonly items: ClientItem[] = [];
   private queuedBytes = 0;
@@ -114,17 +103,18 @@ export class MysqlRelay {
   private optionChanged = false;
   /** Sequence id the client expects next in the response being relayed. */
   private nextClientSeq = 0;
-  private bytesFromClient = 0;
-  private bytesToClient = 0;
-  private queries = 0;
+  bytesFromClient = 0;
+  bytesToClient = 0;
+  queries = 0;
+  /** When the oldest forwarded command still unanswered was sent (ms since the epoch). */
+  busySince: number | undefined;
   /** audit.queries: capture what query records need. */
   private readonly wantSql: boolean;
   /** The server chunk being scanned carries an unsolicited ERR (set by onServerPacket). */
   private unsolicited = false;
   private ended = false;
-  private expiring = false;
-  private expiryTimer?: NodeJS.Timeout;
-  private drainTimer?: NodeJS.Timeout;
+  /** Set by hold(): called whenever the session comes to rest. */
+  private onRest: (() => void) | undefined;
   /** Status flags of the last OK/EOF relayed (transaction state). */
   statusFlags: number;
 
@@ -151,8 +141,11 @@ export class MysqlRelay {
     const { client } = this.o;
     client.on('data', this.onClientData);
     client.on('end', this.onClientEnd);
-    const delay = this.o.expiresAtMs - Date.now();
-    this.expiryTimer = setTimeout(() => this.onTokenExpired(), Math.max(0, Math.min(delay, 0x7fffffff)));
+  }
+
+  get state(): SessionState {
+    if (this.busy || this.working) return 'active';
+    return this.statusFlags & SERVER_STATUS_IN_TRANS ? 'transaction' : 'idle';
   }
 
   /** Give the relay its upstream connection (at start, or at the first USE of a session without database). */
@@ -197,11 +190,10 @@ export class MysqlRelay {
    * End the relay. With `notice`, the client gets that ERR packet first; `graceful` closes
    * after what was already written (a final answer) instead of dropping the connection.
    */
-  stop(reason: string, notice?: { error: ErrorCodeDef; message: string }, graceful = false): void {
+  stop(reason: string, notice?: Notice<ErrorCodeDef>, graceful = false): void {
     if (this.ended) return;
     this.ended = true;
-    clearTimeout(this.expiryTimer);
-    clearTimeout(this.drainTimer);
+    this.onRest = undefined;
     const { client } = this.o;
     client.removeListener('data', this.onClientData);
     client.removeListener('end', this.onClientEnd);
@@ -216,7 +208,7 @@ export class MysqlRelay {
       if (reusable) conn.attach(undefined, this.statusFlags);
     }
     if (notice && !client.destroyed) {
-      endWith(client, encodePacket(this.noticeSequence(), errPayload(notice.error, notice.message)));
+      endWith(client, encodePacket(this.noticeSequence(), errPayload(notice.code, notice.message)));
     } else if (reason === 'client_quit' && client.writableLength === 0) {
       // COM_QUIT comes after every answer was written: like the server, just close.
       client.destroy();
@@ -241,7 +233,7 @@ export class MysqlRelay {
       // Any error ends this session only: a data handler that throws would take the whole gateway down.
       logUnexpected(err, this.o.sessionId);
       this.items.length = queued; // nothing of a chunk that broke the framing is queued
-      this.stop('protocol_violation', { error: ErrorCode.UNKNOWN_COMMAND, message: `invalid packet from the client: ${(err as Error).message}` });
+      this.stop('protocol_violation', { code: ErrorCode.UNKNOWN_COMMAND, message: `invalid packet from the client: ${(err as Error).message}` });
       return;
     }
     this.pump();
@@ -265,9 +257,9 @@ export class MysqlRelay {
           if (item.complete) this.streaming = false;
           continue;
         }
-        if (this.expiring) break; // no new statements on an expired token
+        if (this.onRest !== undefined) break; // the session is ending: no new statements
         if (item.sequenceId !== 0) {
-          this.stop('protocol_violation', { error: ErrorCode.UNKNOWN_COMMAND, message: `a command must start with packet sequence id 0, got ${item.sequenceId}` });
+          this.stop('protocol_violation', { code: ErrorCode.UNKNOWN_COMMAND, message: `a command must start with packet sequence id 0, got ${item.sequenceId}` });
           return;
         }
         if (!this.head) {
@@ -284,7 +276,7 @@ export class MysqlRelay {
         // The gateway answers this one: after every earlier response, in order.
         if (this.inFlight.length > 0 || this.streaming) break;
         if (!item.complete) {
-          this.stop('protocol_violation', { error: ErrorCode.UNKNOWN_COMMAND, message: `${cmd.command.name} of ${cmd.payloadLength} bytes is too long` });
+          this.stop('protocol_violation', { code: ErrorCode.UNKNOWN_COMMAND, message: `${cmd.command.name} of ${cmd.payloadLength} bytes is too long` });
           return;
         }
         this.shiftItem(item.rawLength);
@@ -294,7 +286,7 @@ export class MysqlRelay {
       this.pumping = false;
     }
     this.updateClientFlow();
-    if (this.expiring && this.atRest()) this.endForExpiry();
+    if (this.onRest !== undefined && this.atRest()) this.onRest();
   }
 
   private shiftItem(bytes: number): void {
@@ -305,13 +297,13 @@ export class MysqlRelay {
 
   private describe(item: Extract<ClientItem, { kind: 'command' }>): MysqlCommand | undefined {
     if (item.payloadLength === 0) {
-      this.stop('protocol_violation', { error: ErrorCode.UNKNOWN_COMMAND, message: 'an empty packet carries no command' });
+      this.stop('protocol_violation', { code: ErrorCode.UNKNOWN_COMMAND, message: 'an empty packet carries no command' });
       return undefined;
     }
     try {
       return { command: decodeCommand(item.head, item.payloadLength), sequenceId: item.sequenceId, payloadLength: item.payloadLength, complete: item.complete };
     } catch (err) {
-      this.stop('protocol_violation', { error: ErrorCode.UNKNOWN_COMMAND, message: `malformed command from the client: ${(err as Error).message}` });
+      this.stop('protocol_violation', { code: ErrorCode.UNKNOWN_COMMAND, message: `malformed command from the client: ${(err as Error).message}` });
       return undefined;
     }
   }
@@ -338,7 +330,12 @@ export class MysqlRelay {
     this.writeServer(item.raw);
     if (!item.complete) this.streaming = true;
     this.inFlight.push(entry);
-    if (this.inFlight.length === 1) this.beginHead();
+    if (this.inFlight.length === 1) {
+      // A closing ERR before the first response packet answers this command.
+      this.nextClientSeq = (item.sequenceId + 1) & 0xff;
+      this.busySince = entry.startedAt || Date.now();
+      this.beginHead();
+    }
   }
 
   /** Carries out the policy's decision for a command the gateway answers itself. */
@@ -370,7 +367,7 @@ export class MysqlRelay {
             this.working = false;
             if (this.ended) return;
             if (this.conn?.broken) {
-              this.stop('upstream_closed', { error: ErrorCode.CONNECTION_KILLED, message: 'the upstream database closed the connection; reconnect to get a new session' });
+              this.stop('upstream_closed', { code: ErrorCode.CONNECTION_KILLED, message: 'the upstream database closed the connection; reconnect to get a new session' });
               return;
             }
             this.reply(cmd, startedAt, errPayload(GATEWAY_ERROR, `tokengate could not complete ${cmd.command.name}: ${err.message}`));
@@ -452,13 +449,14 @@ export class MysqlRelay {
       try {
         r = tracker.begin(head.command, { cursor: head.cursor });
       } catch (err) {
-        this.stop('protocol_violation', { error: ErrorCode.UNKNOWN_COMMAND, message: (err as Error).message });
+        this.stop('protocol_violation', { code: ErrorCode.UNKNOWN_COMMAND, message: (err as Error).message });
         return;
       }
       if (r === 'more') return;
       this.inFlight.shift();
       this.complete(head, tracker.outcome);
     }
+    this.busySince = undefined;
   }
 
   private readonly onServerData = (chunk: Buffer): void => {
@@ -469,7 +467,7 @@ export class MysqlRelay {
     } catch (err) {
       // As on the client side: whatever the cause, only this session ends.
       logUnexpected(err, this.o.sessionId);
-      this.stop('upstream_protocol_error', { error: ErrorCode.NET_READ_ERROR, message: 'tokengate received an invalid packet from the upstream server; reconnect' });
+      this.stop('upstream_protocol_error', { code: ErrorCode.NET_READ_ERROR, message: 'tokengate received an invalid packet from the upstream server; reconnect' });
       return;
     }
     if (this.ended) return; // onServerPacket ended the session: the chunk is not relayed
@@ -495,7 +493,7 @@ export class MysqlRelay {
     if (this.ended || this.unsolicited) return;
     if (this.inFlight.length === 0) {
       if (continuation || end <= start || data[start] !== ERR_HEADER) {
-        this.stop('upstream_protocol_error', { error: ErrorCode.NET_READ_ERROR, message: 'the upstream server sent data while no command was running; reconnect' });
+        this.stop('upstream_protocol_error', { code: ErrorCode.NET_READ_ERROR, message: 'the upstream server sent data while no command was running; reconnect' });
         return;
       }
       this.unsolicited = true; // the server is ending the session (KILL, shutdown, timeout): the client sees why
@@ -507,18 +505,19 @@ export class MysqlRelay {
     try {
       r = tracker.onPacketAt(data, start, end, payloadLength);
     } catch (err) {
-      this.stop('upstream_protocol_error', { error: ErrorCode.NET_READ_ERROR, message: `tokengate could not follow the upstream's response (${(err as Error).message}); reconnect` });
+      this.stop('upstream_protocol_error', { code: ErrorCode.NET_READ_ERROR, message: `tokengate could not follow the upstream's response (${(err as Error).message}); reconnect` });
       return;
     }
     if (r === 'done') {
       const head = this.inFlight.shift()!;
       this.complete(head, tracker.outcome);
+      if (this.inFlight.length > 0) this.busySince = Date.now();
       this.beginHead();
     }
   };
 
   private readonly onServerGone = (): void => {
-    this.stop('upstream_closed', { error: ErrorCode.CONNECTION_KILLED, message: 'the upstream database closed the connection; reconnect to get a new session' });
+    this.stop('upstream_closed', { code: ErrorCode.CONNECTION_KILLED, message: 'the upstream database closed the connection; reconnect to get a new session' });
   };
 
   private complete(head: InFlight, outcome: ResponseOutcome | undefined): void {
@@ -540,31 +539,18 @@ export class MysqlRelay {
     });
   }
 
-  // ---- token expiry ------------------------------------------------------------------
+  // ---- ending at a boundary --------------------------------------------------------
 
-  private atRest(): boolean {
+  atRest(): boolean {
     return this.inFlight.length === 0 && !this.streaming && !this.working && (this.framer?.atBoundary ?? true);
   }
 
-  private onTokenExpired(): void {
-    if (this.ended) return;
-    this.expiring = true;
-    if (this.atRest()) {
-      this.endForExpiry();
-      return;
-    }
-    // A statement is running: interrupt it, let its response drain, then end at a boundary.
-    if (this.inFlight.length > 0) this.conn?.killQuery().catch(() => undefined);
-    this.drainTimer = setTimeout(() => this.stop('token_expired_forced', this.expiryNotice()), EXPIRY_DRAIN_MS);
+  hold(onRest: () => void): void {
+    if (!this.ended) this.onRest = onRest;
   }
 
-  private endForExpiry(): void {
-    this.stop('token_expired', this.expiryNotice());
-  }
-
-  private expiryNotice(): { error: ErrorCodeDef; message: string } {
-    const at = this.o.identity.tokenExpiresAt ?? 'now';
-    return { error: ErrorCode.CONNECTION_KILLED, message: `your access token expired (at ${at}) and tokengate ended this session; fetch a fresh token and reconnect` };
+  interrupt(): void {
+    if (!this.ended && this.inFlight.length > 0) this.conn?.killQuery().catch(() => undefined);
   }
 
   /**

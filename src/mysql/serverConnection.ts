@@ -79,8 +79,6 @@ export class MysqlServerConnection {
   readonly capabilities: number;
   /** Collation id the session was opened with. */
   readonly characterSet: number;
-  readonly createdAt = Date.now();
-  lastUsedAt = Date.now();
   /** Server status flags of the last OK/EOF seen (SERVER_STATUS_IN_TRANS etc.). */
   statusFlags: number;
 
@@ -163,7 +161,6 @@ export class MysqlServerConnection {
       results.push({}); // COM_STMT_CLOSE and the like have no response: their result stays empty
       if (state !== 'done') steps.push({ index, tracker, textRows: cmd === COM_QUERY, rows: [], bytes: 0 });
     }
-    this.lastUsedAt = Date.now();
     this.socket.write(payloads.length === 1 ? encodePacket(0, payloads[0]) : Buffer.concat(payloads.map((p) => encodePacket(0, p))));
     if (steps.length === 0) return Promise.resolve(results);
     return new Promise<MysqlCommandResult[]>((resolve, reject) => {
@@ -192,7 +189,6 @@ export class MysqlServerConnection {
     this.socket.pause();
     this.socket.removeListener('data', this.#onData);
     this.#attached = false;
-    this.lastUsedAt = Date.now();
     this.socket.on('newListener', this.#resumeOnDataListener);
     return this.#reader.takeRemaining();
   }
@@ -213,7 +209,6 @@ export class MysqlServerConnection {
     if (this.#attached) return;
     this.socket.removeListener('newListener', this.#resumeOnDataListener);
     if (statusFlags !== undefined) this.statusFlags = statusFlags;
-    this.lastUsedAt = Date.now();
     if (leftover?.length) this.#reader.push(leftover);
     this.#attached = true;
     this.socket.on('data', this.#onData);
@@ -291,7 +286,6 @@ export class MysqlServerConnection {
       step.rows.push(decodeTextRow(payload));
     }
     if (!done || !outcome) return;
-    this.lastUsedAt = Date.now();
     if (outcome.statusFlags !== undefined) this.statusFlags = outcome.statusFlags;
     const result = p.results[step.index];
     if (outcome.error) result.error = outcome.error;

@@ -2,37 +2,19 @@ import net from 'node:net';
 import type { HostPort } from '../config/types';
 import { log } from '../log';
 
-/** What a listener needs from a client session of any protocol. */
-export interface ListenerSession {
-  start(): void;
-  /** End the session with the protocol's own "shutting down" error. */
-  shutdown(message: string): void;
-}
-
-/** A TCP listener that runs one session per accepted socket and ends them all on close. */
-export class SessionListener<S extends ListenerSession> {
+/**
+ * A TCP listener that hands each accepted socket to `onSocket`. It owns no sessions: they
+ * register themselves with the session registry, which ends them at shutdown.
+ */
+export class TcpListener {
   private readonly server: net.Server;
-  private readonly sessions = new Set<S>();
 
-  /**
-   * `sessionFactory` is called once, with the hook every session calls when it ends, and returns
-   * the function that makes one session per socket. Build the sessions' shared dependencies there,
-   * once: with a fresh `{ ...deps, onClose }` per connection V8 missed its inline caches on every
-   * connection (--log-ic: about three misses each; docs/performance.md, change 14).
-   */
   constructor(
     private readonly protocol: string,
     private readonly address: HostPort,
-    sessionFactory: (onClose: (s: S) => void) => (socket: net.Socket) => S,
+    onSocket: (socket: net.Socket) => void,
   ) {
-    const newSession = sessionFactory((s) => {
-      this.sessions.delete(s);
-    });
-    this.server = net.createServer({ noDelay: true }, (socket) => {
-      const session = newSession(socket);
-      this.sessions.add(session);
-      session.start();
-    });
+    this.server = net.createServer({ noDelay: true }, onSocket);
   }
 
   listen(): Promise<HostPort> {
@@ -47,14 +29,8 @@ export class SessionListener<S extends ListenerSession> {
     });
   }
 
-  get activeSessions(): number {
-    return this.sessions.size;
-  }
-
-  /** Stop accepting and end every session with a "shutting down" error. */
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const s of [...this.sessions]) s.shutdown('tokengate is shutting down; reconnect in a moment');
-    await closed;
+  /** Stops accepting; resolves once every connection it accepted has closed. */
+  close(): Promise<void> {
+    return new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }

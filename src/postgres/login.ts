@@ -10,6 +10,7 @@ import { BackendType } from '../../protocols/postgres/constants';
 import { ProtocolError } from '../../protocols/postgres/errors';
 import { describeType, type Frame } from '../../protocols/postgres/framing';
 import { BackendStream } from './backendStream';
+import { LoginConversation, underDeadline, type ConversationFailure } from '../core/upstreamLogin';
 import { CancelTarget, PgServerConnection, TxStatus } from './serverConnection';
 import { SaltedPasswordCache, defaultSaltedPasswordCache } from './saltedPasswordCache';
 import { connectUpstreamTcp, upstreamTlsOptions } from '../net/upstreamSocket';
@@ -51,56 +52,39 @@ export async function connectPgUpstream(o: PgLoginOptions): Promise<PgServerConn
   const where = `${o.user}@${o.host}:${o.port}/${o.database}`;
   const startup = startupMessage({ user: o.user, database: o.database, ...o.parameters });
   const tlsOptions = o.tls === 'disable' ? undefined : await upstreamTlsOptions(o, loginError);
-
-  let socket: net.Socket | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let timedOut = false;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      timedOut = true;
-      socket?.destroy();
-      reject(new UpstreamLoginError(`Login to upstream PostgreSQL ${where} did not finish within ${o.connectTimeoutMs} ms. Check that the server is reachable and not overloaded, or raise the connect timeout.`));
-    }, o.connectTimeoutMs);
-  });
-  const login = async (): Promise<PgServerConnection> => {
-    socket = await connectUpstreamTcp(o.host, o.port, `PostgreSQL ${where}`, loginError);
-    if (timedOut) {
-      socket.destroy();
-      throw new UpstreamLoginError('timed out');
-    }
+  return underDeadline({
+    timeoutMs: o.connectTimeoutMs,
+    timeoutError: () => new UpstreamLoginError(`Login to upstream PostgreSQL ${where} did not finish within ${o.connectTimeoutMs} ms. Check that the server is reachable and not overloaded, or raise the connect timeout.`),
+    wrap: (err) => {
+      if (err instanceof UpstreamLoginError) return err;
+      if (err instanceof ScramError) return new UpstreamLoginError(`SCRAM authentication with upstream ${where} failed: ${err.message}`);
+      return new UpstreamLoginError(`Login to upstream PostgreSQL ${where} failed: ${(err as Error).message}`);
+    },
+  }, async (attempt) => {
+    let socket = attempt.socket = await connectUpstreamTcp(o.host, o.port, `PostgreSQL ${where}`, loginError);
+    if (attempt.timedOut) throw new UpstreamLoginError('timed out');
     let usedTls: tls.ConnectionOptions | undefined;
     if (tlsOptions) {
       const upgraded = await negotiateTls(socket, o.tls, tlsOptions, where);
       if (upgraded) {
-        socket = upgraded;
+        socket = attempt.socket = upgraded;
         usedTls = tlsOptions;
       }
     }
-    const conn = new LoginConversation(socket, where);
+    const stream = new BackendStream(MAX_LOGIN_MESSAGE);
+    const conn: Conversation = new LoginConversation<Frame, BackendStream>(socket, stream, (f) => loginFailure(f, where));
     try {
       socket.write(startup);
       await authenticate(conn, o, where);
       const welcome = await readWelcome(conn, where);
       conn.release();
       const cancelTarget: CancelTarget = { host: o.host, port: o.port, tls: usedTls, timeoutMs: o.connectTimeoutMs };
-      return new PgServerConnection({ socket, stream: conn.stream, cancelTarget, ...welcome });
+      return new PgServerConnection({ socket, stream, cancelTarget, ...welcome });
     } catch (err) {
       conn.release();
       throw err;
     }
-  };
-  try {
-    return await Promise.race([login(), timeout]);
-  } catch (err) {
-    // Late writes (e.g. after an async SCRAM derivation) must not raise an unhandled 'error'.
-    socket?.on('error', () => undefined);
-    socket?.destroy();
-    if (err instanceof UpstreamLoginError) throw err;
-    if (err instanceof ScramError) throw new UpstreamLoginError(`SCRAM authentication with upstream ${where} failed: ${err.message}`);
-    throw new UpstreamLoginError(`Login to upstream PostgreSQL ${where} failed: ${(err as Error).message}`);
-  } finally {
-    clearTimeout(timer);
-  }
+  });
 }
 
 function startupMessage(params: Record<string, string>): Buffer {
@@ -175,61 +159,17 @@ function negotiateTls(socket: net.Socket, mode: UpstreamTlsMode, options: tls.Co
  */
 const MAX_LOGIN_MESSAGE = 64 * 1024;
 
-/** Reads whole backend messages from the socket while the login runs. */
-class LoginConversation {
-  readonly stream = new BackendStream(MAX_LOGIN_MESSAGE);
-  #waiter: { resolve(): void; reject(e: Error): void } | undefined;
-  #failure: Error | undefined;
-  readonly #onData = (chunk: Buffer): void => {
-    try {
-      this.stream.push(chunk);
-    } catch (err) {
-      // A bad length: the stream cannot be followed any further.
-      this.#fail(new UpstreamLoginError(`Upstream ${this.where} sent an invalid message during login: ${(err as Error).message}. Is it a PostgreSQL server?`));
-      return;
-    }
-    this.#wake();
-  };
-  readonly #onError = (err: Error): void => this.#fail(new UpstreamLoginError(`Connection to upstream ${this.where} failed during login: ${err.message}.`));
-  readonly #onClose = (): void => this.#fail(new UpstreamLoginError(`Upstream ${this.where} closed the connection during login.`));
-
-  constructor(readonly socket: net.Socket, readonly where: string) {
-    socket.on('data', this.#onData);
-    socket.on('error', this.#onError);
-    socket.on('close', this.#onClose);
-    socket.resume();
-  }
-
-  async next(): Promise<Frame> {
-    for (;;) {
-      const frame = this.stream.next();
-      if (frame) return frame;
-      if (this.#failure) throw this.#failure;
-      await new Promise<void>((resolve, reject) => (this.#waiter = { resolve, reject }));
-    }
-  }
-
-  /** Stops listening; unread bytes stay in `stream` for the connection object. */
-  release(): void {
-    this.socket.pause();
-    this.socket.removeListener('data', this.#onData);
-    this.socket.removeListener('error', this.#onError);
-    this.socket.removeListener('close', this.#onClose);
-  }
-
-  #wake(): void {
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.resolve();
-  }
-
-  #fail(err: Error): void {
-    this.#failure ??= err;
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.reject(this.#failure);
+function loginFailure(f: ConversationFailure, where: string): UpstreamLoginError {
+  switch (f.kind) {
+    // A bad length: the stream cannot be followed any further.
+    case 'invalid': return new UpstreamLoginError(`Upstream ${where} sent an invalid message during login: ${f.error.message}. Is it a PostgreSQL server?`);
+    case 'error': return new UpstreamLoginError(`Connection to upstream ${where} failed during login: ${f.error.message}.`);
+    case 'closed': return new UpstreamLoginError(`Upstream ${where} closed the connection during login.`);
+    case 'released': return new UpstreamLoginError(`The login conversation with upstream ${where} was already over.`);
   }
 }
+
+type Conversation = LoginConversation<Frame, BackendStream>;
 
 function serverError(frame: Frame, where: string): UpstreamLoginError {
   const f = decodeErrorFields(frame.body);
@@ -239,7 +179,7 @@ function serverError(frame: Frame, where: string): UpstreamLoginError {
   return new UpstreamLoginError(`Upstream PostgreSQL ${where} refused the login: ${f.severity} ${f.code} ${f.message}.${hint}`, f.code);
 }
 
-async function authenticate(conn: LoginConversation, o: PgLoginOptions, where: string): Promise<void> {
+async function authenticate(conn: Conversation, o: PgLoginOptions, where: string): Promise<void> {
   let scram: ScramSha256Client | undefined;
   for (;;) {
     const frame = await conn.next();
@@ -285,7 +225,7 @@ async function authenticate(conn: LoginConversation, o: PgLoginOptions, where: s
   }
 }
 
-async function readWelcome(conn: LoginConversation, where: string): Promise<{ processId: number; secretKey: Buffer; parameters: Map<string, string>; txStatus: TxStatus }> {
+async function readWelcome(conn: Conversation, where: string): Promise<{ processId: number; secretKey: Buffer; parameters: Map<string, string>; txStatus: TxStatus }> {
   const parameters = new Map<string, string>();
   let key: { processId: number; secretKey: Buffer } | undefined;
   for (;;) {

@@ -1,8 +1,9 @@
 import type { RoleConfig, UpstreamConfig } from '../config/types';
+import { systemClock, type Clock } from '../core/clock';
+import { Pool, type PoolStats } from '../core/pool';
+import { PoolRegistry } from '../core/poolRegistry';
 import { connectPgUpstream } from './login';
 import type { PgServerConnection } from './serverConnection';
-import { Pool, type PoolStats } from '../core/pool';
-import { SessionPool } from '../core/sessionPool';
 
 export { PoolExhaustedError, PoolClosedError } from '../core/pool';
 export type { PoolStats } from '../core/pool';
@@ -22,6 +23,8 @@ export interface PgPoolOptions {
   /** Startup GUCs for every pooled connection (default application_name=tokengate). DISCARD ALL returns to these. */
   startupParameters?: Record<string, string>;
   janitorIntervalMs?: number;
+  /** The pool's clock (tests move a manual one). */
+  clock?: Clock;
 }
 
 /** The pool key as text: upstream/role/database. Used in messages and stats. */
@@ -34,15 +37,14 @@ export function pgPoolName(key: PgPoolKey): string {
  * like pgbouncer: a connection serves one client at a time and is reset (ROLLBACK if needed,
  * then DISCARD ALL and the last login's settings) before the next one gets it.
  */
-export class PgPool extends SessionPool<PgServerConnection> {
+export class PgPool extends Pool<PgServerConnection> {
   constructor(readonly key: PgPoolKey, opts: PgPoolOptions = {}) {
     const { upstream, role, database } = key;
     const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     const resetTimeoutMs = opts.resetTimeoutMs ?? 5_000;
     const parameters = opts.startupParameters ?? { application_name: 'tokengate' };
-    const name = pgPoolName(key);
-    super(name, new Pool<PgServerConnection>(
-      name,
+    super(
+      pgPoolName(key),
       { ...upstream.pool, janitorIntervalMs: opts.janitorIntervalMs },
       {
         create: () =>
@@ -52,7 +54,8 @@ export class PgPool extends SessionPool<PgServerConnection> {
           }),
         reset: (conn) => resetPgConnection(conn, resetTimeoutMs),
       },
-    ));
+      opts.clock ?? systemClock,
+    );
   }
 }
 
@@ -76,31 +79,21 @@ export async function resetPgConnection(conn: PgServerConnection, timeoutMs: num
   return idle();
 }
 
-/** One PgPool per (upstream, role, database), created on first use. */
+/** The PostgreSQL pools of the gateway's pool registry: one PgPool per (upstream settings, role, database). */
 export class PgPoolRegistry {
-  readonly #pools = new Map<string, PgPool>();
-
-  constructor(private readonly opts: PgPoolOptions = {}) {}
+  constructor(private readonly opts: PgPoolOptions = {}, readonly registry = new PoolRegistry(opts.clock)) {}
 
   get(upstream: UpstreamConfig, role: RoleConfig, database: string): PgPool {
-    const name = pgPoolName({ upstream, role, database });
-    let pool = this.#pools.get(name);
-    if (!pool) {
-      pool = new PgPool({ upstream, role, database }, this.opts);
-      this.#pools.set(name, pool);
-    }
-    return pool;
+    const key = { upstream, role, database };
+    return this.registry.get({ protocol: 'postgres', upstream, role, parts: [database], name: pgPoolName(key) },
+      (clock) => new PgPool(key, { ...this.opts, clock })) as PgPool;
   }
 
   stats(): Record<string, PoolStats> {
-    const out: Record<string, PoolStats> = {};
-    for (const [name, pool] of this.#pools) out[name] = pool.stats();
-    return out;
+    return this.registry.stats('postgres');
   }
 
-  async closeAll(): Promise<void> {
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
-    await Promise.all(pools.map((p) => p.close()));
+  closeAll(): Promise<void> {
+    return this.registry.closeAll('postgres');
   }
 }

@@ -34,12 +34,20 @@ export class PgQueryTracker {
   /** SQL of the extended-protocol batch being built (Parse/Bind since the last Sync). */
   private readonly batch: string[] = [];
   txStatus: 'I' | 'T' | 'E' = 'I';
+  /** When the oldest outstanding request was sent (wall clock, ms), or undefined when none is. */
+  busySince: number | undefined;
 
+  /** `now` times the requests for their audit records; a relay that writes none passes a clock that reads nothing. */
   constructor(private readonly now: () => number = Date.now) {}
+
+  private push(request: CompletedQuery): void {
+    if (this.pending.length === 0) this.busySince = Date.now();
+    this.pending.push(request);
+  }
 
   /** Client sent a simple Query. */
   query(sql: string): void {
-    this.pending.push(newRequest(sql, this.now()));
+    this.push(newRequest(sql, this.now()));
   }
 
   /** Client sent Parse: remember the statement's text for later Binds. */
@@ -68,13 +76,13 @@ export class PgQueryTracker {
 
   /** Client sent Sync: the batch is one auditable unit. */
   sync(): void {
-    this.pending.push(newRequest(this.batch.join('; '), this.now()));
+    this.push(newRequest(this.batch.join('; '), this.now()));
     this.batch.length = 0;
   }
 
   /** Client sent a FunctionCall (fast-path). */
   functionCall(): void {
-    this.pending.push(newRequest('<function call>', this.now()));
+    this.push(newRequest('<function call>', this.now()));
   }
 
   /** Server sent CommandComplete. */
@@ -99,6 +107,7 @@ export class PgQueryTracker {
     this.txStatus = status;
     const head = this.pending.shift();
     if (!head) return undefined;
+    if (this.pending.length === 0) this.busySince = undefined;
     head.durationMs = this.now() - head.startedAt;
     return head;
   }

@@ -2,21 +2,14 @@ import type net from 'node:net';
 import type { AuditLog } from '../audit/auditLog';
 import type { IdentityFields } from '../audit/events';
 import type { PgServerConnection } from './serverConnection';
+import type { Notice, Relay, RelayEnd, SessionState } from '../core/relay';
 import { decodeCommandComplete, decodeErrorFields, decodeReadyForQueryStatus, errorResponse } from '../../protocols/postgres/backend';
-import { SqlState } from '../../protocols/postgres/constants';
+import { BackendType, FrontendType, SqlState } from '../../protocols/postgres/constants';
 import { captureTable, PgFramer, type CaptureTable } from '../../protocols/postgres/framing';
 import { decodeParse, decodeQuery } from '../../protocols/postgres/frontend';
 import type { FrameHandler } from '../../protocols/postgres/framing';
 import { PgQueryTracker, type CompletedQuery } from './queryTracker';
 import { endWith } from '../net/endWith';
-
-export interface RelayEnd {
-  reason: string;
-  upstreamReusable: boolean;
-  bytesFromClient: number;
-  bytesToClient: number;
-  queries: number;
-}
 
 export interface PgRelayOptions {
   client: net.Socket;
@@ -26,14 +19,13 @@ export interface PgRelayOptions {
   identity: IdentityFields;
   /** Written to the client before any relayed byte (AuthenticationOk ... ReadyForQuery). */
   greeting: Buffer;
-  /** When the token (plus grace) runs out, in ms since the epoch. */
-  expiresAtMs: number;
   onEnd: (end: RelayEnd) => void;
 }
 
-// Message type bytes the relay looks at.
-const Q = 0x51, P = 0x50, B = 0x42, C = 0x43, S = 0x53, F = 0x46, X = 0x58;
-const Z = 0x5a, E = 0x45;
+const { Query, Parse, Bind, Close, Sync, FunctionCall, Terminate } = FrontendType;
+const { ReadyForQuery, CommandComplete, ErrorResponse } = BackendType;
+/** The first byte of a Close body that names a prepared statement (not a portal). */
+const CLOSE_STATEMENT = 0x53; // 'S'
 /** PostgreSQL's own limit on a message from either side. */
 const MAX_MESSAGE = 0x3fffffff;
 /** Enough of a Bind/Close body to read the statement name. */
@@ -53,16 +45,17 @@ const TERMINATE_LENGTH = 5;
  * audit records (SQL text, statement names, tags, errors) are not captured when audit.queries
  * is off. Frames are visited in place (PgFramer.scan): nothing is allocated per message.
  */
-export class PgRelay {
+export class PgRelay implements Relay<string> {
   private readonly tracker: PgQueryTracker;
   private readonly clientFramer: PgFramer;
   private readonly serverFramer: PgFramer;
   private readonly server: net.Socket;
-  private bytesFromClient = 0;
-  private bytesToClient = 0;
-  private queries = 0;
+  bytesFromClient = 0;
+  bytesToClient = 0;
+  queries = 0;
   private ended = false;
-  private expiring = false;
+  /** Set by hold(): called whenever the session comes to rest. */
+  private onRest: (() => void) | undefined;
   /** audit.queries: capture and decode what query records need. */
   private readonly wantSql: boolean;
   /** State of the client chunk being scanned (set by onClientFrame, read by onClientData). */
@@ -70,8 +63,6 @@ export class PgRelay {
   private afterTerminate = false;
   /** Part of a message reached the upstream that the client never completed there: do not reuse it. */
   private upstreamDirty = false;
-  private expiryTimer?: NodeJS.Timeout;
-  private drainTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: PgRelayOptions) {
     this.wantSql = o.audit.config.queries;
@@ -93,16 +84,22 @@ export class PgRelay {
     this.server.on('error', this.onServerGone);
     this.server.on('close', this.onServerGone);
     if (leftover.length > 0) this.onServerData(leftover);
-    const delay = this.o.expiresAtMs - Date.now();
-    this.expiryTimer = setTimeout(() => this.onTokenExpired(), Math.max(0, Math.min(delay, 0x7fffffff)));
+  }
+
+  get state(): SessionState {
+    if (this.tracker.outstanding > 0) return 'active';
+    return this.tracker.txStatus === 'I' ? 'idle' : 'transaction';
+  }
+
+  get busySince(): number | undefined {
+    return this.tracker.busySince;
   }
 
   /** End the relay. With `notice`, the client gets a FATAL ErrorResponse first. */
-  stop(reason: string, notice?: { code: string; message: string }): void {
+  stop(reason: string, notice?: Notice<string>): void {
     if (this.ended) return;
     this.ended = true;
-    clearTimeout(this.expiryTimer);
-    clearTimeout(this.drainTimer);
+    this.onRest = undefined;
     const { client } = this.o;
     client.removeListener('data', this.onClientData);
     this.server.removeListener('data', this.onServerData);
@@ -143,8 +140,8 @@ export class PgRelay {
       return;
     }
     switch (type) {
-      case Q: this.tracker.query(this.wantSql ? decodeQuery(data.subarray(start, end)) : ''); break;
-      case P:
+      case Query: this.tracker.query(this.wantSql ? decodeQuery(data.subarray(start, end)) : ''); break;
+      case Parse:
         if (this.wantSql) {
           const parsed = decodeParse(data.subarray(start, end));
           this.tracker.parse(parsed.statement, parsed.query);
@@ -153,15 +150,15 @@ export class PgRelay {
         }
         break;
       // Bind and Close are captured only for query records (wantSql).
-      case B: {
+      case Bind: {
         const body = data.subarray(start, end);
         this.tracker.bind(readCString(body, readCStringEnd(body, 0) + 1));
         break;
       }
-      case C: if (data[start] === S && end > start) this.tracker.closeStatement(readCString(data.subarray(start, end), 1)); break;
-      case S: this.tracker.sync(); break;
-      case F: this.tracker.functionCall(); break;
-      case X: this.terminateSeen = true; break;
+      case Close: if (data[start] === CLOSE_STATEMENT && end > start) this.tracker.closeStatement(readCString(data.subarray(start, end), 1)); break;
+      case Sync: this.tracker.sync(); break;
+      case FunctionCall: this.tracker.functionCall(); break;
+      case Terminate: this.terminateSeen = true; break;
     }
   };
 
@@ -199,19 +196,19 @@ export class PgRelay {
       this.server.pause();
       client.once('drain', () => this.server.resume());
     }
-    if (this.expiring && this.atRest()) this.endForExpiry();
+    if (this.onRest !== undefined && this.atRest()) this.onRest();
   };
 
   private readonly onServerFrame: FrameHandler = (type, bodyLength, data, start, end) => {
     switch (type) {
-      case Z: {
+      case ReadyForQuery: {
         const done = this.tracker.readyForQuery(decodeReadyForQueryStatus(bodyLength, data[start]));
         if (done) this.auditQuery(done);
         break;
       }
       // CommandComplete and ErrorResponse are captured only for query records (wantSql).
-      case C: this.onCommandComplete(data.subarray(start, end), bodyLength); break;
-      case E: this.onServerError(data.subarray(start, end), bodyLength); break;
+      case CommandComplete: this.onCommandComplete(data.subarray(start, end), bodyLength); break;
+      case ErrorResponse: this.onServerError(data.subarray(start, end), bodyLength); break;
     }
   };
 
@@ -253,39 +250,23 @@ export class PgRelay {
     });
   }
 
-  // ---- token expiry ------------------------------------------------------------
+  // ---- ending at a boundary ----------------------------------------------------
 
-  private atRest(): boolean {
+  atRest(): boolean {
     return this.tracker.idle && this.serverFramer.atBoundary && this.clientFramer.atBoundary;
   }
 
-  private onTokenExpired(): void {
+  hold(onRest: () => void): void {
     if (this.ended) return;
-    this.expiring = true;
-    this.o.client.pause(); // no new statements on an expired token
-    if (this.atRest()) {
-      this.endForExpiry();
-      return;
-    }
-    // A statement is running: cancel it, let the response drain, then end at a boundary.
-    this.o.server.cancel().catch(() => undefined);
-    this.drainTimer = setTimeout(() => this.stop('token_expired_forced', this.expiryNotice()), EXPIRY_DRAIN_MS);
+    this.onRest = onRest;
+    this.o.client.pause(); // no new statements
   }
 
-  private endForExpiry(): void {
-    this.stop('token_expired', this.expiryNotice());
-  }
-
-  private expiryNotice(): { code: string; message: string } {
-    const at = this.o.identity.tokenExpiresAt ?? 'now';
-    return {
-      code: SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
-      message: `your access token expired (at ${at}) and tokengate ended this session; fetch a fresh token and reconnect`,
-    };
+  interrupt(): void {
+    if (!this.ended && !this.tracker.idle) this.o.server.cancel().catch(() => undefined);
   }
 }
 
-const EXPIRY_DRAIN_MS = 10_000;
 
 const noClock = (): number => 0;
 
@@ -309,18 +290,18 @@ function capturesFor(wantSql: boolean, maxQueryBytes: number): RelayCaptures {
     captures = {
       client: captureTable((type) => {
         switch (type) {
-          case Q: return wantSql ? sqlCapture : 0;
-          case P: return wantSql ? sqlCapture + NAME_PREFIX : 0;
-          case B: case C: return wantSql ? NAME_PREFIX : -1;
-          case S: case F: case X: return 0;
+          case Query: return wantSql ? sqlCapture : 0;
+          case Parse: return wantSql ? sqlCapture + NAME_PREFIX : 0;
+          case Bind: case Close: return wantSql ? NAME_PREFIX : -1;
+          case Sync: case FunctionCall: case Terminate: return 0;
           default: return -1;
         }
       }),
       server: captureTable((type) => {
         switch (type) {
-          case Z: return 1;
-          case C: return wantSql ? TAG_CAPTURE : -1;
-          case E: return wantSql ? MAX_ERROR_CAPTURE : -1;
+          case ReadyForQuery: return 1;
+          case CommandComplete: return wantSql ? TAG_CAPTURE : -1;
+          case ErrorResponse: return wantSql ? MAX_ERROR_CAPTURE : -1;
           default: return -1;
         }
       }),
@@ -332,7 +313,7 @@ function capturesFor(wantSql: boolean, maxQueryBytes: number): RelayCaptures {
 
 function endsWithTerminate(chunk: Buffer): boolean {
   const at = chunk.length - TERMINATE_LENGTH;
-  return chunk[at] === X && chunk.readUInt32BE(at + 1) === 4;
+  return chunk[at] === Terminate && chunk.readUInt32BE(at + 1) === 4;
 }
 
 function readCStringEnd(buf: Buffer, start: number): number {

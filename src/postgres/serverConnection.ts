@@ -74,8 +74,6 @@ export class PgServerConnection {
   readonly secretKey: Buffer;
   readonly parameters: Map<string, string>;
   txStatus: TxStatus;
-  readonly createdAt = Date.now();
-  lastUsedAt = Date.now();
   /** Why the connection became unusable (for logs; never contains a secret). */
   brokenReason: string | undefined;
   /**
@@ -140,7 +138,6 @@ export class PgServerConnection {
         this.#markBroken('internal query timed out');
       }, timeoutMs);
       this.#pending = { resolve, reject, timer, bytes: 0, remaining: sqls.length, results: [{ rows: [], commandTags: [] }] };
-      this.lastUsedAt = Date.now();
       this.socket.write(sqls.length === 1 ? serialize.query(sqls[0]) : Buffer.concat(sqls.map((sql) => serialize.query(sql))));
       // Bytes may already be buffered (e.g. handed back by attach()).
       this.#drain();
@@ -157,7 +154,6 @@ export class PgServerConnection {
     this.socket.pause();
     this.socket.removeListener('data', this.#onData);
     this.#attached = false;
-    this.lastUsedAt = Date.now();
     this.socket.on('newListener', this.#resumeOnDataListener);
     return this.#stream.takeUnread();
   }
@@ -177,7 +173,6 @@ export class PgServerConnection {
     if (this.#attached) return;
     this.socket.removeListener('newListener', this.#resumeOnDataListener);
     this.txStatus = txStatus;
-    this.lastUsedAt = Date.now();
     this.#attached = true;
     this.socket.on('data', this.#onData);
     this.socket.resume();
@@ -247,7 +242,6 @@ export class PgServerConnection {
         const status = decodeReadyForQuery(body);
         this.txStatus = status;
         if (!p) throw new ProtocolError('unexpected ReadyForQuery with no query running');
-        this.lastUsedAt = Date.now();
         if (--p.remaining > 0) {
           p.results.push({ rows: [], commandTags: [] });
           return;

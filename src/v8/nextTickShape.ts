@@ -11,8 +11,9 @@ import { createHook } from 'node:async_hooks';
  * shape, so when the process goes quiet and a few full GCs run (as V8's memory reducer does after
  * a busy spell) the shape is collected; the next entry gets a fresh one, the feedback goes
  * megamorphic, and from then on every `nextTick` defines its properties through the runtime,
- * 3-5 times slower (docs/performance.md, change 13). Holding one real queue entry keeps the
- * shape, and so the feedback, alive.
+ * 3-5 times slower (140 ns per call before such a quiet spell, 420-600 ns after). Holding one
+ * real queue entry keeps the shape, and so the feedback, alive. Justified by `make bench`'s
+ * select-only and TPC-B rows after an idle spell (docs/performance-history.md has the dumps).
  *
  * The entry is caught through an async_hooks `init` hook, enabled only around one `nextTick`.
  */

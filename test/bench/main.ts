@@ -5,9 +5,11 @@
  *
  * Environment: QUICK=1 (one 5 s round), SCENARIOS=1,3,7 (a subset), ROUNDS=n and DURATION=s
  * (override rounds and seconds per run), PROFILE=1 (also profile the gateway with node
- * --cpu-prof), KEEP=1 (keep the temporary servers' directory), INSTRUCTIONS=1 (count each proxy's
- * instructions per transaction under callgrind instead of measuring throughput), BASELINE=<git ref>
- * (also build that revision and run it as the row tokengate-baseline next to tokengate).
+ * --cpu-prof; PROFILES=name,... only those workloads), KEEP=1 (keep the temporary servers'
+ * directory), INSTRUCTIONS=1 (count each proxy's instructions per transaction under callgrind
+ * instead of measuring throughput), GATEWAY_NODE_FLAGS (V8 flags for the gateway processes),
+ * BASELINE=<git ref> (also build that revision and run it as the row tokengate-baseline next to
+ * tokengate).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

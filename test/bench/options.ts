@@ -13,7 +13,7 @@ export interface BenchOptions {
   /** Logins per system per round in scenario 7. */
   logins: number;
   scenarios: Set<ScenarioNumber>;
-  /** Also profile the gateway (node --cpu-prof) under select-only and connect-per-transaction load. */
+  /** Also profile the gateway (node --cpu-prof, and perf when installed) under each PROFILE_WORKLOADS entry. */
   profile: boolean;
   /** PROFILES=name,name: only these profile workloads (default: all). */
   profileWorkloads?: Set<string>;

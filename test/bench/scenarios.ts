@@ -1,4 +1,4 @@
-/** The scenarios of issue 5, the systems each one compares, and the targets (the ratios are the contract). */
+/** The benchmark's scenarios, the systems each one compares, and the targets (the ratios are the contract). */
 import path from 'node:path';
 import {
   mysqlTargetDirect, mysqlTargetGateway, pgTargetBouncer, pgTargetDirect, pgTargetGateway, type BenchEnvironment,

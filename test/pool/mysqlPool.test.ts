@@ -6,6 +6,7 @@ import type { PoolConfig, RoleConfig, UpstreamConfig } from '../../src/config/ty
 import { MysqlPool, MysqlPoolRegistry, PoolExhaustedError, mysqlPoolName, probeMysqlServerVersion, resetMysqlConnection } from '../../src/mysql/pool';
 import { MysqlLoginError } from '../../src/mysql/login';
 import type { MysqlServerConnection } from '../../src/mysql/serverConnection';
+import { ManualClock } from '../helpers/manualClock';
 
 /** Against the machine's MariaDB 10.11 on 127.0.0.1:3306. */
 
@@ -51,11 +52,11 @@ function config(pool: Partial<PoolConfig> = {}, password = PASSWORD): { upstream
   return { upstream, role };
 }
 
-function makePool(pool: Partial<PoolConfig> = {}, over: { database?: string; password?: string; characterSet?: number } = {}): MysqlPool {
+function makePool(pool: Partial<PoolConfig> = {}, over: { database?: string; password?: string; characterSet?: number; clock?: ManualClock } = {}): MysqlPool {
   const { upstream, role } = config(pool, over.password);
   const p = new MysqlPool(
     { upstream, role, database: over.database ?? DB, capabilities: CAPS, characterSet: over.characterSet ?? UNICODE_CI },
-    { connectTimeoutMs: 5000, janitorIntervalMs: 50 },
+    { connectTimeoutMs: 5000, janitorIntervalMs: 50, clock: over.clock },
   );
   pools.push(p);
   return p;
@@ -193,19 +194,22 @@ describe('MysqlPool against the real MariaDB', () => {
   });
 
   test('idle connections are closed after idleTimeout', async () => {
-    const pool = makePool({ idleTimeoutMs: 300 });
+    const clock = new ManualClock();
+    const pool = makePool({ idleTimeoutMs: 300 }, { clock });
     const a = await pool.acquire();
     pool.release(a, true);
     await until(() => pool.stats().idle === 1);
+    clock.advance(350);
     await until(() => pool.stats().total === 0, 5000);
     expect(a.broken).toBe(true);
     await until(async () => !(await threadAlive(a.threadId)));
   });
 
   test('connections older than maxLifetime are closed instead of reused', async () => {
-    const pool = makePool({ maxLifetimeMs: 400 });
+    const clock = new ManualClock();
+    const pool = makePool({ maxLifetimeMs: 400 }, { clock });
     const a = await pool.acquire();
-    await sleep(600);
+    clock.advance(600);
     pool.release(a, true);
     expect(pool.stats().total).toBe(0);
     const b = await pool.acquire();

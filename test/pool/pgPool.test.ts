@@ -3,6 +3,7 @@ import type { PoolConfig, RoleConfig, UpstreamConfig } from '../../src/config/ty
 import { PgPool, PgPoolRegistry, PoolExhaustedError } from '../../src/postgres/pool';
 import { UpstreamLoginError } from '../../src/postgres/login';
 import { PgCluster, startPgCluster } from '../helpers/pgCluster';
+import { ManualClock } from '../helpers/manualClock';
 
 let pg: PgCluster;
 const pools: PgPool[] = [];
@@ -27,9 +28,9 @@ function config(pool: Partial<PoolConfig> = {}, password?: string): { upstream: 
   return { upstream, role };
 }
 
-function makePool(pool: Partial<PoolConfig> = {}, janitorIntervalMs = 50): PgPool {
+function makePool(pool: Partial<PoolConfig> = {}, janitorIntervalMs = 50, clock?: ManualClock): PgPool {
   const { upstream, role } = config(pool);
-  const p = new PgPool({ upstream, role, database: 'app' }, { connectTimeoutMs: 5000, janitorIntervalMs });
+  const p = new PgPool({ upstream, role, database: 'app' }, { connectTimeoutMs: 5000, janitorIntervalMs, clock });
   pools.push(p);
   return p;
 }
@@ -155,12 +156,14 @@ describe('PgPool against a real PostgreSQL 15', () => {
   });
 
   test('idleTimeout closes idle connections', async () => {
-    const pool = makePool({ idleTimeoutMs: 200 });
+    const clock = new ManualClock();
+    const pool = makePool({ idleTimeoutMs: 200 }, 50, clock);
     const a = await pool.acquire();
     pool.release(a, true);
     await until(() => pool.stats().idle === 1);
-    await sleep(100);
+    clock.advance(100);
     expect(pool.stats().idle).toBe(1);
+    clock.advance(150);
     await until(() => pool.stats().total === 0, 2000);
     await until(() => a.broken);
     const b = await pool.acquire();
@@ -169,22 +172,26 @@ describe('PgPool against a real PostgreSQL 15', () => {
   });
 
   test('maxLifetime retires a connection on release and when found idle', async () => {
-    const pool = makePool({ maxLifetimeMs: 300 }, 60_000); // janitor effectively off: test the acquire/release paths
+    const clock = new ManualClock();
+    const pool = makePool({ maxLifetimeMs: 300 }, 60_000, clock); // janitor effectively off: test the acquire/release paths
     const a = await pool.acquire();
     pool.release(a, true);
     await until(() => pool.stats().idle === 1);
-    await sleep(350);
+    clock.advance(350);
     const b = await pool.acquire(); // a is expired while idle: skipped and closed
     expect(b).not.toBe(a);
     expect(a.broken).toBe(true);
-    await sleep(350);
+    clock.advance(350);
     pool.release(b, true); // expired on release: closed without reset
     expect(pool.stats().total).toBe(0);
     expect(b.broken).toBe(true);
 
-    const swept = makePool({ maxLifetimeMs: 200 }, 50);
+    const sweptClock = new ManualClock();
+    const swept = makePool({ maxLifetimeMs: 200 }, 50, sweptClock);
     const c = await swept.acquire();
     swept.release(c, true);
+    await until(() => swept.stats().idle === 1);
+    sweptClock.advance(250);
     await until(() => swept.stats().total === 0, 2000);
   });
 

@@ -2,8 +2,7 @@
  * keepNextTickShape keeps one nextTick queue entry alive so that the entries' object shape (V8
  * map) survives quiet spells with full GCs. Without it, V8 collects the shape, the next entry gets
  * a new one, and nextTick's object-literal feedback goes megamorphic for good: every later
- * nextTick (two per relayed message) defines its properties through V8's runtime
- * (docs/performance.md, change 13, has V8's feedback dumps showing it).
+ * nextTick (two per relayed message) defines its properties through V8's runtime.
  *
  * Runs in child processes with --allow-natives-syntax (to compare maps), --expose-gc and V8's map
  * log (--log-maps: every map transition, with the map it starts from and the one it creates),

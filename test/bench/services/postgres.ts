@@ -26,9 +26,9 @@ export interface PostgresOptions {
 }
 
 /**
- * A throwaway PostgreSQL cluster tuned to measure the path to it, not its disk: fsync and
- * synchronous_commit off. TCP logins require SCRAM-SHA-256 (TLS allowed); the unix socket
- * trusts the superuser for setup. The database holds `pgbench -i -s SCALE` tables.
+ * A throwaway PostgreSQL cluster tuned to measure the path to it, not its disk: fsync,
+ * synchronous_commit and full_page_writes off. TCP logins require SCRAM-SHA-256 (TLS allowed);
+ * the unix socket trusts the superuser for setup. The database holds `pgbench -i -s SCALE` tables.
  */
 export async function startBenchPostgres(o: PostgresOptions): Promise<BenchPostgres> {
   const data = path.join(o.dir, 'data');

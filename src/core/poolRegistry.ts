@@ -1,0 +1,85 @@
+import type { Config, Protocol, RoleConfig, UpstreamConfig } from '../config/types';
+import { systemClock, type Clock } from './clock';
+import { upstreamFingerprint } from './fingerprint';
+import type { Pool, PoolStats, UpstreamConnection } from './pool';
+
+/** What a pool is for: the protocol's key parts (database, client capabilities...) come on top of the fingerprint. */
+export interface PoolKey {
+  protocol: Protocol;
+  upstream: UpstreamConfig;
+  role: RoleConfig;
+  /** Protocol-specific parts of the key, e.g. [database] or [database, capabilities, collation]. */
+  parts: readonly (string | number)[];
+  /** The pool's name in messages and stats. */
+  name: string;
+}
+
+interface Entry {
+  pool: Pool<UpstreamConnection>;
+  protocol: Protocol;
+  upstream: string;
+  role: string;
+  fingerprint: string;
+  name: string;
+}
+
+/**
+ * Every upstream pool of both protocols, keyed by the fingerprint of the upstream's effective
+ * settings and the protocol's key parts. A config change that alters an upstream yields new keys,
+ * so new sessions get a fresh pool; `retireStale` takes the old pools out of service, and each
+ * closes its connections as their sessions release them.
+ */
+export class PoolRegistry {
+  readonly #entries = new Map<string, Entry>();
+
+  constructor(readonly clock: Clock = systemClock) {}
+
+  /** The pool for `key`, made by `make` on first use. */
+  get<T extends UpstreamConnection>(key: PoolKey, make: (clock: Clock) => Pool<T>): Pool<T> {
+    const fingerprint = upstreamFingerprint(key.upstream, key.role);
+    const id = `${key.protocol}\u0000${fingerprint}\u0000${key.role.name}\u0000${key.parts.join('\u0000')}`;
+    let entry = this.#entries.get(id);
+    if (!entry) {
+      const pool = make(this.clock) as unknown as Pool<UpstreamConnection>;
+      entry = { pool, protocol: key.protocol, upstream: key.upstream.name, role: key.role.name, fingerprint, name: key.name };
+      this.#entries.set(id, entry);
+    }
+    return entry.pool as unknown as Pool<T>;
+  }
+
+  /**
+   * Takes out of service every pool whose upstream or role is gone from `config` or now has
+   * other effective settings. Returns the names of the pools retired; each closes its idle
+   * connections now and the others when released.
+   */
+  retireStale(config: Config): string[] {
+    const retired: string[] = [];
+    for (const [id, e] of this.#entries) {
+      const upstream = config.upstreams[e.upstream];
+      const role = upstream && Object.prototype.hasOwnProperty.call(upstream.roles, e.role) ? upstream.roles[e.role] : undefined;
+      if (upstream && role && upstream.protocol === e.protocol && upstreamFingerprint(upstream, role) === e.fingerprint) continue;
+      this.#entries.delete(id);
+      retired.push(e.name);
+      void e.pool.close();
+    }
+    return retired;
+  }
+
+  /** Pool statistics by pool name (optionally of one protocol). */
+  stats(protocol?: Protocol): Record<string, PoolStats> {
+    const out: Record<string, PoolStats> = {};
+    for (const e of this.#entries.values()) if (!protocol || e.protocol === protocol) out[e.name] = e.pool.stats();
+    return out;
+  }
+
+  /** Closes the pools (of one protocol, or all) and forgets them. */
+  async closeAll(protocol?: Protocol): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (const [id, e] of this.#entries) {
+      if (protocol && e.protocol !== protocol) continue;
+      this.#entries.delete(id);
+      closing.push(e.pool.close());
+    }
+    await Promise.all(closing);
+  }
+}
