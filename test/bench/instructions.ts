@@ -57,8 +57,10 @@ interface CountWorkload {
 export interface CountRow {
   label: string;
   proxy: ProxyName;
-  /** User-space instructions per transaction. */
+  /** User-space instructions per transaction, all threads. */
   instructions?: number;
+  /** The part on the process's first thread (Node.js: the event loop; V8 compiles and collects garbage on others too). */
+  mainThread?: number;
   syscalls?: number;
   /** (max − min) / median of the long runs' instruction counts: how much one-offs moved them. */
   spread?: number;
@@ -83,7 +85,9 @@ export function countMethod(o: BenchOptions): string {
     'a run of N and a run of N/10 transactions, each between `callgrind_control --zero` and `--dump`. A row is (fewest ' +
     'instructions of an N run − fewest of an N/10 run) / (N − N/10): the client\'s login and the start and end of a run cancel ' +
     'out, and one-offs that only ever add (a major GC, V8 optimising a function on its compiler thread) are left out. ' +
-    'Instructions are the proxy process\'s own, all threads, user space only; the kernel\'s TCP work is not counted (the system ' +
+    'Instructions are the proxy process\'s own, all threads, user space only, with the main thread\'s part beside them (for Node.js ' +
+    'the event loop: V8 also compiles and collects garbage on other threads, which on login paths can outweigh the work itself); ' +
+    'the kernel\'s TCP work is not counted (the system ' +
     'calls stand for it; under valgrind they include clock reads). One client, so no proxy batches several clients\' messages ' +
     'into one event-loop turn. "× reference" is a row over the workload\'s reference row; "spread" is (max − min) / median of ' +
     'the N runs, i.e. how much the one-offs weighed.';
@@ -190,7 +194,7 @@ export async function countInstructions(env: BenchEnvironment, o: BenchOptions, 
   const callerTmp = process.env.TMPDIR;
   process.env.TMPDIR = valgrindTmp;
   const wrapper = (name: string): Wrapper => ({
-    command: ['valgrind', '--tool=callgrind', '--smc-check=all-non-file', '--collect-systime=yes', `--callgrind-out-file=${path.join(outDir, `${name}.out`)}`],
+    command: ['valgrind', '--tool=callgrind', '--smc-check=all-non-file', '--collect-systime=yes', '--separate-threads=yes', `--callgrind-out-file=${path.join(outDir, `${name}.out`)}`],
     startTimeoutMs: 300_000,
   });
 
@@ -292,6 +296,7 @@ export async function countInstructions(env: BenchEnvironment, o: BenchOptions, 
           log(`  runs of ${w.events}: ${long.map((c) => (c.instructions / 1e6).toFixed(1)).join(', ')} M; of ${short}: ${brief.map((c) => (c.instructions / 1e6).toFixed(1)).join(', ')} M instructions`);
           const per = (k: keyof Counted): number => (Math.min(...long.map((c) => c[k])) - Math.min(...brief.map((c) => c[k]))) / (w.events - short);
           row.instructions = per('instructions');
+          row.mainThread = per('mainThread');
           row.syscalls = per('syscalls');
           row.spread = spread(long.map((c) => c.instructions));
           log(`  ${Math.round(row.instructions).toLocaleString('en-US')} instructions, ${row.syscalls.toFixed(1)} system calls per transaction`);
@@ -315,19 +320,37 @@ function spread(xs: number[]): number {
 
 interface Counted {
   instructions: number;
+  mainThread: number;
   syscalls: number;
 }
 
-/** Zero the proxy's counters, run the workload, dump them, and read the dump's totals. */
+/**
+ * Zero the proxy's counters, run the workload, dump them, and read the dump's totals. With
+ * --separate-threads a dump is one file per thread, `<name>.out.<dump>-<thread>`; thread 01 is the main one.
+ */
 async function measure(proxy: CountedProxy, outDir: string, work: () => Promise<WorkloadResult>): Promise<Counted> {
   await control(proxy, '--zero');
   const before = new Set(readdirSync(outDir));
   const r = await work();
   if (r.errors > 0) throw new Error(`${r.errors} transactions failed`);
   await control(proxy, '--dump');
-  const dumps = readdirSync(outDir).filter((f) => !before.has(f));
-  if (dumps.length !== 1) throw new Error(`expected one new callgrind dump in ${outDir}, found ${dumps.length}`);
-  return readTotals(path.join(outDir, dumps[0]));
+  const files = readdirSync(outDir).filter((f) => !before.has(f));
+  const threads = files.map((f) => ({ f, m: /\.(\d+)-(\d+)$/.exec(f) }));
+  const dumps = new Set(threads.map((t) => t.m?.[1]));
+  if (files.length === 0 || dumps.size !== 1 || dumps.has(undefined)) {
+    throw new Error(`expected one new callgrind dump (a file per thread) in ${outDir}, found ${files.join(', ') || 'none'}`);
+  }
+  let instructions = 0;
+  let syscalls = 0;
+  let mainThread: number | undefined;
+  for (const t of threads) {
+    const c = readTotals(path.join(outDir, t.f));
+    instructions += c.instructions;
+    syscalls += c.syscalls;
+    if (Number(t.m![2]) === 1) mainThread = c.instructions;
+  }
+  if (mainThread === undefined) throw new Error(`the callgrind dump in ${outDir} has no file for thread 01: ${files.join(', ')}`);
+  return { instructions, mainThread, syscalls };
 }
 
 async function control(proxy: CountedProxy, action: '--zero' | '--dump'): Promise<void> {
@@ -336,8 +359,8 @@ async function control(proxy: CountedProxy, action: '--zero' | '--dump'): Promis
   if (r.code !== 0 || !/OK/.test(r.stdout)) throw new Error(`callgrind_control ${action} ${proxy.pid} failed: ${(r.stderr || r.stdout).trim()}`);
 }
 
-/** The `summary:` line of a callgrind dump, by the names on its `events:` line. */
-export function readTotals(file: string): Counted {
+/** The `summary:` line of a callgrind dump (one thread's), by the names on its `events:` line. */
+export function readTotals(file: string): { instructions: number; syscalls: number } {
   const text = readFileSync(file, 'utf8');
   const events = /^events:\s*(.+)$/m.exec(text)?.[1].trim().split(/\s+/);
   const summary = /^summary:\s*(.+)$/m.exec(text)?.[1].trim().split(/\s+/).map(Number);
@@ -353,8 +376,8 @@ export function readTotals(file: string): Counted {
 /** tokengate over tokengate-baseline, workload by workload (BASELINE=<ref>). */
 export function baselineCountTable(results: CountResult[]): string {
   const lines = [
-    '| # | workload | tokengate instructions | baseline instructions | tokengate / baseline | system calls: tokengate / baseline |',
-    '|---|---|---:|---:|---:|---|',
+    '| # | workload | tokengate instructions | baseline instructions | tokengate / baseline | main thread: tokengate / baseline | system calls: tokengate / baseline |',
+    '|---|---|---:|---:|---:|---:|---|',
   ];
   for (const r of results) {
     const a = r.rows.find((row) => row.proxy === 'tokengate');
@@ -362,7 +385,8 @@ export function baselineCountTable(results: CountResult[]): string {
     if (!a || !b) continue;
     const count = (row: CountRow): string => (row.instructions === undefined ? 'failed' : Math.round(row.instructions).toLocaleString('en-US'));
     const both = a.instructions !== undefined && b.instructions !== undefined;
-    lines.push(`| ${r.scenario} | ${r.name} | ${count(a)} | ${count(b)} | ${both ? (a.instructions! / b.instructions!).toFixed(3) : ''} | ` +
+    const main = a.mainThread !== undefined && b.mainThread !== undefined ? (a.mainThread / b.mainThread).toFixed(3) : '';
+    lines.push(`| ${r.scenario} | ${r.name} | ${count(a)} | ${count(b)} | ${both ? (a.instructions! / b.instructions!).toFixed(3) : ''} | ${main} | ` +
       `${a.syscalls !== undefined && b.syscalls !== undefined ? `${a.syscalls.toFixed(1)} / ${b.syscalls.toFixed(1)}` : ''} |`);
   }
   return lines.join('\n');
@@ -371,8 +395,8 @@ export function baselineCountTable(results: CountResult[]): string {
 /** Markdown table of the counts, each row against the workload's reference. */
 export function countTable(results: CountResult[]): string {
   const lines = [
-    '| # | workload | system | instructions per transaction (user space) | × reference | system calls per transaction | spread of the long runs |',
-    '|---|---|---|---:|---:|---:|---:|',
+    '| # | workload | system | instructions per transaction (user space) | × reference | of which on the main thread | system calls per transaction | spread of the long runs |',
+    '|---|---|---|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
     const ref = r.reference.map((p) => r.rows.find((row) => row.proxy === p && row.instructions !== undefined)).find(Boolean);
@@ -381,7 +405,8 @@ export function countTable(results: CountResult[]): string {
       const count = row.failure ? `failed: ${row.failure}` : Math.round(row.instructions!).toLocaleString('en-US');
       const sys = row.syscalls === undefined ? '' : row.syscalls.toFixed(1);
       const sp = row.spread === undefined ? '' : `${(row.spread * 100).toFixed(1)}%`;
-      lines.push(`| ${r.scenario} | ${r.name} | ${row.label}${ref === row ? ' (reference)' : ''} | ${count} | ${ratio} | ${sys} | ${sp} |`);
+      const main = row.mainThread === undefined ? '' : Math.round(row.mainThread).toLocaleString('en-US');
+      lines.push(`| ${r.scenario} | ${r.name} | ${row.label}${ref === row ? ' (reference)' : ''} | ${count} | ${ratio} | ${main} | ${sys} | ${sp} |`);
     }
   }
   return lines.join('\n');
