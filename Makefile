@@ -22,9 +22,11 @@ clean:
 #   INSTRUCTIONS=1 counts each proxy's instructions per transaction under valgrind instead (SCENARIOS=1-5)
 #   GATEWAY_NODE_FLAGS="--trace-deopt" passes V8 flags to the gateway processes (their logs are kept with KEEP=1)
 #   PROFILE=1 also profiles the gateway (node --cpu-prof; PROFILES=name,... picks workloads);  KEEP=1 keeps the servers' logs and configs
+#   BASELINE=<git ref> also builds that revision (temporary worktree under .tmp/bench/baseline) and runs it as the row
+#     tokengate-baseline next to tokengate in every scenario, in the same rounds (with INSTRUCTIONS=1 too)
 BENCH_OUT := .tmp/bench/build
 bench: build
 	npx tsc --outDir $(BENCH_OUT) --rootDir . --target ES2022 --module commonjs --moduleResolution node10 \
 		--strict --esModuleInterop --skipLibCheck --types node --sourceMap test/bench/main.ts test/bench/profile.ts
-	QUICK="$(QUICK)" SCENARIOS="$(SCENARIOS)" ROUNDS="$(ROUNDS)" DURATION="$(DURATION)" PROFILE="$(PROFILE)" PROFILES="$(PROFILES)" KEEP="$(KEEP)" INSTRUCTIONS="$(INSTRUCTIONS)" GATEWAY_NODE_FLAGS="$(GATEWAY_NODE_FLAGS)" \
+	QUICK="$(QUICK)" SCENARIOS="$(SCENARIOS)" ROUNDS="$(ROUNDS)" DURATION="$(DURATION)" PROFILE="$(PROFILE)" PROFILES="$(PROFILES)" KEEP="$(KEEP)" INSTRUCTIONS="$(INSTRUCTIONS)" GATEWAY_NODE_FLAGS="$(GATEWAY_NODE_FLAGS)" BASELINE="$(BASELINE)" \
 		node --enable-source-maps $(BENCH_OUT)/test/bench/main.js

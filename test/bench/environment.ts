@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
+import type { BaselineBuild } from './baseline';
 import { connectTimes } from './connectLatency';
 import type { BenchOptions } from './options';
 import { which } from './proc';
@@ -17,6 +18,7 @@ import {
 import { startBenchMariadb, type BenchMariadb } from './services/mariadb';
 import { startMysqlBareRelay, type MysqlBareRelay } from './services/mysqlBareRelay';
 import { startNodePipe, type NodePipe } from './services/nodePipe';
+import { startNodeTlsPipe } from './services/nodeTlsPipe';
 import { startPgbouncer, type BenchPgbouncer } from './services/pgbouncer';
 import { startBenchPostgres, type BenchPostgres } from './services/postgres';
 import { makeBenchCert, type BenchCert } from './services/tlsCert';
@@ -44,10 +46,15 @@ export interface BenchEnvironment {
   mysqlPipe?: NodePipe;
   /** A bare Node.js MySQL login relay to MariaDB (same messages as tokengate, no token/grant/audit), for reference. */
   mysqlBareRelay?: MysqlBareRelay;
+  /** A bare Node.js relay that terminates the client's TLS and forwards plaintext to PostgreSQL, for reference. */
+  nodeTlsPipe?: NodePipe;
+  /** BASELINE=<ref>: that revision's build, and its gateway (same config as `gateway`). */
+  baseline?: BaselineBuild;
+  gatewayBaseline?: BenchGateway;
   /** What every gateway of this run shares (more are started for profiling). */
   gatewayOptions: Omit<GatewayOptions, 'name' | 'dir' | 'auditQueries' | 'cpuProfileDir' | 'wrapper'>;
   /** Why a group of rows cannot run (tool missing, MySQL listener not there yet). */
-  missing: { pgbouncer?: string; sysbench?: string; mariadb?: string; gatewayMysql?: string };
+  missing: { pgbouncer?: string; sysbench?: string; mariadb?: string; gatewayMysql?: string; baselineMysql?: string };
   pgBin: string;
   stop(): Promise<void>;
 }
@@ -86,9 +93,14 @@ export interface SetupNeeds {
   nodePipe: boolean;
   mysqlPipe: boolean;
   mysqlBareRelay: boolean;
+  nodeTlsPipe: boolean;
+  /** Start the baseline build's gateway next to this checkout's (throughput runs; INSTRUCTIONS=1 starts its own). */
+  baselineGateway: boolean;
 }
 
-export async function setUpEnvironment(o: BenchOptions, root: string, needs: SetupNeeds, log: (l: string) => void): Promise<BenchEnvironment> {
+export async function setUpEnvironment(
+  o: BenchOptions, root: string, needs: SetupNeeds, log: (l: string) => void, baseline?: BaselineBuild,
+): Promise<BenchEnvironment> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tg-bench-'));
   chmodSync(dir, 0o755); // postgres and mysql must reach their subdirectories
   const stops: Array<() => Promise<void>> = [];
@@ -149,6 +161,12 @@ export async function setUpEnvironment(o: BenchOptions, root: string, needs: Set
       gatewayAudit = await startBenchGateway({ ...gatewayOptions, name: 'tokengate-audit', dir: path.join(dir, 'gateway-audit'), auditQueries: true });
       stops.push(() => gatewayAudit!.stop());
     }
+    let gatewayBaseline: BenchGateway | undefined;
+    if (baseline && needs.baselineGateway) {
+      log(`starting tokengate-baseline (${baseline.describe})`);
+      gatewayBaseline = await startBenchGateway({ ...gatewayOptions, root: baseline.dir, name: 'tokengate-baseline', dir: path.join(dir, 'gateway-baseline'), auditQueries: false });
+      stops.push(() => gatewayBaseline!.stop());
+    }
 
     let nodePipe: NodePipe | undefined;
     if (needs.nodePipe) {
@@ -166,22 +184,47 @@ export async function setUpEnvironment(o: BenchOptions, root: string, needs: Set
       stops.push(() => mysqlBareRelay!.stop());
     }
 
-    const env: BenchEnvironment = { dir, root, cert, pg, bouncer, mariadb, issuer, token, gateway, gatewayAudit, nodePipe, mysqlPipe, mysqlBareRelay, gatewayOptions, missing, pgBin, stop };
-    // Fail early with a clear message if a login through the gateway does not work at all.
-    await connectTimes({ pg: pgTargetGateway(env, gateway) }, 1).catch((err: Error) => {
-      throw new Error(`a PostgreSQL login through tokengate failed: ${err.message}; gateway log: ${gateway.daemon.logFile}`);
-    });
-    if (mariadb && gateway.mysqlPort) {
-      await connectTimes({ mysql: mysqlTargetGateway(env, gateway) }, 1).catch((err: Error) => {
-        const refused = /ECONNREFUSED/.test(err.message);
-        missing.gatewayMysql = refused
-          ? `tokengate does not listen on listen.mysql yet (connection refused on 127.0.0.1:${gateway.mysqlPort}); these rows run once the MySQL listener lands`
-          : `a MySQL login through tokengate failed: ${err.message}`;
+    let nodeTlsPipe: NodePipe | undefined;
+    if (needs.nodeTlsPipe) {
+      nodeTlsPipe = await startNodeTlsPipe(dir, pg.port, cert);
+      stops.push(() => nodeTlsPipe!.stop());
+    }
+
+    const env: BenchEnvironment = {
+      dir, root, cert, pg, bouncer, mariadb, issuer, token, gateway, gatewayAudit, nodePipe, mysqlPipe, mysqlBareRelay, nodeTlsPipe,
+      baseline, gatewayBaseline, gatewayOptions, missing, pgBin, stop,
+    };
+    // Fail early with a clear message if a login through a gateway does not work at all.
+    for (const [name, g] of [['tokengate', gateway], ['tokengate-baseline', gatewayBaseline]] as const) {
+      if (!g) continue;
+      await connectTimes({ pg: pgTargetGateway(env, g) }, 1).catch((err: Error) => {
+        throw new Error(`a PostgreSQL login through ${name} failed: ${err.message}; gateway log: ${g.daemon.logFile}`);
       });
+    }
+    if (mariadb && gateway.mysqlPort) {
+      const why = await mysqlLoginProblem(env, gateway, 'tokengate');
+      if (why) missing.gatewayMysql = why;
+    }
+    if (mariadb && gatewayBaseline?.mysqlPort) {
+      const why = await mysqlLoginProblem(env, gatewayBaseline, 'tokengate-baseline');
+      if (why) missing.baselineMysql = why;
     }
     return env;
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/** Why a MySQL login through a gateway fails (undefined when it works): its MySQL rows are skipped with this. */
+async function mysqlLoginProblem(env: BenchEnvironment, g: BenchGateway, name: string): Promise<string | undefined> {
+  try {
+    await connectTimes({ mysql: mysqlTargetGateway(env, g) }, 1);
+    return undefined;
+  } catch (err) {
+    const message = (err as Error).message;
+    return /ECONNREFUSED/.test(message)
+      ? `${name} does not listen on listen.mysql (connection refused on 127.0.0.1:${g.mysqlPort}); these rows run once the MySQL listener lands`
+      : `a MySQL login through ${name} failed: ${message}`;
   }
 }

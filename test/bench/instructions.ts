@@ -12,9 +12,11 @@ import type { BenchOptions, ScenarioNumber } from './options';
 import { run, which, type Wrapper } from './proc';
 import { median } from './report';
 import type { Log } from './runner';
+import { BASELINE_ID } from './scenarios';
 import { startBenchGateway, type BenchGateway } from './services/gateway';
 import { startMysqlBareRelay, type MysqlBareRelay } from './services/mysqlBareRelay';
 import { startNodePipe, type NodePipe } from './services/nodePipe';
+import { startNodeTlsPipe } from './services/nodeTlsPipe';
 import { startPgbouncer } from './services/pgbouncer';
 import { runPgbench, runSysbench, type MysqlTarget, type PgTarget, type RunLimit, type WorkloadResult } from './workloads';
 
@@ -30,7 +32,8 @@ interface CountedProxy {
 /** pgbouncer runs as postgres (see startPgbouncer). */
 const AS_POSTGRES = ['setpriv', '--reuid=postgres', '--regid=postgres', '--clear-groups'];
 
-type ProxyName = 'tokengate' | 'pgbouncer-scram' | 'pgbouncer-plain' | 'node-pipe' | 'mysql-pipe' | 'mysql-bare-relay';
+type GatewayName = 'tokengate' | typeof BASELINE_ID;
+type ProxyName = GatewayName | 'pgbouncer-scram' | 'pgbouncer-plain' | 'pgbouncer-tls' | 'node-pipe' | 'node-tls-pipe' | 'mysql-pipe' | 'mysql-bare-relay';
 
 interface CountSystem {
   proxy: ProxyName;
@@ -54,8 +57,10 @@ interface CountWorkload {
 export interface CountRow {
   label: string;
   proxy: ProxyName;
-  /** User-space instructions per transaction. */
+  /** User-space instructions per transaction, all threads. */
   instructions?: number;
+  /** The part on the process's first thread (Node.js: the event loop; V8 compiles and collects garbage on others too). */
+  mainThread?: number;
   syscalls?: number;
   /** (max − min) / median of the long runs' instruction counts: how much one-offs moved them. */
   spread?: number;
@@ -80,7 +85,9 @@ export function countMethod(o: BenchOptions): string {
     'a run of N and a run of N/10 transactions, each between `callgrind_control --zero` and `--dump`. A row is (fewest ' +
     'instructions of an N run − fewest of an N/10 run) / (N − N/10): the client\'s login and the start and end of a run cancel ' +
     'out, and one-offs that only ever add (a major GC, V8 optimising a function on its compiler thread) are left out. ' +
-    'Instructions are the proxy process\'s own, all threads, user space only; the kernel\'s TCP work is not counted (the system ' +
+    'Instructions are the proxy process\'s own, all threads, user space only, with the main thread\'s part beside them (for Node.js ' +
+    'the event loop: V8 also compiles and collects garbage on other threads, which on login paths can outweigh the work itself); ' +
+    'the kernel\'s TCP work is not counted (the system ' +
     'calls stand for it; under valgrind they include clock reads). One client, so no proxy batches several clients\' messages ' +
     'into one event-loop turn. "× reference" is a row over the workload\'s reference row; "spread" is (max − min) / median of ' +
     'the N runs, i.e. how much the one-offs weighed.';
@@ -95,11 +102,17 @@ const WARM_UP = 5;
 const WARM_LOGINS = 200;
 
 const PIPE_LABEL = 'reference: bare Node.js pipe (no protocol)';
+const TLS_PIPE_LABEL = 'reference: bare Node.js relay terminating TLS (no protocol)';
 const BARE_RELAY_LABEL = 'reference: bare Node.js MySQL login relay';
+const BOUNCER_LABELS: Partial<Record<ProxyName, string>> = {
+  'pgbouncer-scram': 'pgbouncer session, SCRAM',
+  'pgbouncer-plain': 'pgbouncer session, auth_type=plain',
+  'pgbouncer-tls': 'pgbouncer session, SCRAM, client_tls_sslmode=require',
+};
 
 /** Where the running proxies are; workloads ask when they run, after the proxies started. */
 interface Running {
-  gateway(): BenchGateway;
+  gateway(name: GatewayName): BenchGateway;
   port(p: ProxyName): number;
 }
 
@@ -109,27 +122,37 @@ function workloads(env: BenchEnvironment, o: BenchOptions, { gateway: gw, port }
   // pgbouncer and the pipe take the database's own role and password; tokengate takes the token.
   const pg = (flags: string[]) => (target: () => PgTarget) => (limit: RunLimit) => runPgbench(target(), flags, limit);
   const out: CountWorkload[] = [];
-  const pgWorkload = (scenario: ScenarioNumber, name: string, flags: string[], events: number, bouncers: ProxyName[], pipe: boolean): void => {
+  // With BASELINE, the baseline build's gateway is counted right after tokengate, on the same workload.
+  const gateways: Array<{ proxy: GatewayName; label: string }> = [
+    { proxy: 'tokengate', label: 'tokengate' },
+    ...(env.baseline ? [{ proxy: BASELINE_ID, label: `${BASELINE_ID}, BASELINE=${env.baseline.ref}` } as const] : []),
+  ];
+  const pgWorkload = (scenario: ScenarioNumber, name: string, flags: string[], events: number, bouncers: ProxyName[], pipe?: ProxyName,
+    sslmode: PgTarget['sslmode'] = 'disable'): void => {
     const w = pg(flags);
     const l = pg(['-S', '-C', '-c', '1', '-n']);
-    const via = (p: ProxyName) => (): PgTarget => ({ ...pgTargetDirect(env), port: port(p) });
+    const via = (p: ProxyName) => (): PgTarget => ({ ...pgTargetDirect(env, sslmode), port: port(p) });
     const systems: CountSystem[] = [];
-    for (const b of bouncers) {
-      systems.push({ proxy: b, label: b === 'pgbouncer-plain' ? 'pgbouncer session, auth_type=plain' : 'pgbouncer session, SCRAM', run: w(via(b)), logins: l(via(b)) });
+    for (const b of bouncers) systems.push({ proxy: b, label: BOUNCER_LABELS[b]!, run: w(via(b)), logins: l(via(b)) });
+    for (const g of gateways) {
+      const target = (): PgTarget => pgTargetGateway(env, gw(g.proxy), sslmode);
+      systems.push({ proxy: g.proxy, label: g.label, run: w(target), logins: l(target) });
     }
-    systems.push({ proxy: 'tokengate', label: 'tokengate', run: w(() => pgTargetGateway(env, gw())), logins: l(() => pgTargetGateway(env, gw())) });
-    if (pipe) systems.push({ proxy: 'node-pipe', label: PIPE_LABEL, run: w(via('node-pipe')), logins: l(via('node-pipe')) });
-    out.push({ scenario, name, command: `pgbench ${flags.join(' ')} -t <N>`, events: n(events), reference: ['pgbouncer-scram', 'pgbouncer-plain'], systems });
+    if (pipe) systems.push({ proxy: pipe, label: pipe === 'node-tls-pipe' ? TLS_PIPE_LABEL : PIPE_LABEL, run: w(via(pipe)), logins: l(via(pipe)) });
+    const command = `${sslmode === 'disable' ? '' : `PGSSLMODE=${sslmode} `}pgbench ${flags.join(' ')} -t <N>`;
+    out.push({ scenario, name, command, events: n(events), reference: ['pgbouncer-scram', 'pgbouncer-plain', 'pgbouncer-tls'], systems });
   };
-  pgWorkload('1', 'select-only', ['-S', '-c', '1', '-n'], 1000, ['pgbouncer-scram'], true);
-  pgWorkload('2', 'TPC-B', ['-c', '1', '-n'], 300, ['pgbouncer-scram'], true);
-  pgWorkload('3', 'connect per transaction', ['-S', '-C', '-c', '1', '-n'], 150, ['pgbouncer-scram', 'pgbouncer-plain'], false);
+  pgWorkload('1', 'select-only', ['-S', '-c', '1', '-n'], 1000, ['pgbouncer-scram'], 'node-pipe');
+  pgWorkload('2', 'TPC-B', ['-c', '1', '-n'], 300, ['pgbouncer-scram'], 'node-pipe');
+  pgWorkload('3', 'connect per transaction', ['-S', '-C', '-c', '1', '-n'], 150, ['pgbouncer-scram', 'pgbouncer-plain']);
+  pgWorkload('6', 'select-only over TLS', ['-S', '-c', '1', '-n'], 1000, ['pgbouncer-tls'], 'node-tls-pipe', 'require');
   const m = env.mariadb;
   if (m) {
     const sys = (test: string, extra: string[]) => (target: () => MysqlTarget) => (limit: RunLimit) =>
       runSysbench(target(), { test, threads: 1, tableSize: m.tableSize, extra }, limit);
-    const gateway = (): MysqlTarget => mysqlTargetGateway(env, gw());
     const via = (p: ProxyName) => (): MysqlTarget => ({ ...mysqlTargetDirect(m), port: port(p) });
+    const gatewayRows = (run: (target: () => MysqlTarget) => CountSystem['run'], logins: (target: () => MysqlTarget) => CountSystem['logins']): CountSystem[] =>
+      gateways.map((g) => ({ proxy: g.proxy, label: g.label, run: run(() => mysqlTargetGateway(env, gw(g.proxy))), logins: logins(() => mysqlTargetGateway(env, gw(g.proxy))) }));
     const connectPerQuery = sys(path.join(env.root, 'test/bench/sysbench/connect_point_select.lua'), []);
     for (const [id, mode] of [['4t', 'disable'], ['4p', 'auto']] as const) {
       const s = sys('oltp_point_select', [`--db-ps-mode=${mode}`]);
@@ -137,7 +160,7 @@ function workloads(env: BenchEnvironment, o: BenchOptions, { gateway: gw, port }
         scenario: '4', name: `MariaDB point select, ${mode === 'disable' ? 'text' : 'prepared'} (${id})`,
         command: `sysbench oltp_point_select --threads=1 --db-ps-mode=${mode} --events=<N>`, events: n(1000), reference: ['mysql-pipe'],
         systems: [
-          { proxy: 'tokengate', label: 'tokengate', run: s(gateway), logins: connectPerQuery(gateway) },
+          ...gatewayRows(s, connectPerQuery),
           { proxy: 'mysql-pipe', label: PIPE_LABEL, run: s(via('mysql-pipe')), logins: connectPerQuery(via('mysql-pipe')) },
         ],
       });
@@ -146,7 +169,7 @@ function workloads(env: BenchEnvironment, o: BenchOptions, { gateway: gw, port }
       scenario: '5', name: 'MySQL connect per query', command: 'sysbench test/bench/sysbench/connect_point_select.lua --threads=1 --events=<N>',
       events: n(150), reference: ['mysql-bare-relay'],
       systems: [
-        { proxy: 'tokengate', label: 'tokengate', run: connectPerQuery(gateway), logins: connectPerQuery(gateway) },
+        ...gatewayRows(connectPerQuery, connectPerQuery),
         { proxy: 'mysql-bare-relay', label: BARE_RELAY_LABEL, run: connectPerQuery(via('mysql-bare-relay')), logins: connectPerQuery(via('mysql-bare-relay')) },
       ],
     });
@@ -163,17 +186,25 @@ export async function countInstructions(env: BenchEnvironment, o: BenchOptions, 
   const outDir = path.join(env.dir, 'callgrind');
   mkdirSync(outDir, { recursive: true });
   chmodSync(outDir, 0o777); // pgbouncer writes its dumps after dropping to the postgres user
+  // valgrind keeps temporary files, and vgdb the FIFOs callgrind_control talks through, in TMPDIR, as the
+  // proxy's user: pgbouncer's (postgres) may not write to the caller's TMPDIR, so all of them use this one.
+  const valgrindTmp = path.join(env.dir, 'valgrind-tmp');
+  mkdirSync(valgrindTmp, { recursive: true });
+  chmodSync(valgrindTmp, 0o1777);
+  const callerTmp = process.env.TMPDIR;
+  process.env.TMPDIR = valgrindTmp;
   const wrapper = (name: string): Wrapper => ({
-    command: ['valgrind', '--tool=callgrind', '--smc-check=all-non-file', '--collect-systime=yes', `--callgrind-out-file=${path.join(outDir, `${name}.out`)}`],
+    command: ['valgrind', '--tool=callgrind', '--smc-check=all-non-file', '--collect-systime=yes', '--separate-threads=yes', `--callgrind-out-file=${path.join(outDir, `${name}.out`)}`],
     startTimeoutMs: 300_000,
   });
 
   const running = new Map<ProxyName, CountedProxy>();
-  let gateway: BenchGateway | undefined;
+  const gateways = new Map<GatewayName, BenchGateway>();
   const list = workloads(env, o, {
-    gateway: () => {
-      if (!gateway) throw new Error('tokengate is not running');
-      return gateway;
+    gateway: (name) => {
+      const g = gateways.get(name);
+      if (!g) throw new Error(`${name} is not running`);
+      return g;
     },
     port: (p) => {
       const port = running.get(p)?.port;
@@ -191,15 +222,26 @@ export async function countInstructions(env: BenchEnvironment, o: BenchOptions, 
     const common = { upstream: env.pg, poolSize: POOL_SIZE };
     let proxy: CountedProxy;
     switch (p) {
-      case 'tokengate': {
-        gateway = await startBenchGateway({ ...env.gatewayOptions, name: 'tokengate-callgrind', dir: path.join(env.dir, 'gateway-callgrind'), auditQueries: false, wrapper: wrapper(p), fetchTimeout: '60s' });
+      case 'tokengate':
+      case BASELINE_ID: {
+        const root = p === BASELINE_ID ? env.baseline!.dir : env.root;
+        const gateway = await startBenchGateway({ ...env.gatewayOptions, root, name: `${p}-callgrind`, dir: path.join(env.dir, `${p}-callgrind`), auditQueries: false, wrapper: wrapper(p), fetchTimeout: '60s' });
+        gateways.set(p, gateway);
         proxy = gateway;
         break;
       }
       case 'pgbouncer-scram':
-      case 'pgbouncer-plain': {
-        const b = await startPgbouncer({ ...common, name: `${p}-callgrind`, dir: path.join(env.dir, `${p}-callgrind`), auth: p === 'pgbouncer-plain' ? 'plain' : 'scram-sha-256', wrapper: wrapper(p) });
+      case 'pgbouncer-plain':
+      case 'pgbouncer-tls': {
+        const b = await startPgbouncer({
+          ...common, name: `${p}-callgrind`, dir: path.join(env.dir, `${p}-callgrind`), auth: p === 'pgbouncer-plain' ? 'plain' : 'scram-sha-256',
+          tls: p === 'pgbouncer-tls' ? env.cert : undefined, wrapper: wrapper(p),
+        });
         proxy = { ...b, controlAs: AS_POSTGRES };
+        break;
+      }
+      case 'node-tls-pipe': {
+        proxy = await startNodeTlsPipe(env.dir, env.pg.port, env.cert, `${p}-callgrind`, wrapper(p));
         break;
       }
       case 'node-pipe':
@@ -254,6 +296,7 @@ export async function countInstructions(env: BenchEnvironment, o: BenchOptions, 
           log(`  runs of ${w.events}: ${long.map((c) => (c.instructions / 1e6).toFixed(1)).join(', ')} M; of ${short}: ${brief.map((c) => (c.instructions / 1e6).toFixed(1)).join(', ')} M instructions`);
           const per = (k: keyof Counted): number => (Math.min(...long.map((c) => c[k])) - Math.min(...brief.map((c) => c[k]))) / (w.events - short);
           row.instructions = per('instructions');
+          row.mainThread = per('mainThread');
           row.syscalls = per('syscalls');
           row.spread = spread(long.map((c) => c.instructions));
           log(`  ${Math.round(row.instructions).toLocaleString('en-US')} instructions, ${row.syscalls.toFixed(1)} system calls per transaction`);
@@ -265,6 +308,8 @@ export async function countInstructions(env: BenchEnvironment, o: BenchOptions, 
     }
   } finally {
     for (const p of running.values()) await p.stop();
+    if (callerTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = callerTmp;
   }
   return { results, notes };
 }
@@ -275,19 +320,37 @@ function spread(xs: number[]): number {
 
 interface Counted {
   instructions: number;
+  mainThread: number;
   syscalls: number;
 }
 
-/** Zero the proxy's counters, run the workload, dump them, and read the dump's totals. */
+/**
+ * Zero the proxy's counters, run the workload, dump them, and read the dump's totals. With
+ * --separate-threads a dump is one file per thread, `<name>.out.<dump>-<thread>`; thread 01 is the main one.
+ */
 async function measure(proxy: CountedProxy, outDir: string, work: () => Promise<WorkloadResult>): Promise<Counted> {
   await control(proxy, '--zero');
   const before = new Set(readdirSync(outDir));
   const r = await work();
   if (r.errors > 0) throw new Error(`${r.errors} transactions failed`);
   await control(proxy, '--dump');
-  const dumps = readdirSync(outDir).filter((f) => !before.has(f));
-  if (dumps.length !== 1) throw new Error(`expected one new callgrind dump in ${outDir}, found ${dumps.length}`);
-  return readTotals(path.join(outDir, dumps[0]));
+  const files = readdirSync(outDir).filter((f) => !before.has(f));
+  const threads = files.map((f) => ({ f, m: /\.(\d+)-(\d+)$/.exec(f) }));
+  const dumps = new Set(threads.map((t) => t.m?.[1]));
+  if (files.length === 0 || dumps.size !== 1 || dumps.has(undefined)) {
+    throw new Error(`expected one new callgrind dump (a file per thread) in ${outDir}, found ${files.join(', ') || 'none'}`);
+  }
+  let instructions = 0;
+  let syscalls = 0;
+  let mainThread: number | undefined;
+  for (const t of threads) {
+    const c = readTotals(path.join(outDir, t.f));
+    instructions += c.instructions;
+    syscalls += c.syscalls;
+    if (Number(t.m![2]) === 1) mainThread = c.instructions;
+  }
+  if (mainThread === undefined) throw new Error(`the callgrind dump in ${outDir} has no file for thread 01: ${files.join(', ')}`);
+  return { instructions, mainThread, syscalls };
 }
 
 async function control(proxy: CountedProxy, action: '--zero' | '--dump'): Promise<void> {
@@ -296,8 +359,8 @@ async function control(proxy: CountedProxy, action: '--zero' | '--dump'): Promis
   if (r.code !== 0 || !/OK/.test(r.stdout)) throw new Error(`callgrind_control ${action} ${proxy.pid} failed: ${(r.stderr || r.stdout).trim()}`);
 }
 
-/** The `summary:` line of a callgrind dump, by the names on its `events:` line. */
-export function readTotals(file: string): Counted {
+/** The `summary:` line of a callgrind dump (one thread's), by the names on its `events:` line. */
+export function readTotals(file: string): { instructions: number; syscalls: number } {
   const text = readFileSync(file, 'utf8');
   const events = /^events:\s*(.+)$/m.exec(text)?.[1].trim().split(/\s+/);
   const summary = /^summary:\s*(.+)$/m.exec(text)?.[1].trim().split(/\s+/).map(Number);
@@ -310,11 +373,30 @@ export function readTotals(file: string): Counted {
   return { instructions: value('Ir'), syscalls: value('sysCount') };
 }
 
+/** tokengate over tokengate-baseline, workload by workload (BASELINE=<ref>). */
+export function baselineCountTable(results: CountResult[]): string {
+  const lines = [
+    '| # | workload | tokengate instructions | baseline instructions | tokengate / baseline | main thread: tokengate / baseline | system calls: tokengate / baseline |',
+    '|---|---|---:|---:|---:|---:|---|',
+  ];
+  for (const r of results) {
+    const a = r.rows.find((row) => row.proxy === 'tokengate');
+    const b = r.rows.find((row) => row.proxy === BASELINE_ID);
+    if (!a || !b) continue;
+    const count = (row: CountRow): string => (row.instructions === undefined ? 'failed' : Math.round(row.instructions).toLocaleString('en-US'));
+    const both = a.instructions !== undefined && b.instructions !== undefined;
+    const main = a.mainThread !== undefined && b.mainThread !== undefined ? (a.mainThread / b.mainThread).toFixed(3) : '';
+    lines.push(`| ${r.scenario} | ${r.name} | ${count(a)} | ${count(b)} | ${both ? (a.instructions! / b.instructions!).toFixed(3) : ''} | ${main} | ` +
+      `${a.syscalls !== undefined && b.syscalls !== undefined ? `${a.syscalls.toFixed(1)} / ${b.syscalls.toFixed(1)}` : ''} |`);
+  }
+  return lines.join('\n');
+}
+
 /** Markdown table of the counts, each row against the workload's reference. */
 export function countTable(results: CountResult[]): string {
   const lines = [
-    '| # | workload | system | instructions per transaction (user space) | × reference | system calls per transaction | spread of the long runs |',
-    '|---|---|---|---:|---:|---:|---:|',
+    '| # | workload | system | instructions per transaction (user space) | × reference | of which on the main thread | system calls per transaction | spread of the long runs |',
+    '|---|---|---|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
     const ref = r.reference.map((p) => r.rows.find((row) => row.proxy === p && row.instructions !== undefined)).find(Boolean);
@@ -323,7 +405,8 @@ export function countTable(results: CountResult[]): string {
       const count = row.failure ? `failed: ${row.failure}` : Math.round(row.instructions!).toLocaleString('en-US');
       const sys = row.syscalls === undefined ? '' : row.syscalls.toFixed(1);
       const sp = row.spread === undefined ? '' : `${(row.spread * 100).toFixed(1)}%`;
-      lines.push(`| ${r.scenario} | ${r.name} | ${row.label}${ref === row ? ' (reference)' : ''} | ${count} | ${ratio} | ${sys} | ${sp} |`);
+      const main = row.mainThread === undefined ? '' : Math.round(row.mainThread).toLocaleString('en-US');
+      lines.push(`| ${r.scenario} | ${r.name} | ${row.label}${ref === row ? ' (reference)' : ''} | ${count} | ${ratio} | ${main} | ${sys} | ${sp} |`);
     }
   }
   return lines.join('\n');

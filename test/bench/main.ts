@@ -7,19 +7,22 @@
  * (override rounds and seconds per run), PROFILE=1 (also profile the gateway with node
  * --cpu-prof; PROFILES=name,... only those workloads), KEEP=1 (keep the temporary servers'
  * directory), INSTRUCTIONS=1 (count each proxy's instructions per transaction under callgrind
- * instead of measuring throughput), GATEWAY_NODE_FLAGS (V8 flags for the gateway processes).
+ * instead of measuring throughput), GATEWAY_NODE_FLAGS (V8 flags for the gateway processes),
+ * BASELINE=<git ref> (also build that revision and run it as the row tokengate-baseline next to
+ * tokengate).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { buildBaseline, type BaselineBuild } from './baseline';
 import { setUpEnvironment, POOL_SIZE, type BenchEnvironment } from './environment';
-import { countInstructions, countMethod, countTable, type CountResult } from './instructions';
+import { baselineCountTable, countInstructions, countMethod, countTable, type CountResult } from './instructions';
 import { describeMachine, uptimeLine } from './machine';
 import { parseOptions, type BenchOptions } from './options';
 import { repoRoot } from './proc';
 import { PROFILE_WORKLOADS, profileGateway } from './profileRun';
-import { latencyTable, targetTable, throughputTable, workloadList, type LatencyResult, type ThroughputResult } from './report';
+import { baselineTable, latencyTable, targetTable, throughputTable, workloadList, type LatencyResult, type ThroughputResult } from './report';
 import { runLatency, runThroughput } from './runner';
-import { latencySystems, TARGETS, throughputScenarios } from './scenarios';
+import { BASELINE_ID, latencySystems, TARGETS, throughputScenarios } from './scenarios';
 
 const started = Date.now();
 const log = (line: string): void => {
@@ -37,6 +40,15 @@ interface Report {
   counts: CountResult[];
   notes: string[];
   profiles: string[];
+  baseline?: { ref: string; commit: string; describe: string; reusedModules: boolean };
+}
+
+function baselineLine(r: Report): string[] {
+  const b = r.baseline;
+  if (!b) return [];
+  return [`Baseline: \`${BASELINE_ID}\` is ${b.describe}, commit ${b.commit}, built in a temporary git worktree ` +
+    `(${b.reusedModules ? 'with this checkout\'s node_modules: same package-lock.json' : 'npm ci: its package-lock.json differs'}); ` +
+    'it runs with the same generated config as `tokengate`, right after it in odd rounds and right before it in even ones.'];
 }
 
 function renderReport(r: Report): string {
@@ -50,20 +62,26 @@ function renderReport(r: Report): string {
     `Run: ${o.rounds} round(s) × ${o.seconds} s per system, interleaved, after a ${o.warmupSeconds} s warm-up; medians. ` +
       `Pools: ${POOL_SIZE} upstream connections (pgbouncer default_pool_size, tokengate maxConnections). pgbench scale ${o.pgbenchScale}; sysbench table ${o.sysbenchTableSize} rows.`,
     `Load at start: \`${r.uptimeStart}\`; at end: \`${r.uptimeEnd}\`.`,
+    ...baselineLine(r),
     '',
     throughputTable(r.throughput),
     '',
     '"proxy CPU µs/tx (kernel)" is user+system CPU of the proxy process (tokengate, pgbouncer or a reference) per transaction, ' +
       'from /proc/PID/stat, with the system (kernel) part in parentheses. ' +
-      '"× direct" and "× pgbouncer" are a row\'s median over the scenario\'s direct and (SCRAM) pgbouncer medians. ' +
+      '"× direct" and "× pgbouncer" are a row\'s median over the scenario\'s direct and first pgbouncer medians (SCRAM; in scenario 6 the TLS one). ' +
       'The reference rows show the runtime\'s own cost: in scenarios 1, 2 and 4 a bare Node.js relay that forwards bytes and nothing else (the client logs in to the server through it); ' +
       'in scenario 5 a bare Node.js program that exchanges the same login messages as tokengate and relays raw bytes over the ' +
-      'same reset, pooled upstream sessions, with no token check, grants or audit.',
+      'same reset, pooled upstream sessions, with no token check, grants or audit; in scenario 6 a bare Node.js relay that terminates the ' +
+      'client\'s TLS (node:tls) and forwards the plaintext to PostgreSQL.',
     '',
     workloadList(r.throughput),
     '',
     targetTable(TARGETS, r.throughput),
   ];
+  if (r.baseline) {
+    lines.push('', `tokengate against \`${BASELINE_ID}\` (${r.baseline.describe}): each round's ratio, then their median; ` +
+      'CPU is the gateway process\'s user+system time per transaction (below 1: tokengate spends less):', '', baselineTable(r.throughput, BASELINE_ID));
+  }
   if (r.latency.length) {
     lines.push('', `Scenario 7, login latency (TCP connect to ReadyForQuery / OK; node-postgres and mysql2 clients, sequential, ${o.logins} per round):`, '', latencyTable(r.latency));
   }
@@ -80,9 +98,11 @@ function renderCountReport(r: Report): string {
     '',
     `Machine: ${m.cpus} × ${m.cpuModel}, ${m.kernel}; node ${m.node}; ${m.pgbouncer}; ${m.mariadb}; ${m.sysbench}.`,
     countMethod(r.options),
+    ...baselineLine(r),
     '',
     countTable(r.counts),
     '',
+    ...(r.baseline ? [`tokengate against \`${BASELINE_ID}\` (${r.baseline.describe}), instructions and system calls per transaction:`, '', baselineCountTable(r.counts), ''] : []),
     ...r.counts.map((c) => `- ${c.scenario} ${c.name}: \`${c.command}\`, N = ${c.events}`),
   ];
   if (r.notes.length) lines.push('', 'Notes:', '', ...r.notes.map((n) => `- ${n}`));
@@ -100,20 +120,34 @@ async function main(): Promise<void> {
   log(`${o.quick ? 'QUICK: ' : ''}scenarios ${[...o.scenarios].join(',')}, ${o.rounds} round(s) × ${o.seconds}s; ${uptimeStart}`);
   // INSTRUCTIONS=1 starts its own proxies under valgrind: of the usual ones only the gateway is needed.
   const measuring = !o.instructions;
-  const env: BenchEnvironment = await setUpEnvironment(o, root, {
-    pgbouncer: measuring && wants('1', '2', '3', '6', '7'),
-    mariadb: wants('4', '5', '7') || o.profile,
-    auditGateway: measuring && wants('1'),
-    nodePipe: measuring && wants('1', '2'),
-    mysqlPipe: measuring && wants('4'),
-    mysqlBareRelay: measuring && wants('5'),
-  }, log);
+  const baseline: BaselineBuild | undefined = o.baseline ? await buildBaseline(root, o.baseline, log) : undefined;
+  const removeBaseline = async (): Promise<void> => {
+    if (!baseline) return;
+    if (o.keep) log(`kept the baseline worktree ${baseline.dir} (remove it with: git worktree remove --force ${baseline.dir})`);
+    else await baseline.remove().catch((err: Error) => log(`could not remove the baseline worktree: ${err.message}`));
+  };
+  let env: BenchEnvironment;
+  try {
+    env = await setUpEnvironment(o, root, {
+      pgbouncer: measuring && wants('1', '2', '3', '6', '7'),
+      mariadb: wants('4', '5', '7') || o.profile,
+      auditGateway: measuring && wants('1'),
+      nodePipe: measuring && wants('1', '2'),
+      mysqlPipe: measuring && wants('4'),
+      mysqlBareRelay: measuring && wants('5'),
+      nodeTlsPipe: measuring && wants('6'),
+      baselineGateway: measuring,
+    }, log, baseline);
+  } catch (err) {
+    await removeBaseline();
+    throw err;
+  }
   let stopping = false;
   const interrupt = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping the servers`);
-    void env.stop().finally(() => process.exit(130));
+    void env.stop().finally(removeBaseline).finally(() => process.exit(130));
   };
   process.on('SIGINT', () => interrupt('SIGINT'));
   process.on('SIGTERM', () => interrupt('SIGTERM'));
@@ -150,6 +184,7 @@ async function main(): Promise<void> {
     }
     const report: Report = {
       options: o, machine: describeMachine(env.pgBin), uptimeStart, uptimeEnd: uptimeLine(), throughput, latency, counts, notes, profiles,
+      baseline: baseline && { ref: baseline.ref, commit: baseline.commit, describe: baseline.describe, reusedModules: baseline.reusedModules },
     };
     const markdown = renderReport(report);
     mkdirSync(outDir, { recursive: true });
@@ -158,7 +193,10 @@ async function main(): Promise<void> {
     process.stdout.write('\n' + markdown);
     log(`saved .tmp/bench/report-${stamp}.md and .json`);
   } finally {
-    if (!stopping) await env.stop();
+    if (!stopping) {
+      await env.stop();
+      await removeBaseline();
+    }
   }
 }
 

@@ -21,6 +21,11 @@ export interface BenchOptions {
   instructions: boolean;
   /** Keep the temporary servers' directories (logs, configs) after the run. */
   keep: boolean;
+  /**
+   * BASELINE=<git ref>: also build that revision of tokengate (in a temporary git worktree) and run
+   * it as the row `tokengate-baseline` next to `tokengate`, in the same rounds.
+   */
+  baseline?: string;
   pgbenchScale: number;
   sysbenchTableSize: number;
 }
@@ -57,7 +62,16 @@ export function parseOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions
     profileWorkloads: env.PROFILES ? new Set(env.PROFILES.split(',').map((n) => n.trim()).filter(Boolean)) : undefined,
     instructions: truthy(env.INSTRUCTIONS),
     keep: truthy(env.KEEP),
+    baseline: baselineRef(env.BASELINE),
     pgbenchScale: 10,
     sysbenchTableSize: 100_000,
   };
+}
+
+/** A git ref as BASELINE may name it: no option-looking or whitespace-holding strings reach git. */
+function baselineRef(v: string | undefined): string | undefined {
+  const ref = v?.trim();
+  if (!ref) return undefined;
+  if (ref.startsWith('-') || /\s/.test(ref)) throw new Error(`BASELINE=${v}: expected a git ref or commit (e.g. BASELINE=main or BASELINE=HEAD~3)`);
+  return ref;
 }

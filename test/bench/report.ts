@@ -161,3 +161,34 @@ export function latencyTable(results: LatencyResult[]): string {
   }
   return lines.join('\n');
 }
+
+/**
+ * tokengate against another build of itself (BASELINE=<ref>), scenario by scenario. The two ran
+ * back to back in every round, so each round's ratio compares them under the same machine load;
+ * the figure is the median of those ratios.
+ */
+export function baselineTable(results: ThroughputResult[], baselineId: string): string {
+  const lines = [
+    '| # | workload | tokengate tps | baseline tps | tps: tokengate / baseline | per round | CPU µs/tx: tokengate / baseline | per round |',
+    '|---|---|---:|---:|---:|---|---:|---|',
+  ];
+  for (const r of results) {
+    const a = r.systems.find((s) => s.id === 'tokengate');
+    const b = r.systems.find((s) => s.id === baselineId);
+    if (!a || !b) continue;
+    if (a.failure || b.failure) {
+      lines.push(`| ${r.id} | ${r.title} | ${a.failure ? 'failed' : fmt(medianTps(a))} | ${b.failure ? 'failed' : fmt(medianTps(b))} | | | | |`);
+      continue;
+    }
+    const paired = (pick: (s: RunSample) => number | undefined): number[] => a.samples.flatMap((x) => {
+      const y = b.samples.find((s) => s.round === x.round);
+      const [p, q] = [pick(x), y && pick(y)];
+      return p !== undefined && q !== undefined ? [ratio(p, q)] : [];
+    });
+    const tps = paired((s) => s.tps);
+    const cpu = paired((s) => s.cpuUsPerTx);
+    const list = (xs: number[]): string => xs.map((x) => fmt(x, 3)).join(' / ');
+    lines.push(`| ${r.id} | ${r.title} | ${fmt(medianTps(a))} | ${fmt(medianTps(b))} | ${fmt(median(tps), 3)} | ${list(tps)} | ${fmt(median(cpu), 3)} | ${list(cpu)} |`);
+  }
+  return lines.join('\n');
+}

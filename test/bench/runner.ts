@@ -26,7 +26,7 @@ export async function runThroughput(spec: ThroughputSpec, o: BenchOptions, log: 
     );
   }
   for (let round = 1; round <= o.rounds; round++) {
-    for (let i = 0; i < spec.systems.length; i++) {
+    for (const i of roundOrder(spec, round)) {
       const s = spec.systems[i];
       if (systems[i].failure) continue;
       const load = load1();
@@ -49,6 +49,17 @@ export async function runThroughput(spec: ThroughputSpec, o: BenchOptions, log: 
     }
   }
   return result;
+}
+
+/** The systems' indices in the order round `round` runs them: as listed, with spec.alternate's pair swapped in even rounds. */
+export function roundOrder(spec: { systems: ReadonlyArray<{ id: string }>; alternate?: [string, string] }, round: number): number[] {
+  const order = spec.systems.map((_, i) => i);
+  if (spec.alternate && round % 2 === 0) {
+    const a = spec.systems.findIndex((s) => s.id === spec.alternate![0]);
+    const b = spec.systems.findIndex((s) => s.id === spec.alternate![1]);
+    if (a >= 0 && b >= 0) [order[a], order[b]] = [order[b], order[a]];
+  }
+  return order;
 }
 
 export async function runLatency(specs: LatencySpec[], o: BenchOptions, log: Log): Promise<LatencyResult[]> {

@@ -12,7 +12,11 @@ export interface PgTarget {
   database: string;
   /** A password, or an access token for tokengate. Passed in PGPASSWORD, never on the command line. */
   password: string;
-  sslmode: 'disable' | 'require';
+  /**
+   * libpq's sslmode. `prefer` is pgbench's default: TLS whenever the server (or the proxy) has a
+   * certificate and answers the SSLRequest with 'S', plaintext when it answers 'N'.
+   */
+  sslmode: 'disable' | 'prefer' | 'require';
 }
 
 export interface MysqlTarget {

@@ -30,14 +30,16 @@ export async function startBenchMariadb(o: MariadbOptions): Promise<BenchMariadb
   giveTo('mysql', o.dir);
   const data = path.join(o.dir, 'data');
   const socket = path.join(o.dir, 'mysqld.sock');
-  await runOk('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=mysql', '--auth-root-authentication-method=socket', '--skip-test-db']);
+  // The server and its installer run as mysql: their temporary files go to its own directory, not the caller's TMPDIR.
+  const asMysql = { TMPDIR: o.dir };
+  await runOk('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=mysql', '--auth-root-authentication-method=socket', '--skip-test-db'], { env: asMysql });
   const port = await freePort();
   const logFile = path.join(o.dir, 'server.log');
   const daemon = startDaemon('mariadbd', 'mariadbd', [
     '--no-defaults', `--datadir=${data}`, '--user=mysql', `--port=${port}`, '--bind-address=127.0.0.1', `--socket=${socket}`,
     `--pid-file=${path.join(o.dir, 'mysqld.pid')}`, '--skip-log-bin', '--innodb-buffer-pool-size=256M',
-    '--innodb-flush-log-at-trx-commit=0', '--max-connections=500', '--thread-cache-size=200', '--skip-name-resolve',
-  ], logFile);
+    '--innodb-flush-log-at-trx-commit=0', '--max-connections=500', '--thread-cache-size=200', '--skip-name-resolve', `--tmpdir=${o.dir}`,
+  ], logFile, { env: asMysql });
   const stop = () => daemon.stop('SIGTERM', 30_000);
   try {
     await waitForPort(port, { daemon, timeoutMs: 60_000 });

@@ -25,7 +25,8 @@ export async function startNodePipe(dir: string, upstreamPort: number, name = 'n
   return { port, pid: daemon.child.pid!, daemon, stop: () => daemon.stop() };
 }
 
-function relay(listenPort: number, upstreamPort: number): void {
+/** Forwards bytes both ways between two sockets (with backpressure) until either side closes. */
+export function pipeBoth(client: net.Socket, upstream: net.Socket): void {
   const pipe = (from: net.Socket, to: net.Socket): void => {
     from.on('data', (chunk: Buffer) => {
       if (!to.write(chunk)) {
@@ -34,19 +35,20 @@ function relay(listenPort: number, upstreamPort: number): void {
       }
     });
   };
+  pipe(client, upstream);
+  pipe(upstream, client);
+  for (const s of [client, upstream]) {
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      client.destroy();
+      upstream.destroy();
+    });
+  }
+}
+
+function relay(listenPort: number, upstreamPort: number): void {
   net
-    .createServer({ noDelay: true }, (client) => {
-      const upstream = net.connect({ host: '127.0.0.1', port: upstreamPort, noDelay: true });
-      pipe(client, upstream);
-      pipe(upstream, client);
-      for (const s of [client, upstream]) {
-        s.on('error', () => undefined);
-        s.on('close', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-    })
+    .createServer({ noDelay: true }, (client) => pipeBoth(client, net.connect({ host: '127.0.0.1', port: upstreamPort, noDelay: true })))
     .listen(listenPort, '127.0.0.1');
 }
 
