@@ -1,5 +1,5 @@
 import type { Config, HostPort } from '../config/types';
-import { AuditLog } from '../audit/auditLog';
+import { AuditLog, type AuditSink } from '../audit/auditLog';
 import { TokenVerifier } from '../identity/verifier';
 import { PgPoolRegistry } from '../postgres/pool';
 import { MysqlPoolRegistry, probeMysqlServerVersion } from '../mysql/pool';
@@ -11,11 +11,10 @@ import { MysqlListener } from '../mysql/listener';
 import { loadServerTlsContext } from '../net/tlsContext';
 import { log } from '../log';
 import { keepNextTickShape } from '../v8/nextTickShape';
-import type winston from 'winston';
 
 export interface GatewayOptions {
-  /** Replace the audit destination (tests capture it in memory). */
-  auditTransport?: winston.transport;
+  /** Replace the audit destination (tests capture the lines in memory). */
+  auditTransport?: AuditSink;
 }
 
 /** A running gateway: its listeners' bound addresses and a way to stop it. */
