@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { AuditLog } from '../audit/auditLog';
+import type { AuditLog, QueryLog } from '../audit/auditLog';
 import type { IdentityFields } from '../audit/events';
 import type { MysqlCommandResult, MysqlServerConnection } from './serverConnection';
 import { decodeCommand, type Command } from '../../protocols/mysql/command';
@@ -125,6 +125,7 @@ export class MysqlRelay {
   private expiring = false;
   private expiryTimer?: NodeJS.Timeout;
   private drainTimer?: NodeJS.Timeout;
+  private queryLog?: QueryLog;
   /** Status flags of the last OK/EOF relayed (transaction state). */
   statusFlags: number;
 
@@ -534,9 +535,10 @@ export class MysqlRelay {
 
   /** Writes a query record: only called when queries are audited (after countQuery). */
   private writeQueryAudit(sql: string, truncated: boolean, startedAt: number, tag: string | undefined, error?: { code: number; sqlState?: string; message: string }): void {
-    this.o.audit.write({
-      event: 'query', sessionId: this.o.sessionId, protocol: 'mysql', sql, truncated, durationMs: Date.now() - startedAt, tag,
-      sqlState: error?.sqlState, error: error ? `ERROR ${error.code}: ${error.message}` : undefined, ...this.o.identity,
+    // The session's fields are serialized once, in its query log, not with every statement.
+    this.queryLog ??= this.o.audit.queryLog({ sessionId: this.o.sessionId, protocol: 'mysql', identity: this.o.identity });
+    this.queryLog.write({
+      sql, truncated, durationMs: Date.now() - startedAt, tag, sqlState: error?.sqlState, error: error ? `ERROR ${error.code}: ${error.message}` : undefined,
     });
   }
 

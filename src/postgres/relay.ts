@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { AuditLog } from '../audit/auditLog';
+import type { AuditLog, QueryLog } from '../audit/auditLog';
 import type { IdentityFields } from '../audit/events';
 import type { PgServerConnection } from './serverConnection';
 import { decodeCommandComplete, decodeErrorFields, decodeReadyForQueryStatus, errorResponse } from '../../protocols/postgres/backend';
@@ -72,6 +72,7 @@ export class PgRelay {
   private upstreamDirty = false;
   private expiryTimer?: NodeJS.Timeout;
   private drainTimer?: NodeJS.Timeout;
+  private queryLog?: QueryLog;
 
   constructor(private readonly o: PgRelayOptions) {
     this.wantSql = o.audit.config.queries;
@@ -247,9 +248,11 @@ export class PgRelay {
     this.queries++;
     if (!this.o.audit.config.queries) return;
     const clipped = this.o.audit.clip(q.sql);
-    this.o.audit.write({
-      event: 'query', sessionId: this.o.sessionId, protocol: 'postgres', sql: clipped.sql, truncated: clipped.truncated,
-      durationMs: q.durationMs, tag: q.tags.length ? q.tags.join(', ') : undefined, sqlState: q.sqlState, error: q.error, ...this.o.identity,
+    // The session's fields are serialized once, in its query log, not with every statement.
+    this.queryLog ??= this.o.audit.queryLog({ sessionId: this.o.sessionId, protocol: 'postgres', identity: this.o.identity });
+    this.queryLog.write({
+      sql: clipped.sql, truncated: clipped.truncated, durationMs: q.durationMs,
+      tag: q.tags.length === 1 ? q.tags[0] : q.tags.length ? q.tags.join(', ') : undefined, sqlState: q.sqlState, error: q.error,
     });
   }
 
