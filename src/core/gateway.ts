@@ -1,5 +1,4 @@
-import type winston from 'winston';
-import { AuditLog } from '../audit/auditLog';
+import { AuditLog, type AuditSink } from '../audit/auditLog';
 import type { Config, HostPort, UpstreamConfig } from '../config/schema';
 import { TokenVerifier } from '../identity/verifier';
 import { log } from '../log';
@@ -23,7 +22,7 @@ import { refuses, type Revocation } from './state/revocations';
 
 export interface GatewayOptions {
   /** Replace the audit destination (tests capture it in memory). */
-  auditTransport?: winston.transport;
+  auditTransport?: AuditSink;
   /** Timers and pools run on this clock (tests pass a manual one). */
   clock?: Clock;
   /** Where revocations, cancel keys, connection ids and leases live (in this process by default). */
@@ -71,6 +70,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
       prefetch(verifier);
     }
     if (change.tls) tlsContext = reloadTls(next, tlsContext);
+    if (change.audit) audit.reconfigure(next.audit);
     if (upstreamsChanged(change)) {
       const retired = pools.retireStale(next);
       if (retired.length) log.info(`upstream settings changed: pools ${retired.join(', ')} close as their sessions end`);

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { AuditLog } from '../audit/auditLog';
+import type { AuditLog, QueryLog } from '../audit/auditLog';
 import type { IdentityFields } from '../audit/events';
 import type { Notice, Relay, RelayEnd, SessionState } from '../core/relay';
 import type { MysqlCommandResult, MysqlServerConnection } from './serverConnection';
@@ -115,6 +115,7 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
   private ended = false;
   /** Set by hold(): called whenever the session comes to rest. */
   private onRest: (() => void) | undefined;
+  private queryLog?: QueryLog;
   /** Status flags of the last OK/EOF relayed (transaction state). */
   statusFlags: number;
 
@@ -533,9 +534,10 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
 
   /** Writes a query record: only called when queries are audited (after countQuery). */
   private writeQueryAudit(sql: string, truncated: boolean, startedAt: number, tag: string | undefined, error?: { code: number; sqlState?: string; message: string }): void {
-    this.o.audit.write({
-      event: 'query', sessionId: this.o.sessionId, protocol: 'mysql', sql, truncated, durationMs: Date.now() - startedAt, tag,
-      sqlState: error?.sqlState, error: error ? `ERROR ${error.code}: ${error.message}` : undefined, ...this.o.identity,
+    // The session's fields are serialized once, in its query log, not with every statement.
+    this.queryLog ??= this.o.audit.queryLog({ sessionId: this.o.sessionId, protocol: 'mysql', identity: this.o.identity });
+    this.queryLog.write({
+      sql, truncated, durationMs: Date.now() - startedAt, tag, sqlState: error?.sqlState, error: error ? `ERROR ${error.code}: ${error.message}` : undefined,
     });
   }
 

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { AuditLog } from '../audit/auditLog';
+import type { AuditLog, QueryLog } from '../audit/auditLog';
 import type { IdentityFields } from '../audit/events';
 import type { PgServerConnection } from './serverConnection';
 import type { Notice, Relay, RelayEnd, SessionState } from '../core/relay';
@@ -63,6 +63,7 @@ export class PgRelay implements Relay<string> {
   private afterTerminate = false;
   /** Part of a message reached the upstream that the client never completed there: do not reuse it. */
   private upstreamDirty = false;
+  private queryLog?: QueryLog;
 
   constructor(private readonly o: PgRelayOptions) {
     this.wantSql = o.audit.config.queries;
@@ -244,9 +245,11 @@ export class PgRelay implements Relay<string> {
     this.queries++;
     if (!this.o.audit.config.queries) return;
     const clipped = this.o.audit.clip(q.sql);
-    this.o.audit.write({
-      event: 'query', sessionId: this.o.sessionId, protocol: 'postgres', sql: clipped.sql, truncated: clipped.truncated,
-      durationMs: q.durationMs, tag: q.tags.length ? q.tags.join(', ') : undefined, sqlState: q.sqlState, error: q.error, ...this.o.identity,
+    // The session's fields are serialized once, in its query log, not with every statement.
+    this.queryLog ??= this.o.audit.queryLog({ sessionId: this.o.sessionId, protocol: 'postgres', identity: this.o.identity });
+    this.queryLog.write({
+      sql: clipped.sql, truncated: clipped.truncated, durationMs: q.durationMs,
+      tag: q.tags.length === 1 ? q.tags[0] : q.tags.length ? q.tags.join(', ') : undefined, sqlState: q.sqlState, error: q.error,
     });
   }
 

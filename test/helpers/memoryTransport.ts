@@ -1,17 +1,15 @@
-import Transport from 'winston-transport';
+import type { AuditSink } from '../../src/audit/auditLog';
 import { waitFor } from './waitFor';
 
 /** Collects audit records in memory so tests can assert on them. */
-export class MemoryTransport extends Transport {
+export class MemoryTransport implements AuditSink {
   readonly records: Record<string, unknown>[] = [];
   /** Every line exactly as it would have been written (for "no secret anywhere" checks). */
   readonly lines: string[] = [];
 
-  override log(info: Record<string, unknown>, next: () => void): void {
-    const record = { ...info };
-    this.records.push(record);
-    this.lines.push(JSON.stringify(record));
-    next();
+  write(line: string): void {
+    this.lines.push(line);
+    this.records.push(JSON.parse(line) as Record<string, unknown>);
   }
 
   ofEvent(event: string): Record<string, unknown>[] {
