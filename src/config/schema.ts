@@ -80,7 +80,8 @@ function listenSchema() {
     const used = new Map<string, string>();
     for (const key of ['postgres', 'mysql', 'admin'] as const) {
       const hp = listen[key];
-      if (!hp || !readable(ctx.issues, [key])) continue;
+      // Port 0 asks for any free port: two such listeners never clash.
+      if (!hp || hp.port === 0 || !readable(ctx.issues, [key])) continue;
       const addr = formatHostPort(hp);
       const other = used.get(addr);
       if (other) ctx.addIssue({ code: 'custom', path: [key], message: `${addr} is already used by listen.${other}; give each listener its own port` });

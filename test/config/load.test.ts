@@ -209,6 +209,11 @@ describe('every problem names its key path', () => {
     ['listener clash', (d) => { d.listen.mysql = d.listen.postgres; }, 'listen.mysql', /already used by listen.postgres/],
   ];
 
+  test('listeners on port 0 (any free port) do not clash', () => {
+    const c = parseDoc(withDoc((d) => { d.listen = { postgres: '127.0.0.1:0', mysql: '127.0.0.1:0' }; }));
+    expect(c.listen).toEqual({ postgres: { host: '127.0.0.1', port: 0 }, mysql: { host: '127.0.0.1', port: 0 } });
+  });
+
   test.each(cases)('%s', (_label, mutate, path, message) => {
     const err = configError(withDoc(mutate));
     const problem = err.problems.find((p) => p.path === path);
