@@ -10,8 +10,8 @@ export interface PoolKey {
   role: RoleConfig;
   /** Protocol-specific parts of the key, e.g. [database] or [database, capabilities, collation]. */
   parts: readonly (string | number)[];
-  /** The pool's name in messages and stats. */
-  name: string;
+  /** The pool's name in messages and stats (made only when the pool is). */
+  name: () => string;
 }
 
 interface Entry {
@@ -31,19 +31,30 @@ interface Entry {
  */
 export class PoolRegistry {
   readonly #entries = new Map<string, Entry>();
+  /** The same config objects always name the same pool: a login finds it without building its key. */
+  readonly #recent = new WeakMap<UpstreamConfig, WeakMap<RoleConfig, Map<string, Entry>>>();
 
   constructor(readonly clock: Clock = systemClock) {}
 
   /** The pool for `key`, made by `make` on first use. */
   get<T extends UpstreamConnection>(key: PoolKey, make: (clock: Clock) => Pool<T>): Pool<T> {
+    const parts = key.parts.length === 1 ? String(key.parts[0]) : key.parts.join('\u0000');
+    let byRole = this.#recent.get(key.upstream);
+    if (!byRole) this.#recent.set(key.upstream, (byRole = new WeakMap()));
+    let byParts = byRole.get(key.role);
+    if (!byParts) byRole.set(key.role, (byParts = new Map()));
+    const seen = byParts.get(parts);
+    if (seen && !seen.pool.closed) return seen.pool as unknown as Pool<T>;
+
     const fingerprint = upstreamFingerprint(key.upstream, key.role);
-    const id = `${key.protocol}\u0000${fingerprint}\u0000${key.role.name}\u0000${key.parts.join('\u0000')}`;
+    const id = `${key.protocol}\u0000${fingerprint}\u0000${key.role.name}\u0000${parts}`;
     let entry = this.#entries.get(id);
     if (!entry) {
       const pool = make(this.clock) as unknown as Pool<UpstreamConnection>;
-      entry = { pool, protocol: key.protocol, upstream: key.upstream.name, role: key.role.name, fingerprint, name: key.name };
+      entry = { pool, protocol: key.protocol, upstream: key.upstream.name, role: key.role.name, fingerprint, name: key.name() };
       this.#entries.set(id, entry);
     }
+    byParts.set(parts, entry);
     return entry.pool as unknown as Pool<T>;
   }
 

@@ -155,7 +155,7 @@ export class MysqlPoolRegistry {
 
   get(upstream: UpstreamConfig, role: RoleConfig, database: string, capabilities: number, characterSet: number): MysqlPool {
     const key: MysqlPoolKey = { upstream, role, database, capabilities: poolCapabilities(capabilities), characterSet };
-    return this.registry.get({ protocol: 'mysql', upstream, role, parts: [database, key.capabilities, characterSet], name: mysqlPoolName(key) },
+    return this.registry.get({ protocol: 'mysql', upstream, role, parts: [database, key.capabilities, characterSet], name: () => mysqlPoolName(key) },
       (clock) => new MysqlPool(key, { ...this.opts, clock })) as MysqlPool;
   }
 

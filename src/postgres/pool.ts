@@ -84,9 +84,8 @@ export class PgPoolRegistry {
   constructor(private readonly opts: PgPoolOptions = {}, readonly registry = new PoolRegistry(opts.clock)) {}
 
   get(upstream: UpstreamConfig, role: RoleConfig, database: string): PgPool {
-    const key = { upstream, role, database };
-    return this.registry.get({ protocol: 'postgres', upstream, role, parts: [database], name: pgPoolName(key) },
-      (clock) => new PgPool(key, { ...this.opts, clock })) as PgPool;
+    return this.registry.get({ protocol: 'postgres', upstream, role, parts: [database], name: () => pgPoolName({ upstream, role, database }) },
+      (clock) => new PgPool({ upstream, role, database }, { ...this.opts, clock })) as PgPool;
   }
 
   stats(): Record<string, PoolStats> {

@@ -8,7 +8,7 @@ const fake = (): UpstreamConnection => ({ broken: false, attached: true, close: 
 
 function poolFor(registry: PoolRegistry, config: Config, role = 'reader'): Pool<UpstreamConnection> {
   const upstream = config.upstreams['app-pg'];
-  return registry.get({ protocol: 'postgres', upstream, role: upstream.roles[role], parts: ['app_production'], name: `app-pg/${role}/app` },
+  return registry.get({ protocol: 'postgres', upstream, role: upstream.roles[role], parts: ['app_production'], name: () => `app-pg/${role}/app` },
     (clock) => new Pool('app-pg/reader/app', { ...upstream.pool }, { create: async () => fake(), reset: async () => true }, clock));
 }
 
