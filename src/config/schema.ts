@@ -266,7 +266,11 @@ function grantSchema() {
     databases: stringList().refine((dbs) => !(dbs.includes('*') && dbs.length > 1), { error: '"*" (every database of the upstream) must be the only entry' })
       .describe('database aliases of that upstream, or ["*"] for all of them'),
     roles: stringList().describe('roles of that upstream the matching tokens may use'),
-  });
+    maxConnections: integer(1, 1_000_000).optional().describe('at most this many client sessions under this grant at once (default: not limited)'),
+    maxSessionDuration: duration({ min: 1000 }).optional().describe('a session under this grant ends this long after it started, at a statement boundary (default: not limited)'),
+    statementTimeout: duration({ min: 1 }).optional()
+      .describe('each statement is cancelled after this (PostgreSQL statement_timeout, MariaDB max_statement_time, MySQL max_execution_time); set upstream for the session and undone on release'),
+  }).transform((grant) => withMsKeys(grant, ['maxSessionDuration', 'statementTimeout']));
 }
 
 function auditSchema(ctx: ConfigContext) {
@@ -275,6 +279,8 @@ function auditSchema(ctx: ConfigContext) {
       .describe('stdout, stderr or a file path (JSON lines)'),
     queries: bool().default(true).describe("log each query's text"),
     maxQueryBytes: integer(0, 1024 * 1024).default(4096).describe('query text beyond this many bytes is cut'),
+    onFailure: oneOf(['refuse', 'continue'] as const).default('refuse')
+      .describe('while the audit log cannot be written: refuse new sessions (and fail readiness), or continue without it'),
   }).describe('The audit log: one JSON line per connection, denial and (optionally) query; never contains tokens or passwords.');
 }
 
@@ -282,7 +288,38 @@ function sessionSchema() {
   return section({
     authTimeout: duration({ min: 100 }).prefault('15s').describe('an agent must finish the handshake (startup and token) within this'),
     expiryGrace: duration().prefault('0s').describe("sessions end this long after the token's exp"),
-  }).transform((session) => withMsKeys(session, ['authTimeout', 'expiryGrace']));
+    idleTimeout: duration({ min: 1000 }).optional().describe('end a session whose client sends nothing for this long outside a transaction (default: never)'),
+    idleInTransactionTimeout: duration({ min: 1000 }).optional().describe('end a session whose client sends nothing for this long inside a transaction (default: never)'),
+    shutdownGrace: duration().prefault('30s').describe('on SIGTERM, sessions may finish for this long (each ends as soon as it is idle outside a transaction); then the rest are ended'),
+  }).transform((session) => withMsKeys(session, ['authTimeout', 'expiryGrace', 'idleTimeout', 'idleInTransactionTimeout', 'shutdownGrace']));
+}
+
+function limitsSchema() {
+  return section({
+    maxClientConnections: integer(1, 1_000_000).optional().describe('at most this many client connections to the whole gateway (default: not limited)'),
+    maxConnectionsPerIdentity: integer(1, 1_000_000).optional().describe("at most this many client sessions per token subject (sub) (default: not limited)"),
+  }).describe('Caps on client connections; per-grant caps are the grants\' maxConnections.');
+}
+
+function adminSchema(ctx: ConfigContext) {
+  return section({
+    tokenFile: filePath(ctx).optional().describe('a file holding the bearer token for automation and the tokengate CLI (keep it chmod 600; $CREDENTIALS_DIRECTORY paths work)'),
+    match: matchSchema().optional().describe('operators: an access token from the configured issuer that matches this (same syntax as a grant\'s match) may use the admin API'),
+    metricsRequireAuth: bool().default(false).describe('put GET /metrics behind the admin bearer too'),
+  }, { omitAbsent: true }).describe('Who may use the admin API on listen.admin (sessions, kill, revocations, reload).');
+}
+
+function stateSchema(ctx: ConfigContext) {
+  return section({
+    dir: filePath(ctx).prefault('/var/lib/tokengate').describe('where tokengate keeps state that survives a restart (revocations); systemd\'s StateDirectory'),
+  }).describe('Local state.');
+}
+
+function logSchema() {
+  return section({
+    level: oneOf(['error', 'warn', 'info', 'debug'] as const).default('info').describe('the operational log\'s level (TOKENGATE_LOG_LEVEL overrides it)'),
+    format: oneOf(['auto', 'json', 'text'] as const).default('auto').describe('auto: readable text on a terminal, JSON lines otherwise (journald)'),
+  }).describe('The operational log on stderr (not the audit log).');
 }
 
 /** The whole config, validated and resolved against `ctx`. */
@@ -300,6 +337,10 @@ export function configSchema(ctx: ConfigContext) {
     }).prefault([]).describe('Who may use what: a token may use a (database, role) when a grant that matches it lists both.'),
     audit: auditSchema(ctx).prefault({}),
     session: sessionSchema().prefault({}).describe('Limits on agent sessions.'),
+    limits: limitsSchema().prefault({}),
+    admin: adminSchema(ctx).prefault({}),
+    state: stateSchema(ctx).prefault({}),
+    log: logSchema().prefault({}),
   }).superRefine(checkReferences, whenReadable())
     .transform((config) => ({ source: ctx.source, ...config }))
     .describe('tokengate configuration: listeners, the identity provider, upstream databases and who may reach them.');
@@ -320,3 +361,7 @@ export type GrantConfig = Config['grants'][number];
 export type GrantMatch = GrantConfig['match'];
 export type AuditConfig = Config['audit'];
 export type SessionConfig = Config['session'];
+export type LimitsConfig = Config['limits'];
+export type AdminConfig = Config['admin'];
+export type StateConfig = Config['state'];
+export type LogConfig = Config['log'];

@@ -11,6 +11,10 @@ export interface ConfigChange {
   audit: boolean;
   session: boolean;
   grants: boolean;
+  limits: boolean;
+  admin: boolean;
+  state: boolean;
+  log: boolean;
   upstreams: { added: string[]; removed: string[]; changed: string[] };
   /** True when anything at all differs. */
   any: boolean;
@@ -61,11 +65,15 @@ export function diffConfigs(a: Config, b: Config): ConfigChange {
     audit: !same(a.audit, b.audit),
     session: !same(a.session, b.session),
     grants: !same(a.grants, b.grants),
+    limits: !same(a.limits, b.limits),
+    admin: !same(a.admin, b.admin),
+    state: !same(a.state, b.state),
+    log: !same(a.log, b.log),
     upstreams: { added, removed, changed },
     any: false,
   };
   change.any = change.listen || change.tls || change.oidc || change.audit || change.session || change.grants ||
-    added.length > 0 || removed.length > 0 || changed.length > 0;
+    change.limits || change.admin || change.state || change.log || added.length > 0 || removed.length > 0 || changed.length > 0;
   return change;
 }
 

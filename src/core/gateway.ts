@@ -1,4 +1,5 @@
 import { AuditLog, type AuditSink } from '../audit/auditLog';
+import { loadConfig } from '../config/load';
 import type { Config, HostPort, UpstreamConfig } from '../config/schema';
 import { TokenVerifier } from '../identity/verifier';
 import { log } from '../log';
@@ -16,6 +17,7 @@ import { systemClock, type Clock } from './clock';
 import type { SessionDeps } from './clientSession';
 import { ConfigStore, type ConfigChange } from './configStore';
 import { PoolRegistry } from './poolRegistry';
+import { reloadConfig, type ReloadOutcome } from './reload';
 import { SessionRegistry } from './sessionRegistry';
 import { inProcessState, type SharedState } from './state';
 import { refuses, type Revocation } from './state/revocations';
@@ -27,6 +29,8 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Where revocations, cancel keys, connection ids and leases live (in this process by default). */
   state?: SharedState;
+  /** How reload() reads the config again (default: loadConfig on the config's source file). */
+  loadConfig?: (source: string) => Config;
 }
 
 /** A running gateway: its listeners' addresses, the objects operations work through, and a way to stop it. */
@@ -40,6 +44,8 @@ export interface Gateway {
   audit: AuditLog;
   /** The token verifier for the current issuer settings. */
   verifier(): TokenVerifier;
+  /** Reads the config again and applies it (SIGHUP, POST /reload); a broken file changes nothing. */
+  reload(): Promise<ReloadOutcome>;
   close(): Promise<void>;
 }
 
@@ -117,6 +123,12 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     state,
     audit,
     verifier: () => verifier,
+    async reload() {
+      const outcome = reloadConfig(store, opts.loadConfig ?? loadConfig);
+      if (outcome.ok) log.info(`config reloaded from ${store.current().source}: ${outcome.changed.length ? `changed ${outcome.changed.join(', ')}` : 'nothing changed'}`);
+      else log.error(`config reload failed; the running config is kept:\n${outcome.problems.map((p) => `  - ${p.path ? `${p.path}: ` : ''}${p.message}`).join('\n')}`);
+      return outcome;
+    },
     async close() {
       const closed = Promise.all(listeners.map((l) => l.close()));
       registry.endAll('shutdown', SHUTDOWN_MESSAGE);

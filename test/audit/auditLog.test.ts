@@ -8,7 +8,7 @@ import type { AuditConfig } from '../../src/config/schema';
 import { log } from '../../src/log';
 import { MemoryTransport } from '../helpers/memoryTransport';
 
-const config = (over: Partial<AuditConfig> = {}): AuditConfig => ({ file: 'stdout', queries: true, maxQueryBytes: 4096, ...over });
+const config = (over: Partial<AuditConfig> = {}): AuditConfig => ({ file: 'stdout', queries: true, maxQueryBytes: 4096, onFailure: 'refuse', ...over });
 const identity = Object.freeze({ sub: 'svc-a', cid: 'svc-a', groups: ['g'], tokenExpiresAt: '2026-11-28T14:00:00.000Z' });
 const end = (i: number): AuditEvent => ({
   event: 'session_end', sessionId: `pg-${i}`, protocol: 'postgres', remote: '127.0.0.1:1', durationMs: i, bytesFromClient: 1, bytesToClient: 2, queries: 0, reason: 'client_closed', ...identity,

@@ -88,8 +88,8 @@ describe('the example from the issue', () => {
     expect(config.grants).toEqual([{
       name: 'reporting-agents', match: { groups: ['db-readers'] }, upstream: 'app-pg', databases: ['app', 'analytics'], roles: ['reader'],
     }]);
-    expect(config.audit).toEqual({ file: 'stdout', queries: true, maxQueryBytes: 4096 });
-    expect(config.session).toEqual({ authTimeoutMs: 15_000, expiryGraceMs: 0 });
+    expect(config.audit).toEqual({ file: 'stdout', queries: true, maxQueryBytes: 4096, onFailure: 'refuse' });
+    expect(config.session).toEqual({ authTimeoutMs: 15_000, expiryGraceMs: 0, shutdownGraceMs: 30_000 });
   });
 
   test('examples/tokengate.yaml parses, with passwordFile relative to the config directory', () => {
@@ -115,8 +115,8 @@ describe('defaults', () => {
     expect(up.port).toBe(5432);
     expect(up.tls).toBe('prefer');
     expect(up.pool).toEqual({ maxConnections: 20, idleTimeoutMs: 300_000, maxLifetimeMs: 3_600_000, acquireTimeoutMs: 10_000 });
-    expect(config.audit).toEqual({ file: 'stdout', queries: true, maxQueryBytes: 4096 });
-    expect(config.session).toEqual({ authTimeoutMs: 15_000, expiryGraceMs: 0 });
+    expect(config.audit).toEqual({ file: 'stdout', queries: true, maxQueryBytes: 4096, onFailure: 'refuse' });
+    expect(config.session).toEqual({ authTimeoutMs: 15_000, expiryGraceMs: 0, shutdownGraceMs: 30_000 });
   });
 
   test('mysql upstreams default to port 3306; audience may be a list; grants may be absent', () => {

@@ -34,6 +34,11 @@ function schemaKeyLists(): Record<string, string[]> {
     MATCH_KEYS: grant.properties.match,
     AUDIT_KEYS: top.properties.audit,
     SESSION_KEYS: top.properties.session,
+    LIMITS_KEYS: top.properties.limits,
+    ADMIN_KEYS: top.properties.admin,
+    ADMIN_MATCH_KEYS: top.properties.admin.properties.match,
+    STATE_KEYS: top.properties.state,
+    LOG_KEYS: top.properties.log,
   };
   // Every mapping with named keys in the schema is one of the sections above, so a new one is noticed.
   let mappings = 0;
@@ -62,7 +67,8 @@ test('the example shows every key the schema accepts', () => {
   const lists = schemaKeyLists();
   // The schema's sections, so a renamed list is noticed rather than silently skipped.
   expect(Object.keys(lists).sort()).toEqual(
-    ['AUDIT_KEYS', 'GRANT_KEYS', 'LISTEN_KEYS', 'MATCH_KEYS', 'OIDC_KEYS', 'POOL_KEYS', 'ROLE_KEYS', 'SESSION_KEYS', 'TLS_KEYS', 'TOP_KEYS', 'UPSTREAM_KEYS'],
+    ['ADMIN_KEYS', 'ADMIN_MATCH_KEYS', 'AUDIT_KEYS', 'GRANT_KEYS', 'LIMITS_KEYS', 'LISTEN_KEYS', 'LOG_KEYS', 'MATCH_KEYS', 'OIDC_KEYS',
+      'POOL_KEYS', 'ROLE_KEYS', 'SESSION_KEYS', 'STATE_KEYS', 'TLS_KEYS', 'TOP_KEYS', 'UPSTREAM_KEYS'],
   );
   const present = exampleKeys();
   const missing = Object.entries(lists).flatMap(([list, keys]) => keys.filter((k) => !present.has(k)).map((k) => `${list}: ${k}`));
