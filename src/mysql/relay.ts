@@ -14,6 +14,7 @@ import { GATEWAY_ERROR, errPayload } from './replies';
 import { endWith } from '../net/endWith';
 import { PacketError } from '../../protocols/mysql/errors';
 import { log } from '../log';
+import { coarseNow } from '../core/coarseClock';
 
 /** A client command as the policy sees it. */
 export interface MysqlCommand {
@@ -334,7 +335,7 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
     if (this.inFlight.length === 1) {
       // A closing ERR before the first response packet answers this command.
       this.nextClientSeq = (item.sequenceId + 1) & 0xff;
-      this.busySince = entry.startedAt || Date.now();
+      this.busySince = entry.startedAt || coarseNow();
       this.beginHead();
     }
   }
@@ -512,7 +513,7 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
     if (r === 'done') {
       const head = this.inFlight.shift()!;
       this.complete(head, tracker.outcome);
-      if (this.inFlight.length > 0) this.busySince = Date.now();
+      if (this.inFlight.length > 0) this.busySince = this.inFlight[0].startedAt || coarseNow();
       this.beginHead();
     }
   };

@@ -5,6 +5,8 @@
  * connection is idle and clean when the client leaves.
  */
 
+import { coarseNow } from '../core/coarseClock';
+
 export interface CompletedQuery {
   sql: string;
   startedAt: number;
@@ -34,14 +36,14 @@ export class PgQueryTracker {
   /** SQL of the extended-protocol batch being built (Parse/Bind since the last Sync). */
   private readonly batch: string[] = [];
   txStatus: 'I' | 'T' | 'E' = 'I';
-  /** When the oldest outstanding request was sent (wall clock, ms), or undefined when none is. */
+  /** When the oldest outstanding request was sent (wall clock, ms, to coarseNow's resolution), or undefined when none is. */
   busySince: number | undefined;
 
   /** `now` times the requests for their audit records; a relay that writes none passes a clock that reads nothing. */
   constructor(private readonly now: () => number = Date.now) {}
 
   private push(request: CompletedQuery): void {
-    if (this.pending.length === 0) this.busySince = Date.now();
+    if (this.pending.length === 0) this.busySince = request.startedAt || coarseNow();
     this.pending.push(request);
   }
 
