@@ -42,9 +42,8 @@ export interface RevocationFileOptions {
 
 /** Reads state.dir's revocations (none when the file or the directory does not exist yet) and keeps them there. */
 export function openRevocationFile(dir: string, now: number, o: RevocationFileOptions): FileRevocations {
-  const file = join(dir, REVOCATIONS_FILE);
-  const entries = readRevocations(file).filter((r) => r.expiresAt === undefined || now < r.expiresAt);
   if (o.writable) checkWritable(dir);
+  const entries = readRevocations(dir).filter((r) => r.expiresAt === undefined || now < r.expiresAt);
   return new FileRevocations(dir, entries);
 }
 
@@ -90,14 +89,15 @@ function stored(r: Revocation): StoredRevocation {
   return { id: r.id, ...r.target, reason: r.reason, by: r.by, createdAt: iso(r.createdAt)!, until: iso(r.until), expiresAt: iso(r.expiresAt) };
 }
 
-function readRevocations(file: string): Revocation[] {
+function readRevocations(dir: string): Revocation[] {
+  const file = join(dir, REVOCATIONS_FILE);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') return [];
-    throw new StateDirError(`cannot read ${file} (${e.code ?? e.message}); check state.dir and that the tokengate user may read it`);
+    throw new StateDirError(`cannot read the revocations in state.dir ${dir}: ${file} (${e.code ?? e.message}); fix state.dir, or let the tokengate user read that file`);
   }
   try {
     return parseRevocations(text);
