@@ -145,7 +145,7 @@ export class AdminServer {
     // A successful scrape is not worth an audit line every 15 s; refusals are.
     if (match?.route.path === METRICS && reply.status === 200) return;
     this.deps.audit.write({
-      event: 'admin_request', method, path: url.pathname + url.search, remote, status: reply.status, caller, action: reply.action,
+      event: 'admin_request', method, path: auditPath(url), remote, status: reply.status, caller, action: reply.action,
       error: reply.status >= 400 && (reply.body as { error?: string }).error !== UNAUTHORIZED ? (reply.body as { error?: string }).error : undefined,
       ...identity,
     });
@@ -260,6 +260,14 @@ function sessionFilter(url: URL): SessionFilter {
     else filter[key as 'sub' | 'client' | 'grant'] = values[0];
   }
   return filter;
+}
+
+/** The path and the session filters; other query parameters' values are not recorded (one could be a token pasted there). */
+function auditPath(url: URL): string {
+  if (url.search === '') return url.pathname;
+  const shown = new URLSearchParams();
+  for (const [key, value] of url.searchParams) shown.append(key, FILTERS.has(key) ? value : '(not shown)');
+  return `${url.pathname}?${shown.toString()}`;
 }
 
 function decodeId(raw: string): string {

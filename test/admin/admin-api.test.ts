@@ -79,6 +79,23 @@ describe('open endpoints', () => {
     expect((await call(h.gateway, 'GET', '/readyz')).status).toBe(200);
   });
 
+  test('/readyz is 503 while the issuer\'s keys cannot be fetched, and ready once they can', async () => {
+    const other = adminFiles();
+    h.issuer.setAvailable(false, '503');
+    try {
+      const g = await h.startGateway({ admin: true, extraYaml: other.yaml });
+      const r = await call(g.gateway, 'GET', '/readyz');
+      expect(r.status).toBe(503);
+      expect(r.body.checks.issuer.ok).toBe(false);
+      expect(r.body.checks.issuer.detail).toMatch(/^the issuer's signing keys are not loaded: /);
+      h.issuer.setAvailable(true);
+      await waitFor(async () => (await call(g.gateway, 'GET', '/readyz')).status === 200, { what: '/readyz to turn ready', intervalMs: 200 });
+    } finally {
+      h.issuer.setAvailable(true);
+      other.cleanup();
+    }
+  });
+
   test('GET /metrics serves the provider\'s text, open unless admin.metricsRequireAuth', async () => {
     const metrics = { contentType: 'text/plain; version=0.0.4; charset=utf-8', render: async () => 'tokengate_up 1\n' };
     const other = adminFiles();
@@ -161,7 +178,8 @@ describe('sessions', () => {
     for (const q of ['?sub=nobody', '?grant=billing-writer', '?protocol=mysql']) {
       expect((await call(h.gateway, 'GET', `/sessions${q}`, { bearer: files.token })).body.sessions).toEqual([]);
     }
-    expect((await call(h.gateway, 'GET', '/sessions?subject=x', { bearer: files.token })).status).toBe(400);
+    expect((await call(h.gateway, 'GET', '/sessions?subject=x&access_token=abc', { bearer: files.token })).status).toBe(400);
+    expect(h.audit.ofEvent('admin_request').at(-1)!.path).toBe('/sessions?subject=%28not+shown%29&access_token=%28not+shown%29');
     expect((await call(h.gateway, 'GET', '/sessions?protocol=oracle', { bearer: files.token })).status).toBe(400);
     const one = await call(h.gateway, 'GET', `/sessions/${mine.id}`, { bearer: files.token });
     expect(one.body.id).toBe(mine.id);

@@ -6,7 +6,7 @@ import { startFailureMessage } from '../../src/cli/start';
 import { openRevocationFile, REVOCATIONS_FILE, StateDirError } from '../../src/core/state/revocationFile';
 import { ManualClock } from '../helpers/manualClock';
 import { startGatewayHarness, type PgHarness, type RunningGateway } from '../integration/harness';
-import { adminFiles, call } from './adminClient';
+import { adminFiles, call, captureLog } from './adminClient';
 
 /** Revocations in state.dir: written atomically with mode 0600, read at start, lapsed ones dropped, a bad state.dir named. */
 
@@ -41,6 +41,21 @@ describe('the revocations file', () => {
     const again = openRevocationFile(state, now + 120_000, { writable: true });
     expect(again.list(now + 120_000)).toEqual([kept, forever]);
     expect(again.blocking({ sub: 'svc-a', issuedAt: now / 1000 }, now + 120_000)?.id).toBe(kept.id);
+  });
+
+  test('a write that fails keeps the revocation in force and says on the operational log that it will not survive a restart', () => {
+    const state = join(dir, 'state');
+    const store = openRevocationFile(state, Date.now(), { writable: true });
+    rmSync(state, { recursive: true });
+    writeFileSync(state, 'not a directory');
+    const logs = captureLog();
+    try {
+      const r = store.add({ target: { sub: 'svc-a' } }, Date.now());
+      expect(store.blocking({ sub: 'svc-a' }, Date.now())?.id).toBe(r.id);
+      expect(logs.text()).toContain(`cannot write ${join(state, REVOCATIONS_FILE)} (ENOTDIR): revocation ${r.id} is in force in this process but the change will not survive a restart; make state.dir (${state}) writable`);
+    } finally {
+      logs.stop();
+    }
   });
 
   test('no file or no directory yet: no revocations; state.dir is only created when it must be writable', () => {
