@@ -125,7 +125,7 @@ export class AdminServer {
     const match = this.#routes.map((route) => ({ route, m: route.path.exec(url.pathname) })).find((r) => r.m);
     const config = this.deps.config();
     if (match?.route.open?.(config)) {
-      send(res, await this.#dispatch(match.route, method, { req, url, id: '', caller: '' }));
+      send(res, await this.#dispatch(match.route, method, { req, url, caller: '' }));
       return;
     }
     const remote = formatRemote(req.socket);
@@ -139,26 +139,26 @@ export class AdminServer {
       ({ caller, identity } = auth);
     } else {
       ({ caller, identity } = auth);
-      reply = match ? await this.#dispatch(match.route, method, { req, url, id: decodeId(match.m![1]), caller }) : error(404, `no such endpoint: ${url.pathname}`);
+      reply = match ? await this.#dispatch(match.route, method, { req, url, caller }, match.m![1]) : error(404, `no such endpoint: ${url.pathname}`);
     }
     send(res, reply);
     // A successful scrape is not worth an audit line every 15 s; refusals are.
     if (match?.route.path === METRICS && reply.status === 200) return;
+    const sent = reply.status >= 400 ? (reply.body as { error?: string }).error : undefined;
     this.deps.audit.write({
       event: 'admin_request', method, path: auditPath(url), remote, status: reply.status, caller, action: reply.action,
-      error: reply.status >= 400 && (reply.body as { error?: string }).error !== UNAUTHORIZED ? (reply.body as { error?: string }).error : undefined,
-      ...identity,
+      error: sent === UNAUTHORIZED ? undefined : sent, ...identity,
     });
   }
 
-  async #dispatch(route: Route, method: string, call: Call): Promise<Reply> {
+  async #dispatch(route: Route, method: string, base: Omit<Call, 'id'>, rawId?: string): Promise<Reply> {
     const handler = route.methods[method] ?? (method === 'HEAD' ? route.methods.GET : undefined);
     if (!handler) {
       const allowed = Object.keys(route.methods).join(', ');
       return { ...error(405, `${method} is not allowed here; use ${allowed}`), headers: { Allow: allowed } };
     }
     try {
-      return await handler(call);
+      return await handler({ ...base, id: rawId === undefined ? '' : decodeId(rawId) });
     } catch (err) {
       if (err instanceof HttpError) return error(err.status, err.message);
       throw err;

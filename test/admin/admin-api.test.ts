@@ -158,6 +158,7 @@ describe('the bearer', () => {
     expect(wrong.status).toBe(405);
     expect(wrong.headers.get('allow')).toBe('GET, POST');
     expect((await call(h.gateway, 'POST', '/healthz')).status).toBe(405);
+    expect((await call(h.gateway, 'GET', '/sessions/%E0%A4%A', { bearer: files.token })).body).toEqual({ error: 'the id in the path is not valid percent-encoding' });
   });
 });
 
