@@ -8,7 +8,6 @@ const TARGET_KEYS = ['sub', 'client', 'jti'] as const;
 const KEYS = new Set<string>([...TARGET_KEYS, 'reason', 'until']);
 /** A full ISO 8601 date-time with a zone: a time without one would be read in the server's zone. */
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i;
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };

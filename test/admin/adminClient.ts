@@ -12,7 +12,7 @@ export interface AdminReply {
   status: number;
   headers: Headers;
   text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  /** The parsed JSON, or undefined when the answer is not JSON. */
   body: any;
 }
 
