@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { AdminConfig } from '../config/schema';
 import { identityFields, type IdentityFields } from '../audit/events';
 import type { TokenVerification } from '../core/admission';
@@ -59,6 +59,8 @@ export class AdminAuth {
       return;
     }
     this.#fileDigest = digest(token);
+    const mode = statSync(file).mode & 0o777;
+    if (mode & 0o077) log.warn(`admin.tokenFile ${file} can be read by other users (mode 0${mode.toString(8)}); chmod 600 it`);
   }
 
   async authenticate(authorization: string | undefined): Promise<AuthOutcome> {
