@@ -65,9 +65,28 @@ export interface SessionEnd extends IdentityFields {
   queries: number;
   reason: string;
   upstreamReused?: boolean;
+  /** Who ended it from outside: an operator's subject, or "admin" for the admin token file. */
+  endedBy?: string;
 }
 
-export type AuditEvent = ConnectionAccepted | ConnectionRejected | QueryRecord | SessionEnd;
+/** A call to the admin API that needed a bearer, allowed or refused. The identity fields are the operator's. */
+export interface AdminRequest extends IdentityFields {
+  event: 'admin_request';
+  method: string;
+  /** The path and query string; never a header, so never the bearer. */
+  path: string;
+  remote: string;
+  /** The HTTP status answered. */
+  status: number;
+  /** Who called: an operator's subject, or "admin" for the token file; absent when no valid bearer came. */
+  caller?: string;
+  /** What was done, for state changes ("killed pg-…", "revoked sub=… as rv-…"). */
+  action?: string;
+  /** The error the caller was sent. */
+  error?: string;
+}
+
+export type AuditEvent = ConnectionAccepted | ConnectionRejected | QueryRecord | SessionEnd | AdminRequest;
 
 type AuditedIdentity = { sub: string; clientId?: string; groups: string[]; jti?: string; expiresAt: number };
 

@@ -1,6 +1,6 @@
 import fastJson from 'fast-json-stringify';
 import type { Protocol } from '../config/schema';
-import type { AuditEvent, ConnectionAccepted, ConnectionRejected, IdentityFields, QueryRecord, SessionEnd } from './events';
+import type { AdminRequest, AuditEvent, ConnectionAccepted, ConnectionRejected, IdentityFields, QueryRecord, SessionEnd } from './events';
 
 /**
  * Audit records as JSON lines (docs/audit.md): `timestamp`, `level`, `message` and `event`
@@ -26,7 +26,7 @@ const texts = { type: 'array', items: text } as const;
 /** An event type's own fields (all but `event`, `message` and the identity fields), each with its JSON type. */
 type OwnFields<E> = { readonly [K in Exclude<keyof E, 'event' | 'message' | keyof IdentityFields>]-?: FieldSchema };
 
-/** Every record's session fields, first after `event`. */
+/** A session's fields, first after `event` in the records of a session. */
 const SESSION = { sessionId: text, protocol: text } as const;
 
 /** What a query record adds to the session fields: the statement and its outcome. */
@@ -43,8 +43,9 @@ const OWN_FIELDS: { readonly [E in AuditEvent as E['event']]: OwnFields<E> } = {
   connection_rejected: { ...SESSION, remote: text, tls: flag, reason: text, role: text, database: text } satisfies OwnFields<ConnectionRejected>,
   query: { ...SESSION, ...QUERY_OUTCOME } satisfies OwnFields<QueryRecord>,
   session_end: {
-    ...SESSION, remote: text, durationMs: number, bytesFromClient: count, bytesToClient: count, queries: count, reason: text, upstreamReused: flag,
+    ...SESSION, remote: text, durationMs: number, bytesFromClient: count, bytesToClient: count, queries: count, reason: text, upstreamReused: flag, endedBy: text,
   } satisfies OwnFields<SessionEnd>,
+  admin_request: { method: text, path: text, remote: text, status: count, caller: text, action: text, error: text } satisfies OwnFields<AdminRequest>,
 };
 
 /** The keys of each event type's line, in order: for the documentation's tests and the fallback. */

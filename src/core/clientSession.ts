@@ -83,6 +83,8 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   #authTimer?: Timer;
   #expiryTimer?: Timer;
   #drainTimer?: Timer;
+  /** Who ended the session from outside, for its session_end record. */
+  #endedBy?: string;
 
   constructor(
     protected readonly socket: net.Socket,
@@ -260,8 +262,9 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
 
   // ---- ending from outside ----------------------------------------------------------------
 
-  end(reason: EndReason, message: string): void {
+  end(reason: EndReason, message: string, by?: string): void {
     if (this.closed) return;
+    this.#endedBy ??= by;
     const code = this.codes.end[reason];
     if (!this.relay) {
       this.reject(reason, code, message);
@@ -292,7 +295,7 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
       this.deps.audit.write({
         event: 'session_end', sessionId: this.id, protocol: this.protocol, remote: this.remote,
         durationMs: clock.now() - this.startedAt, bytesFromClient: end?.bytesFromClient ?? 0, bytesToClient: end?.bytesToClient ?? 0,
-        queries: end?.queries ?? 0, reason, upstreamReused, ...this.identityFields(),
+        queries: end?.queries ?? 0, reason, upstreamReused, endedBy: this.#endedBy, ...this.identityFields(),
       });
     }
     this.deps.registry.remove(this, reason);

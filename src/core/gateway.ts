@@ -1,3 +1,6 @@
+import { AdminAuth } from '../admin/auth';
+import { Readiness, tcpProbe } from '../admin/readiness';
+import { AdminServer, type MetricsProvider } from '../admin/server';
 import { AuditLog, type AuditSink } from '../audit/auditLog';
 import { loadConfig } from '../config/load';
 import type { Config, HostPort, UpstreamConfig } from '../config/schema';
@@ -20,7 +23,8 @@ import { PoolRegistry } from './poolRegistry';
 import { reloadConfig, type ReloadOutcome } from './reload';
 import { SessionRegistry } from './sessionRegistry';
 import { inProcessState, type SharedState } from './state';
-import { refuses, type Revocation } from './state/revocations';
+import { openRevocationFile } from './state/revocationFile';
+import { refuses, type NewRevocation, type Revocation } from './state/revocations';
 
 export interface GatewayOptions {
   /** Replace the audit destination (tests capture it in memory). */
@@ -31,19 +35,31 @@ export interface GatewayOptions {
   state?: SharedState;
   /** How reload() reads the config again (default: loadConfig on the config's source file). */
   loadConfig?: (source: string) => Config;
+  /** GET /metrics on the admin API. */
+  metrics?: MetricsProvider;
+  /** POST /reopen-logs on the admin API. */
+  reopenLogs?: () => unknown;
 }
 
 /** A running gateway: its listeners' addresses, the objects operations work through, and a way to stop it. */
 export interface Gateway {
   postgres?: HostPort;
   mysql?: HostPort;
+  /** The admin API's address, when listen.admin is set. */
+  admin?: HostPort;
   config: ConfigStore;
   sessions: SessionRegistry;
   pools: PoolRegistry;
   state: SharedState;
   audit: AuditLog;
+  /** GET /readyz: the listeners, the issuer's keys, each upstream; add more with readiness.add(name, check). */
+  readiness: Readiness;
+  metrics?: MetricsProvider;
+  reopenLogs?: () => unknown;
   /** The token verifier for the current issuer settings. */
   verifier(): TokenVerifier;
+  /** Records a revocation made now (bounded by oidc.maxTokenLifetime); the live sessions it refuses end at once. */
+  revoke(input: NewRevocation): { revocation: Revocation; sessionsEnded: number };
   /** Reads the config again and applies it (SIGHUP, POST /reload); a broken file changes nothing. */
   reload(): Promise<ReloadOutcome>;
   close(): Promise<void>;
@@ -59,7 +75,8 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   const clock = opts.clock ?? systemClock;
   const store = new ConfigStore(initial);
   const config = (): Config => store.current();
-  const state = opts.state ?? inProcessState();
+  // Revocations are kept in state.dir, so they survive a restart; with the admin API on it must be writable.
+  const state = opts.state ?? { ...inProcessState(), revocations: openRevocationFile(initial.state.dir, clock.now(), { writable: initial.listen.admin !== undefined }) };
   const audit = new AuditLog(initial.audit, opts.auditTransport);
   const registry = new SessionRegistry();
   const pools = new PoolRegistry(clock);
@@ -87,9 +104,20 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
       }
     }
     if (change.listen) log.warn('listen addresses changed in the config; they take effect when tokengate is restarted');
+    if (change.state) log.warn(`state.dir changed in the config; revocations stay in ${initial.state.dir} until tokengate is restarted`);
+    if (change.admin) adminAuth?.refresh();
+    if (upstreamsChanged(change)) addUpstreamChecks(readiness, next);
   });
 
-  state.revocations.on('added', (r) => endRevokedSessions(registry, r, clock.now()));
+  // The count of sessions each revocation ended, for POST /revocations (the store emits 'added' synchronously).
+  const endedBy = new WeakMap<Revocation, number>();
+  state.revocations.on('added', (r) => endedBy.set(r, endRevokedSessions(registry, r, clock.now())));
+  const adminAuth = initial.listen.admin === undefined ? undefined : new AdminAuth({ admin: () => config().admin, verifier: () => verifier, revocations: state.revocations, now: () => clock.now() });
+  let closing = false;
+  const readiness = new Readiness();
+  readiness.add('listeners', () => (closing ? { ok: false, detail: 'shutting down' } : { ok: true }));
+  readiness.add('issuer', () => issuerKeysCheck(verifier));
+  addUpstreamChecks(readiness, initial);
 
   const admission = new Admission({ config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock });
   const deps: SessionDeps = { config, admission, registry, audit, clock, tlsContext: () => tlsContext };
@@ -114,7 +142,8 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     throw err;
   }
 
-  return {
+  let adminServer: AdminServer | undefined;
+  const gateway: Gateway = {
     postgres,
     mysql,
     config: store,
@@ -122,21 +151,63 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     pools,
     state,
     audit,
+    readiness,
+    metrics: opts.metrics,
+    reopenLogs: opts.reopenLogs,
     verifier: () => verifier,
+    revoke(input) {
+      const revocation = state.revocations.add(input, clock.now(), config().oidc.maxTokenLifetimeMs);
+      return { revocation, sessionsEnded: endedBy.get(revocation) ?? 0 };
+    },
     async reload() {
       const outcome = reloadConfig(store, opts.loadConfig ?? loadConfig);
+      // The token file may have been rotated without a config change: read it on every reload.
+      if (outcome.ok && !outcome.changed.includes('admin')) adminAuth?.refresh();
       if (outcome.ok) log.info(`config reloaded from ${store.current().source}: ${outcome.changed.length ? `changed ${outcome.changed.join(', ')}` : 'nothing changed'}`);
       else log.error(`config reload failed; the running config is kept:\n${outcome.problems.map((p) => `  - ${p.path ? `${p.path}: ` : ''}${p.message}`).join('\n')}`);
       return outcome;
     },
     async close() {
-      const closed = Promise.all(listeners.map((l) => l.close()));
+      closing = true;
+      const closed = Promise.all([...listeners.map((l) => l.close()), adminServer?.close()]);
       registry.endAll('shutdown', SHUTDOWN_MESSAGE);
       await closed;
       await pools.closeAll();
       await audit.close();
     },
   };
+
+  if (initial.listen.admin && adminAuth) {
+    adminServer = new AdminServer(initial.listen.admin, {
+      config, sessions: registry, revocations: state.revocations, readiness, auth: adminAuth, audit, clock,
+      revoke: (input) => gateway.revoke(input),
+      reload: () => gateway.reload(),
+      metrics: () => gateway.metrics,
+      reopenLogs: () => gateway.reopenLogs,
+    });
+    try {
+      gateway.admin = await adminServer.listen();
+    } catch (err) {
+      await Promise.all(listeners.map((l) => l.close()));
+      await pools.closeAll();
+      throw err;
+    }
+  }
+  return gateway;
+}
+
+/** Ready once the issuer's keys were fetched; while they are not, each (cached) check tries again. */
+async function issuerKeysCheck(verifier: TokenVerifier): Promise<{ ok: boolean; detail?: string }> {
+  if (!verifier.keysLoaded()) await verifier.prefetch();
+  return verifier.keysLoaded() ? { ok: true } : { ok: false, detail: `the issuer's signing keys are not loaded: ${verifier.keysFailure ?? 'not fetched yet'}` };
+}
+
+/** One check per upstream, "upstream:NAME": a TCP connection within the upstream's pool.acquireTimeout. */
+function addUpstreamChecks(readiness: Readiness, config: Config): void {
+  for (const name of readiness.names()) if (name.startsWith('upstream:')) readiness.remove(name);
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    readiness.add(`upstream:${name}`, () => tcpProbe(u.host, u.port, u.pool.acquireTimeoutMs, `upstreams.${name}.pool.acquireTimeout`));
+  }
 }
 
 function prefetch(verifier: TokenVerifier): void {
@@ -171,13 +242,18 @@ function serverVersionFor(first: UpstreamConfig | undefined): MysqlServerVersion
   return new MysqlServerVersion(first ? () => probeMysqlServerVersion(first.host, first.port, VERSION_PROBE_TIMEOUT_MS) : undefined);
 }
 
-/** A new revocation ends the live sessions whose token it refuses. */
-function endRevokedSessions(registry: SessionRegistry, r: Revocation, now: number): void {
+/** A new revocation ends the live sessions whose token it refuses; returns how many. */
+function endRevokedSessions(registry: SessionRegistry, r: Revocation, now: number): number {
   const message = `an operator revoked this access${r.reason ? ` (reason: ${r.reason.slice(0, 200)})` : ''}; tokengate ended the session`;
+  let ended = 0;
   for (const s of registry.select()) {
     const i = s.info();
     if (i.sub === undefined) continue;
     const token = { sub: i.sub, clientId: i.cid, jti: i.jti, issuedAt: i.tokenIssuedAt === undefined ? undefined : i.tokenIssuedAt / 1000 };
-    if (refuses(r, token, now)) s.end('revoked', message);
+    if (refuses(r, token, now)) {
+      s.end('revoked', message, r.by);
+      ended++;
+    }
   }
+  return ended;
 }

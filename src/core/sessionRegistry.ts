@@ -36,9 +36,9 @@ export interface LiveSession {
   info(): SessionInfo;
   /**
    * Ends the session now: the client gets its protocol's error for `reason` with `message`, a
-   * statement still running upstream is interrupted, and the end is audited.
+   * statement still running upstream is interrupted, and the end is audited (with `by`, who ended it).
    */
-  end(reason: EndReason, message: string): void;
+  end(reason: EndReason, message: string, by?: string): void;
   /** Interrupts the statement running upstream (a CancelRequest or KILL QUERY that named this session). */
   cancelQuery(): Promise<void>;
 }
@@ -93,10 +93,10 @@ export class SessionRegistry extends EventEmitter<RegistryEvents> {
   }
 
   /** Ends one session (see LiveSession.end); false when there is no such session. */
-  end(id: string, reason: EndReason, message: string): boolean {
+  end(id: string, reason: EndReason, message: string, by?: string): boolean {
     const s = this.#sessions.get(id);
     if (!s) return false;
-    s.end(reason, message);
+    s.end(reason, message, by);
     return true;
   }
 

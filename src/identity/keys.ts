@@ -126,6 +126,11 @@ export class IssuerKeys {
     }
   }
 
+  /** Whether a key set was fetched at least once: tokens can be verified without the IdP answering now. */
+  get loaded(): boolean {
+    return this.#fallback !== undefined;
+  }
+
   /** Why the last fetch failed, if it did (for diagnostics; contains no secrets). */
   get lastFailure(): string | undefined {
     return this.#lastFailure?.message;

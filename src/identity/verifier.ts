@@ -90,6 +90,15 @@ export class TokenVerifier {
     return this.#keys.prefetch();
   }
 
+  /** Whether the issuer's signing keys are loaded (readiness); `keysFailure` says why not. */
+  keysLoaded(): boolean {
+    return this.#keys.loaded;
+  }
+
+  get keysFailure(): string | undefined {
+    return this.#keys.lastFailure;
+  }
+
   /** Returns the token's identity or throws TokenRejectedError. */
   async verify(token: string): Promise<Identity> {
     if (typeof token !== 'string' || token.length > MAX_TOKEN_BYTES) {

@@ -5,7 +5,7 @@ import { formatRecord, queryLineFormatter, RECORD_KEYS, type QueryOutcome } from
 import type { AuditEvent, IdentityFields } from '../../src/audit/events';
 
 const TS = '2026-11-28T13:00:00.000Z';
-const EVENTS = ['connection_accepted', 'connection_rejected', 'query', 'session_end'] as const;
+const EVENTS = ['connection_accepted', 'connection_rejected', 'query', 'session_end', 'admin_request'] as const;
 const HEAD = ['timestamp', 'level', 'message', 'event'];
 const IDENTITY = ['sub', 'cid', 'groups', 'jti', 'tokenExpiresAt'];
 
@@ -76,7 +76,11 @@ describe('formatRecord', () => {
       fc.record({ event: fc.constant('query' as const), ...session, sql: text, truncated: fc.boolean(), durationMs: finite, tag: optional(text), sqlState: optional(text), error: optional(text) }),
       fc.record({
         event: fc.constant('session_end' as const), ...session, remote: text, durationMs: finite, bytesFromClient: fc.nat(), bytesToClient: fc.maxSafeNat(),
-        queries: fc.nat(), reason: text, upstreamReused: optional(fc.boolean()),
+        queries: fc.nat(), reason: text, upstreamReused: optional(fc.boolean()), endedBy: optional(text),
+      }),
+      fc.record({
+        event: fc.constant('admin_request' as const), method: text, path: text, remote: text, status: fc.integer({ min: 100, max: 599 }),
+        caller: optional(text), action: optional(text), error: optional(text),
       }),
     ).chain((e) => id.map((i) => ({ ...e, ...i }) as AuditEvent));
     fc.assert(fc.property(event, (e) => {

@@ -6,7 +6,7 @@
  */
 import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { parseConfig } from '../../src/config/load';
-import { startGateway, type Gateway } from '../../src/core/gateway';
+import { startGateway, type Gateway, type GatewayOptions as CoreOptions } from '../../src/core/gateway';
 import { MemoryTransport } from '../helpers/memoryTransport';
 import { provisionMysql, provisionPostgres, type MysqlNames, type ProvisionedMysql, type ProvisionedPostgres, type UpstreamNames } from './upstreams';
 import type { PgCluster } from '../helpers/pgCluster';
@@ -44,6 +44,10 @@ export interface GatewayOptions {
   expiryGrace?: string;
   /** Appended to the config as is. */
   extraYaml?: string;
+  /** Also listen.admin on 127.0.0.1:0 (the admin API). */
+  admin?: boolean;
+  /** Passed to startGateway (a clock, a metrics provider...); the audit transport is the harness's. */
+  core?: Omit<CoreOptions, 'auditTransport'>;
 }
 
 export interface HarnessOptions<P extends Protocol> extends GatewayOptions {
@@ -99,7 +103,7 @@ export async function startGatewayHarness(o: HarnessOptions<Protocol>): Promise<
     const yaml = configYaml(o.protocol, upstream, issuer!.issuer, options);
     const config = parseConfig(yaml, '<test>', { RO_PASSWORD: upstream.passwords.ro, RW_PASSWORD: upstream.passwords.rw });
     const audit = new MemoryTransport();
-    const gateway = await startGateway(config, { auditTransport: audit });
+    const gateway = await startGateway(config, { ...options.core, auditTransport: audit });
     const listener = o.protocol === 'postgres' ? gateway.postgres : gateway.mysql;
     const started = { gateway, audit, port: listener!.port };
     gateways.push(started);
@@ -140,7 +144,7 @@ function configYaml(protocol: Protocol, upstream: ProvisionedPostgres | Provisio
   const tls = o.tls ? `\n  certFile: ${o.tls.certFile}\n  keyFile: ${o.tls.keyFile}` : '';
   return `
 listen:
-  ${protocol}: 127.0.0.1:0
+  ${protocol}: 127.0.0.1:0${o.admin ? '\n  admin: 127.0.0.1:0' : ''}
 tls:
   allowPlaintextFromLoopback: ${o.allowPlaintextFromLoopback ?? true}${tls}
 oidc:

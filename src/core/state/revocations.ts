@@ -91,6 +91,11 @@ export class InProcessRevocations extends EventEmitter<RevocationEvents> impleme
     return r;
   }
 
+  /** Puts back a revocation made earlier (one read from storage at startup), without an 'added' event. */
+  protected restore(r: Revocation): void {
+    this.#byId.set(r.id, r);
+  }
+
   remove(id: string): Revocation | undefined {
     const r = this.#byId.get(id);
     if (!r) return undefined;

@@ -91,5 +91,7 @@ ${grantsYaml('postgres', c.clients)}${mysql ? grantsYaml('mysql', c.clients) : '
   queries: true
 session:
   authTimeout: 15s
+state:
+  dir: state                         # next to this file, not /var/lib/tokengate
 `;
 }
