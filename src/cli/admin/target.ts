@@ -39,12 +39,12 @@ interface ConfigAdminKeys {
  * password, which an operator's shell usually cannot (the variables and files are the service's):
  * the CLI must work without them. The server has validated the rest.
  */
-function readConfigAdminKeys(explicitPath: string | undefined): ConfigAdminKeys {
+function readConfigAdminKeys(explicitPath: string | undefined, missing: string): ConfigAdminKeys {
   let path: string;
   try {
     path = resolveConfigPath(explicitPath);
   } catch (err) {
-    if (err instanceof ConfigError) throw new AdminUsageError(`${err.problems.map((p) => p.message).join('; ')}`);
+    if (err instanceof ConfigError) throw new AdminUsageError(`${missing}, and ${err.problems.map((p) => p.message).join('; ')}`);
     throw err;
   }
   let text: string;
@@ -117,13 +117,15 @@ function readTokenFile(path: string, from: string): string {
 
 export function resolveAdminTarget(opts: AdminTargetOptions, env: NodeJS.ProcessEnv = process.env): AdminTarget {
   let config: ConfigAdminKeys | undefined;
-  const fromConfig = (): ConfigAdminKeys => (config ??= readConfigAdminKeys(opts.config));
+  const fromConfig = (missing: string): ConfigAdminKeys => (config ??= readConfigAdminKeys(opts.config, missing));
+  const NO_URL = 'no admin API address given (--admin, TOKENGATE_ADMIN_URL)';
+  const NO_TOKEN = 'no admin token given (--admin-token-file, TOKENGATE_ADMIN_TOKEN)';
 
   let url: string;
   if (opts.admin !== undefined) url = checkAdminUrl(opts.admin, '--admin');
   else if (env.TOKENGATE_ADMIN_URL) url = checkAdminUrl(env.TOKENGATE_ADMIN_URL, 'TOKENGATE_ADMIN_URL');
   else {
-    const c = fromConfig();
+    const c = fromConfig(NO_URL);
     if (c.admin === undefined) {
       throw new AdminUsageError(`no admin API address: pass --admin http://HOST:PORT, set TOKENGATE_ADMIN_URL, or set listen.admin in ${c.source}`);
     }
@@ -138,7 +140,7 @@ export function resolveAdminTarget(opts: AdminTargetOptions, env: NodeJS.Process
     const token = env.TOKENGATE_ADMIN_TOKEN.trim();
     if (token !== '') return { url, token, tokenSource: 'TOKENGATE_ADMIN_TOKEN' };
   }
-  const c = fromConfig();
+  const c = fromConfig(NO_TOKEN);
   if (c.tokenFile === undefined) {
     throw new AdminUsageError(`no admin token: pass --admin-token-file FILE, set TOKENGATE_ADMIN_TOKEN (the token file's content or your own access token), or set admin.tokenFile in ${c.source}`);
   }
