@@ -100,15 +100,13 @@ export function formatExplanation(e: GrantExplanation): string {
   const out: string[] = [
     `A token with sub=${p.sub || '(none)'}, client=${p.clientId ?? '(none)'}, groups=${list(p.groups)}, scopes=${list(p.scopes)}:`,
   ];
-  if (e.refused) {
-    out.push('', `is REFUSED by the gateway before any grant is considered: ${e.refused}`, '', 'Were it accepted, the grants would give it:');
-  } else {
-    out.push('');
-  }
+  out.push('');
+  if (e.refused) out.push(`is REFUSED by the gateway before any grant is considered: ${e.refused}`, '');
+  const reach = e.refused ? 'were it accepted, it could reach' : 'may reach';
   if (e.reachable.length === 0) {
-    out.push('may reach nothing: no grant matches it');
+    out.push(`${reach} nothing: no grant matches it`);
   } else {
-    out.push(`${e.refused ? '' : 'may reach '}(${e.reachable.length} grant${e.reachable.length === 1 ? '' : 's'}):`);
+    out.push(`${reach} (${e.reachable.length} grant${e.reachable.length === 1 ? '' : 's'}):`);
     for (const r of e.reachable) {
       out.push(
         `  ${r.grant}: ${r.protocol} upstream ${r.upstream} (${r.address})`,
