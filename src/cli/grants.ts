@@ -4,7 +4,7 @@ import { formatHostPort } from '../config/hostport';
 import { allowedAccess, type Principal } from '../grants/decide';
 import { failedMatchKeys, type MatchKey } from '../grants/match';
 import { checkScopes } from '../identity/checks';
-import { CONFIG_OPTION_HELP, loadConfigOrExit } from './configOption';
+import { CONFIG_OPTION_HELP, EXIT_BAD_SETTINGS, loadConfigOrExit } from './configOption';
 
 /**
  * `tokengate grants`: from the config alone, what a token with these claims may reach, and why
@@ -140,7 +140,9 @@ export function registerGrants(program: Command): void {
     .option('--scopes <s1,s2>', "the token's scopes (comma-separated or repeated)", collect)
     .option('-c, --config <path>', CONFIG_OPTION_HELP)
     .option('--json', 'print the explanation as JSON')
-    .addHelpText('after', '\nExit status: 0 when such a token may reach at least one database, 1 when it is refused or no grant matches, 2 on a config error.')
+    .addHelpText('after', '\nExit status: 0 when such a token may reach at least one database, 1 when it is refused or no grant matches, 2 on a usage or config error.')
+    // Commander exits 1 on a usage error; here 1 means "reaches nothing".
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_BAD_SETTINGS))
     .action((opts: { groups?: string[]; client?: string; subject?: string; scopes?: string[]; config?: string; json?: boolean }) => {
       const config = loadConfigOrExit(opts.config);
       const e = explainGrants(config, { sub: opts.subject, clientId: opts.client, groups: opts.groups ?? [], scopes: opts.scopes ?? [] });

@@ -288,6 +288,10 @@ describe('tokengate revoke', () => {
   });
 
   test('usage errors exit 2 and send nothing', async () => {
+    // Reported before any question about the admin address or token.
+    const bare = await runCli(['revoke', '--sub', 'a', '--jti', 'b'], { cwd: dir, env: NO_ADMIN_ENV });
+    expectExit(bare, 2);
+    expect(bare.stderr).toBe('tokengate: give exactly one of --sub, --client or --jti\n');
     const none = await admin(['revoke']);
     expectExit(none, 2);
     expect(none.stderr).toContain('give exactly one of --sub, --client or --jti');

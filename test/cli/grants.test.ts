@@ -156,6 +156,12 @@ describe('tokengate grants', () => {
     expect(r.stdout).toContain('  billing-oncall (upstream billing-mysql):\n    - match.subjects: subject "eve@example.com" is not one of [alice@example.com]');
   });
 
+  test('a usage error exits 2 (1 means "reaches nothing")', async () => {
+    const r = await grants(['--group', 'db-readers']);
+    expectExit(r, 2);
+    expect(r.stderr).toContain("unknown option '--group'");
+  });
+
   test('an invalid config exits 2 with its problems', async () => {
     const r = await runCli(['grants', '-c', configPath, '--groups', 'db-readers'], { env: { TG_GRANTS_RO: undefined } });
     expectExit(r, 2);

@@ -57,11 +57,15 @@ function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value ?? null, null, 2)}\n`);
 }
 
-/** Runs a command body; AdminCliErrors become their message on stderr and their exit status. */
-function run<O extends CommonOptions>(body: (client: AdminClient, opts: O) => Promise<void>): (opts: O) => Promise<void> {
+/**
+ * Runs a command body; AdminCliErrors become their message on stderr and their exit status.
+ * The body calls `admin()` once its own arguments are checked, so a usage error is reported
+ * before any question about the admin address or token.
+ */
+function run<O extends CommonOptions>(body: (admin: () => AdminClient, opts: O) => Promise<void>): (opts: O) => Promise<void> {
   return async (opts: O) => {
     try {
-      await body(clientFor(opts), opts);
+      await body(() => clientFor(opts), opts);
     } catch (err) {
       if (!(err instanceof AdminCliError)) throw err;
       // Scripts get the server's error body on stdout too (reload's problems, say).
@@ -120,8 +124,8 @@ function registerSessions(program: Command): void {
     .option('--client <id>', "only sessions of this client id (the token's cid)")
     .option('--grant <name>', 'only sessions admitted by this grant')
     .addOption(new Option('--protocol <protocol>', 'only sessions of this protocol').choices(['postgres', 'mysql']))
-    .action(run(async (client, opts: CommonOptions & { sub?: string; client?: string; grant?: string; protocol?: string }) => {
-      const body = await client.call({ method: 'GET', path: '/sessions', query: { sub: opts.sub, client: opts.client, grant: opts.grant, protocol: opts.protocol } });
+    .action(run(async (admin, opts: CommonOptions & { sub?: string; client?: string; grant?: string; protocol?: string }) => {
+      const body = await admin().call({ method: 'GET', path: '/sessions', query: { sub: opts.sub, client: opts.client, grant: opts.grant, protocol: opts.protocol } });
       if (opts.json) return printJson(body);
       const sessions = listOf(body, 'sessions');
       const filtered = opts.sub !== undefined || opts.client !== undefined || opts.grant !== undefined || opts.protocol !== undefined;
@@ -133,8 +137,9 @@ function registerSessions(program: Command): void {
 function registerKill(program: Command): void {
   adminCommand(program, 'kill', 'end a live session now (its client gets an error saying an operator ended it)')
     .argument('<id>', 'the session id (from tokengate sessions)')
-    .action((id: string, opts: CommonOptions) => run(async (client) => {
-      const body = await client.call({ method: 'DELETE', path: `/sessions/${segment(id)}` });
+    .action((id: string, opts: CommonOptions) => run(async (admin) => {
+      const path = `/sessions/${segment(id)}`;
+      const body = await admin().call({ method: 'DELETE', path });
       if (opts.json) return printJson(body);
       process.stdout.write(`ended session ${id}\n`);
     })(opts));
@@ -158,7 +163,7 @@ function registerRevoke(program: Command): void {
     .addHelpText('after', `
 Without --until, tokens issued after the revocation are admitted again: re-enabling an agent
 needs no further step. With --until, every matching token is refused until then (a lock).`)
-    .action(run(async (client, opts: RevokeOptions) => {
+    .action(run(async (admin, opts: RevokeOptions) => {
       const targets = (['sub', 'client', 'jti'] as const).filter((k) => opts[k] !== undefined);
       if (targets.length !== 1) throw new AdminUsageError('give exactly one of --sub, --client or --jti');
       const key = targets[0];
@@ -167,7 +172,7 @@ needs no further step. With --until, every matching token is refused until then 
       const request: Record<string, string> = { [key]: value };
       if (opts.reason !== undefined) request.reason = opts.reason;
       if (opts.until !== undefined) request.until = parseUntil(opts.until, Date.now());
-      const body = await client.call({ method: 'POST', path: '/revocations', body: request });
+      const body = await admin().call({ method: 'POST', path: '/revocations', body: request });
       if (opts.json) return printJson(body);
       const r = (body ?? {}) as Record<string, unknown>;
       const ended = typeof r.sessionsEnded === 'number' ? r.sessionsEnded : 0;
@@ -178,8 +183,8 @@ needs no further step. With --until, every matching token is refused until then 
 
 function registerRevocations(program: Command): void {
   adminCommand(program, 'revocations', 'list the revocations in force')
-    .action(run(async (client, opts: CommonOptions) => {
-      const body = await client.call({ method: 'GET', path: '/revocations' });
+    .action(run(async (admin, opts: CommonOptions) => {
+      const body = await admin().call({ method: 'GET', path: '/revocations' });
       if (opts.json) return printJson(body);
       const list = listOf(body, 'revocations');
       if (list.length === 0) process.stdout.write('no revocations in force\n');
@@ -190,8 +195,9 @@ function registerRevocations(program: Command): void {
 function registerUnrevoke(program: Command): void {
   adminCommand(program, 'unrevoke', 'remove a revocation: the tokens it blocked are admitted again')
     .argument('<id>', 'the revocation id (from tokengate revocations)')
-    .action((id: string, opts: CommonOptions) => run(async (client) => {
-      const body = await client.call({ method: 'DELETE', path: `/revocations/${segment(id)}` });
+    .action((id: string, opts: CommonOptions) => run(async (admin) => {
+      const path = `/revocations/${segment(id)}`;
+      const body = await admin().call({ method: 'DELETE', path });
       if (opts.json) return printJson(body);
       process.stdout.write(`removed revocation ${id}\n`);
     })(opts));
@@ -199,8 +205,9 @@ function registerUnrevoke(program: Command): void {
 
 function registerReload(program: Command): void {
   adminCommand(program, 'reload', 'read the config file again and apply it (as SIGHUP does); a broken file changes nothing')
-    .action(run(async (client, opts: CommonOptions) => {
+    .action(run(async (admin, opts: CommonOptions) => {
       const req = { method: 'POST', path: '/reload' } as const;
+      const client = admin();
       const res = await client.send(req);
       const body = res.body as { ok?: unknown; changed?: unknown; problems?: unknown } | undefined;
       if (res.status === 400 && body && Array.isArray(body.problems)) {
