@@ -388,6 +388,17 @@ describe('failures', () => {
     expect(viaEnv.stderr + viaEnv.stdout).not.toContain('wrong-admtok-RECOGNISABLE');
   });
 
+  test('a 500 without the JSON error shape, and control characters in a message, are printed safely', async () => {
+    api.route = () => ({ status: 500, body: 'upstream\u001b[2J exploded' });
+    const r = await admin(['revocations']);
+    expectExit(r, 1);
+    expect(r.stderr).toBe('tokengate: GET /revocations: HTTP 500: "upstream\\u001b[2J exploded"\n');
+    api.route = () => ({ status: 409, body: { error: 'busy\u001b]0;owned\u0007 now' } });
+    const esc = await admin(['reload']);
+    expectExit(esc, 1);
+    expect(esc.stderr).toBe('tokengate: POST /reload: HTTP 409: busy ]0;owned  now\n');
+  });
+
   test('nothing listening: exit 3 naming the address', async () => {
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));

@@ -1,6 +1,7 @@
 import { formatDuration } from '../../config/duration';
 import type { AdminTarget } from './target';
 import { AdminRefusedError, AdminUnreachableError } from './errors';
+import { cell } from './format';
 
 /** One HTTP exchange with the admin API (Node's fetch). The bearer goes only into the header. */
 
@@ -87,8 +88,9 @@ export class AdminClient {
 /** The server's `{"error": "..."}`, or a bounded excerpt of a body that is not that. */
 export function serverMessage(res: AdminResponse): string {
   const b = res.body as { error?: unknown } | undefined;
-  if (b && typeof b === 'object' && typeof b.error === 'string') return b.error;
-  const text = res.text.trim().replace(/\s+/g, ' ');
-  if (text === '') return '(no message)';
+  // Control characters could drive the operator's terminal: whatever answered, print none.
+  if (b && typeof b === 'object' && typeof b.error === 'string') return cell(b.error);
+  if (res.text.trim() === '') return '(no message)';
+  const text = cell(res.text).trim().replace(/\s+/g, ' ');
   return text.length > 200 ? `${text.slice(0, 200)}...` : text;
 }
