@@ -13,6 +13,7 @@ import type { DevIssuer } from '../../src/dev/devIssuer';
 import { parseConfig } from '../../src/config/load';
 import { runOnlineChecks } from '../../src/cli/onlineChecks';
 import { startTestIssuer } from '../helpers/issuer';
+import { startPgCluster } from '../helpers/pgCluster';
 import { expectExit, runCli } from '../helpers/runCli';
 
 const MARIA_USER = 'tgcli_online';
@@ -160,6 +161,31 @@ ${MARIA_OK}
 });
 
 describe('runOnlineChecks', () => {
+  test('a wrong PostgreSQL password (a server that requires SCRAM) is a configuration error', async () => {
+    const cluster = await startPgCluster();
+    try {
+      const upstream = `
+  pg-scram:
+    protocol: postgres
+    host: 127.0.0.1
+    port: ${cluster.port}
+    tls: disable
+    databases: { app: app }
+    roles:
+      right: { user: tg_scram, password: \${TG_ONLINE_RIGHT} }
+      wrong: { user: tg_scram, password: \${TG_ONLINE_WRONG} }`;
+      const cfg = parseConfig(config({ issuer: issuer.issuer, upstreams: upstream }), 'test', { ...ENV, TG_ONLINE_RIGHT: cluster.passwords.tg_scram }, dir);
+      const results = await runOnlineChecks(cfg);
+      expect(results.slice(0, 2)).toEqual([
+        { name: 'upstream pg-scram role right database app', ok: true, detail: expect.stringContaining(`logged in as tg_scram@127.0.0.1:${cluster.port}/app`) },
+        { name: 'upstream pg-scram role wrong database app', ok: false, problem: 'configuration', detail: expect.stringContaining('FATAL 28P01 password authentication failed for user "tg_scram"') },
+      ]);
+      expect(JSON.stringify(results)).not.toContain(WRONG_PASSWORD);
+    } finally {
+      await cluster.stop();
+    }
+  }, 120_000);
+
   test('an issuer whose metadata names another issuer is a configuration error', async () => {
     const other = await startTestIssuer({ metadataOverrides: { issuer: 'http://127.0.0.1:1/oauth2/elsewhere' } });
     try {
