@@ -5,6 +5,9 @@ import { registerSchema } from './schema';
 import { registerVerifyToken } from './verifyToken';
 import { registerToken } from './token';
 import { registerDemo } from './demo';
+import { registerAdminCommands } from './admin/commands';
+import { registerGrants } from './grants';
+import { packageVersion } from './version';
 
 /** The `tokengate` command line. */
 export async function main(argv: string[]): Promise<void> {
@@ -12,6 +15,7 @@ export async function main(argv: string[]): Promise<void> {
   program
     .name('tokengate')
     .description('Identity-aware database gateway: agents connect with an OIDC access token as the password')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError();
   registerStart(program);
   registerCheckConfig(program);
@@ -19,5 +23,7 @@ export async function main(argv: string[]): Promise<void> {
   registerVerifyToken(program);
   registerToken(program);
   registerDemo(program);
+  registerGrants(program);
+  registerAdminCommands(program);
   await program.parseAsync(argv);
 }

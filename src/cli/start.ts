@@ -5,6 +5,7 @@ import type { Config } from '../config/schema';
 import { formatHostPort } from '../config/hostport';
 import { log } from '../log';
 import { CONFIG_OPTION_HELP, exitWithSettingsError, loadConfigOrExit } from './configOption';
+import { logCheckFailures, runOnlineChecks } from './onlineChecks';
 
 const LISTENERS = ['postgres', 'mysql', 'admin'] as const;
 
@@ -50,6 +51,8 @@ export function registerStart(program: Command): void {
         // Settings the token verifier refuses, an unusable listen address or TLS files: exit 2 like a bad config.
         return exitWithSettingsError(startFailureMessage(err, config));
       }
+      // Upstream logins and the issuer, checked once: failures are warnings, the gateway serves anyway.
+      runOnlineChecks(config).then(logCheckFailures, (err: Error) => log.warn(`startup checks could not run: ${err.message}`));
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) return;
