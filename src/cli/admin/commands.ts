@@ -104,14 +104,16 @@ export function formatSessions(sessions: Record<string, unknown>[], now: number)
   return table(['ID', 'PROTOCOL', 'SUB', 'CLIENT', 'GRANT', 'ROLE', 'DATABASE', 'REMOTE', 'AGE', 'STATE', 'QUERIES', 'IN', 'OUT', 'TOKEN EXPIRES'], rows);
 }
 
-function targetText(target: unknown): string {
-  if (typeof target !== 'object' || target === null) return cell(target);
-  return Object.entries(target as Record<string, unknown>).map(([k, v]) => `${k}=${cell(v)}`).join(' ');
+/** What a revocation names: `sub=...`, `client=...` or `jti=...` (top-level, as the API sends it, or under `target`). */
+function targetText(r: Record<string, unknown>): string {
+  const holder = typeof r.target === 'object' && r.target !== null ? r.target as Record<string, unknown> : r;
+  const key = (['sub', 'client', 'jti'] as const).find((k) => holder[k] !== undefined && holder[k] !== null);
+  return key ? `${key}=${cell(holder[key])}` : '-';
 }
 
 export function formatRevocations(revocations: Record<string, unknown>[], now: number): string {
   const rows = revocations.map((r) => [
-    cell(r.id), targetText(r.target), cell(r.reason), cell(r.by), relative(r.createdAt, now),
+    cell(r.id), targetText(r), cell(r.reason), cell(r.by), relative(r.createdAt, now),
     r.until ? relative(r.until, now) : '-',
     r.expiresAt ? relative(r.expiresAt, now) : 'never (until removed)',
   ]);
