@@ -72,7 +72,7 @@ function listenSchema() {
   return section({
     postgres: listenAddress().optional().describe('host:port of the PostgreSQL listener for agents (omit to disable)'),
     mysql: listenAddress().optional().describe('host:port of the MySQL/MariaDB listener for agents (omit to disable)'),
-    admin: listenAddress().optional().describe('host:port of the admin (health and metrics) HTTP endpoint (omit to disable)'),
+    admin: listenAddress().optional().describe('host:port of the admin HTTP API: health, readiness, metrics, sessions, kill, revocations, reload (omit to disable)'),
   }, { omitAbsent: true }).superRefine((listen, ctx) => {
     if (listen.postgres === undefined && listen.mysql === undefined) {
       ctx.addIssue({ code: 'custom', message: 'needs at least one client listener: postgres (e.g. 127.0.0.1:6432) and/or mysql (e.g. 127.0.0.1:6033)' });

@@ -33,6 +33,16 @@ export function configWarnings(config: Config): string[] {
     }
   }
   if (config.grants.length === 0) out.push('there are no grants: every agent will be refused');
+  const { admin } = config;
+  if (!listen.admin && (admin.tokenFile !== undefined || admin.match !== undefined)) {
+    out.push('admin.tokenFile or admin.match is set, but there is no listen.admin: the admin API is off');
+  }
+  if (listen.admin && admin.tokenFile === undefined && admin.match === undefined) {
+    out.push('listen.admin is set without admin.tokenFile or admin.match: only /healthz, /readyz and /metrics answer; sessions, kill, revocations and reload are refused (403)');
+  }
+  if (listen.admin && !isLoopbackHost(listen.admin.host)) {
+    out.push(`listen.admin ${listen.admin.host} is reachable from other machines over plain HTTP: admin bearers cross the network unencrypted; listen on 127.0.0.1 and reach it through an SSH tunnel or a TLS-terminating proxy`);
+  }
   const referenced = new Set(config.grants.map((g) => g.upstream));
   for (const up of Object.values(config.upstreams)) {
     if (!referenced.has(up.name)) out.push(`upstream "${up.name}" is not used by any grant`);
