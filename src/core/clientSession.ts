@@ -8,6 +8,7 @@ import { formatRemote, isLoopbackAddress } from '../net/address';
 import { endWith } from '../net/endWith';
 import type { Admission, Refusal, RefusalKind } from './admission';
 import type { Clock, Timer } from './clock';
+import { IdleWatch } from './idleWatch';
 import type { Pool, UpstreamConnection } from './pool';
 import { randomId } from './random';
 import type { Notice, Relay, RelayEnd } from './relay';
@@ -31,6 +32,12 @@ export interface LifecycleCodes<Code> {
   authTimeout: Code;
   /** The session's token expired. */
   expired: Code;
+  /** session.idleTimeout: the client sent nothing for too long outside a transaction. */
+  idleTimeout: Code;
+  /** session.idleInTransactionTimeout: the same inside a transaction. */
+  idleInTransactionTimeout: Code;
+  /** The grant's maxSessionDuration passed. */
+  sessionDuration: Code;
   /** Ended from outside: shutdown, an operator's kill or revocation, a withdrawn grant. */
   end: Record<EndReason, Code>;
   /** Admission refusals by kind. */
@@ -55,6 +62,8 @@ export interface RefusalContext {
 
 /** How long an ending session may take to reach a message boundary before it is cut. */
 const DRAIN_MS = 10_000;
+/** How long an ended session keeps its upstream connection while the statement it ran is cancelled. */
+const CANCEL_WAIT_MS = 5_000;
 
 type Phase = 'handshake' | 'relay' | 'closed';
 
@@ -80,6 +89,10 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   protected relay?: Relay<Code>;
   #phase: Phase = 'handshake';
   #lease?: Lease;
+  #clientLease?: Lease;
+  #grantLease?: Lease;
+  #idleWatch?: IdleWatch;
+  #durationTimer?: Timer;
   #authTimer?: Timer;
   #expiryTimer?: Timer;
   #drainTimer?: Timer;
@@ -125,7 +138,22 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     this.#authTimer = this.deps.clock.setTimeout(() => {
       this.reject('auth_timeout', this.codes.authTimeout, this.authTimeoutMessage(timeoutMs / 1000));
     }, timeoutMs);
+    const admitted = this.deps.admission.admitClient();
+    if (admitted.ok) this.#clientLease = admitted.value;
+    else {
+      this.overClientLimit(admitted);
+      if (this.closed) return;
+    }
     this.begin();
+  }
+
+  /**
+   * The gateway has limits.maxClientConnections clients already. The default refuses at once;
+   * a protocol whose clients expect the refusal later (PostgreSQL answers after the startup
+   * packet) keeps `overLimit` and calls refuse() then. The connection counts meanwhile.
+   */
+  protected overClientLimit(r: Refusal): void {
+    this.refuse(r, {});
   }
 
   /** Whether a token may arrive without TLS from this client. */
@@ -170,6 +198,15 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     this.#lease?.release();
     this.#lease = r.value;
     return true;
+  }
+
+  /** Counts the session under a grant it chose after login (a MySQL USE); the refusal when the grant is full. */
+  protected takeGrantLease(grant: string): Refusal | undefined {
+    const r = this.deps.admission.leaseGrant(grant);
+    if (!r.ok) return r;
+    this.#grantLease?.release();
+    this.#grantLease = r.value;
+    return undefined;
   }
 
   protected refuse(r: Refusal, where: RefusalContext): void {
@@ -229,15 +266,80 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   protected startRelay(relay: Relay<Code>): void {
     this.relay = relay;
     relay.start();
-    const expiresAt = this.identity!.expiresAt * 1000 + this.deps.config().session.expiryGraceMs;
+    const { session } = this.deps.config();
+    const expiresAt = this.identity!.expiresAt * 1000 + session.expiryGraceMs;
     this.#expiryTimer = this.deps.clock.setTimeout(() => this.endAtBoundary('token_expired', this.expiryNotice()), expiresAt - this.deps.clock.now());
+    this.#idleWatch = new IdleWatch(this.deps.clock, relay, { idleMs: session.idleTimeoutMs, idleInTransactionMs: session.idleInTransactionTimeoutMs }, this.idleEnded);
+    this.#idleWatch.start();
+    if (this.access?.grant) this.grantChosen(this.access.grant);
   }
+
+  /**
+   * The session's grant is known (at login, or at a MySQL session's first USE): its
+   * maxSessionDuration starts to count from the session's start.
+   */
+  protected grantChosen(name: string): void {
+    const grant = this.deps.config().grants.find((g) => g.name === name);
+    const maxMs = grant?.maxSessionDurationMs;
+    if (maxMs === undefined || this.#durationTimer) return;
+    this.#durationTimer = this.deps.clock.setTimeout(() => this.endAtBoundary('max_session_duration', {
+      code: this.codes.sessionDuration,
+      message: `this session reached the longest a session under grant "${name}" may last (${formatMs(maxMs)}, its maxSessionDuration) and tokengate ended it; reconnect to continue`,
+    }), this.startedAt + maxMs - this.deps.clock.now());
+  }
+
+  /** The grant's statementTimeoutMs, for the protocol to set upstream for this session. */
+  protected statementTimeoutMs(grant: string): number | undefined {
+    return this.deps.config().grants.find((g) => g.name === grant)?.statementTimeoutMs;
+  }
+
+  private readonly idleEnded = (state: 'idle' | 'transaction', limitMs: number): void => {
+    const relay = this.relay;
+    if (!relay || this.closed) return;
+    if (state === 'idle') {
+      relay.stop('idle_timeout', {
+        code: this.codes.idleTimeout,
+        message: `terminating connection due to idle-session timeout: tokengate ends sessions idle for ${formatMs(limitMs)} (session.idleTimeout); reconnect when you need the database again`,
+      });
+    } else {
+      relay.stop('idle_in_transaction_timeout', {
+        code: this.codes.idleInTransactionTimeout,
+        message: `terminating connection due to idle-in-transaction timeout: the transaction was idle for ${formatMs(limitMs)} (session.idleInTransactionTimeout) and was rolled back; commit promptly and reconnect`,
+      });
+    }
+  };
 
   /** For the relay's onEnd. */
   protected readonly relayEnded = (end: RelayEnd): void => {
-    this.releaseUpstream(end.upstreamReusable);
-    this.finish(end.reason, end, end.upstreamReusable);
+    this.#idleWatch?.stop();
+    const cancelling = this.cancelAbandoned(end);
+    if (!cancelling) {
+      this.releaseUpstream(end.upstreamReusable);
+      this.finish(end.reason, end, end.upstreamReusable);
+      return;
+    }
+    // The session is over for the client; its upstream connection and its place in the registry
+    // are kept until the statement it left running is cancelled (a shutdown waits for that).
+    cancelling.then(() => {
+      this.releaseUpstream(false);
+      this.finish(end.reason, end, false);
+    });
   };
+
+  /**
+   * A session that ends with a statement still running upstream (shutdown, kill, revocation, a
+   * withdrawn grant, a limit, a client that vanished) cancels it: closing the upstream
+   * connection alone leaves it running on the server. Resolves when the server took the cancel,
+   * or after CANCEL_WAIT_MS.
+   */
+  private cancelAbandoned(end: RelayEnd): Promise<void> | undefined {
+    const relay = this.relay;
+    if (end.upstreamReusable || !this.conn || !relay || relay.atRest() || end.reason.startsWith('upstream')) return undefined;
+    const { clock } = this.deps;
+    let timer: Timer | undefined;
+    const bound = new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, CANCEL_WAIT_MS)));
+    return Promise.race([this.cancelQuery().catch(() => undefined), bound]).then(() => clock.clearTimeout(timer));
+  }
 
   /**
    * Ends the session once nothing is outstanding: no new statements are taken, a running one
@@ -270,8 +372,7 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
       this.reject(reason, code, message);
       return;
     }
-    // A shutdown closes the upstream connections anyway; anything else stops the statement first.
-    if (reason !== 'shutdown' && !this.relay.atRest()) this.relay.interrupt();
+    // A statement still running is cancelled as the relay ends (relayEnded).
     this.relay.stop(reason, { code, message });
   }
 
@@ -289,7 +390,11 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     clock.clearTimeout(this.#authTimer);
     clock.clearTimeout(this.#expiryTimer);
     clock.clearTimeout(this.#drainTimer);
+    clock.clearTimeout(this.#durationTimer);
+    this.#idleWatch?.stop();
     this.#lease?.release();
+    this.#grantLease?.release();
+    this.#clientLease?.release();
     this.released();
     if (wasRelaying) {
       this.deps.audit.write({
@@ -330,4 +435,17 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
       bytesToClient: relay?.bytesToClient ?? 0,
     };
   }
+}
+
+/** 90000 -> "1m30s", 500 -> "500ms": how a duration reads in a message. */
+function formatMs(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  const parts: string[] = [];
+  let rest = Math.round(ms / 1000);
+  for (const [unit, size] of [['h', 3600], ['m', 60], ['s', 1]] as const) {
+    const n = Math.floor(rest / size);
+    if (n > 0) parts.push(`${n}${unit}`);
+    rest -= n * size;
+  }
+  return parts.join('');
 }
