@@ -209,6 +209,12 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     return undefined;
   }
 
+  /** Gives back the grant lease of takeGrantLease (the USE that took it failed). */
+  protected releaseGrantLease(): void {
+    this.#grantLease?.release();
+    this.#grantLease = undefined;
+  }
+
   protected refuse(r: Refusal, where: RefusalContext): void {
     this.reject(r.reason, this.codes.refusal[r.kind], r.message, { ...where, detail: r.detail ?? where.detail });
   }

@@ -386,6 +386,7 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
       if (full) return errPayload(CODES.refusal[full.kind], full.message);
       const opened = await this.openUpstream(g);
       if (!('conn' in opened)) {
+        this.releaseGrantLease();
         if (opened.detail) log.warn(`session ${this.id}: USE ${g.alias}: ${opened.detail}`);
         return errPayload(opened.error, opened.message);
       }
