@@ -9,6 +9,7 @@ import { endWith } from '../net/endWith';
 import type { Admission, Refusal, RefusalKind } from './admission';
 import type { Clock, Timer } from './clock';
 import { IdleWatch } from './idleWatch';
+import { boundedCancel, idleInTransactionMessage, idleMessage, sessionDurationMessage } from './sessionLimits';
 import type { Pool, UpstreamConnection } from './pool';
 import { randomId } from './random';
 import type { Notice, Relay, RelayEnd } from './relay';
@@ -62,8 +63,6 @@ export interface RefusalContext {
 
 /** How long an ending session may take to reach a message boundary before it is cut. */
 const DRAIN_MS = 10_000;
-/** How long an ended session keeps its upstream connection while the statement it ran is cancelled. */
-const CANCEL_WAIT_MS = 5_000;
 
 type Phase = 'handshake' | 'relay' | 'closed';
 
@@ -288,10 +287,9 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     const grant = this.deps.config().grants.find((g) => g.name === name);
     const maxMs = grant?.maxSessionDurationMs;
     if (maxMs === undefined || this.#durationTimer) return;
-    this.#durationTimer = this.deps.clock.setTimeout(() => this.endAtBoundary('max_session_duration', {
-      code: this.codes.sessionDuration,
-      message: `this session reached the longest a session under grant "${name}" may last (${formatMs(maxMs)}, its maxSessionDuration) and tokengate ended it; reconnect to continue`,
-    }), this.startedAt + maxMs - this.deps.clock.now());
+    this.#durationTimer = this.deps.clock.setTimeout(
+      () => this.endAtBoundary('max_session_duration', { code: this.codes.sessionDuration, message: sessionDurationMessage(name, maxMs) }),
+      this.startedAt + maxMs - this.deps.clock.now());
   }
 
   /** The grant's statementTimeoutMs, for the protocol to set upstream for this session. */
@@ -302,17 +300,8 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   private readonly idleEnded = (state: 'idle' | 'transaction', limitMs: number): void => {
     const relay = this.relay;
     if (!relay || this.closed) return;
-    if (state === 'idle') {
-      relay.stop('idle_timeout', {
-        code: this.codes.idleTimeout,
-        message: `terminating connection due to idle-session timeout: tokengate ends sessions idle for ${formatMs(limitMs)} (session.idleTimeout); reconnect when you need the database again`,
-      });
-    } else {
-      relay.stop('idle_in_transaction_timeout', {
-        code: this.codes.idleInTransactionTimeout,
-        message: `terminating connection due to idle-in-transaction timeout: the transaction was idle for ${formatMs(limitMs)} (session.idleInTransactionTimeout) and was rolled back; commit promptly and reconnect`,
-      });
-    }
+    if (state === 'idle') relay.stop('idle_timeout', { code: this.codes.idleTimeout, message: idleMessage(limitMs) });
+    else relay.stop('idle_in_transaction_timeout', { code: this.codes.idleInTransactionTimeout, message: idleInTransactionMessage(limitMs) });
   };
 
   /** For the relay's onEnd. */
@@ -341,10 +330,7 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   private cancelAbandoned(end: RelayEnd): Promise<void> | undefined {
     const relay = this.relay;
     if (end.upstreamReusable || !this.conn || !relay || relay.atRest() || end.reason.startsWith('upstream')) return undefined;
-    const { clock } = this.deps;
-    let timer: Timer | undefined;
-    const bound = new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, CANCEL_WAIT_MS)));
-    return Promise.race([this.cancelQuery().catch(() => undefined), bound]).then(() => clock.clearTimeout(timer));
+    return boundedCancel(this.deps.clock, () => this.cancelQuery());
   }
 
   /**
@@ -443,15 +429,3 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   }
 }
 
-/** 90000 -> "1m30s", 500 -> "500ms": how a duration reads in a message. */
-function formatMs(ms: number): string {
-  if (ms < 1000) return `${ms}ms`;
-  const parts: string[] = [];
-  let rest = Math.round(ms / 1000);
-  for (const [unit, size] of [['h', 3600], ['m', 60], ['s', 1]] as const) {
-    const n = Math.floor(rest / size);
-    if (n > 0) parts.push(`${n}${unit}`);
-    rest -= n * size;
-  }
-  return parts.join('');
-}
