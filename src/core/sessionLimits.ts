@@ -1,4 +1,5 @@
 import type { Clock, Timer } from './clock';
+import type { SessionRegistry } from './sessionRegistry';
 
 /**
  * The wording and the bounded waits of the limits that end a live session (idle timeouts, a
@@ -25,6 +26,27 @@ export function boundedCancel(clock: Clock, cancel: () => Promise<void>): Promis
   let timer: Timer | undefined;
   const bound = new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, CANCEL_WAIT_MS)));
   return Promise.race([cancel().catch(() => undefined), bound]).then(() => clock.clearTimeout(timer));
+}
+
+/**
+ * Resolves once every session has unregistered, or after CANCEL_WAIT_MS: an ended session stays
+ * registered while its running statement is being cancelled, so a gateway that closes its pools
+ * and exits right after ending every session should wait for this first.
+ */
+export function sessionsGone(registry: SessionRegistry, clock: Clock): Promise<void> {
+  if (registry.size === 0) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clock.clearTimeout(timer);
+      registry.removeListener('end', onEnd);
+      resolve();
+    };
+    const onEnd = (): void => {
+      if (registry.size === 0) done();
+    };
+    const timer = clock.setTimeout(done, CANCEL_WAIT_MS);
+    registry.on('end', onEnd);
+  });
 }
 
 /** 90000 -> "1m30s", 500 -> "500ms": how a duration reads in a message. */
