@@ -10,7 +10,7 @@ import { CLIENT_PLUGIN_AUTH, CLIENT_SSL, ErrorCode, GATEWAY_CAPABILITIES, MYSQL_
 import { encodePacket } from '../../protocols/mysql/framing';
 import { HandshakeV10Template, SCRAMBLE_LENGTH, decodeHandshakeResponse41, decodeSslRequest, isSslRequest, type DecodedHandshakeResponse41 } from '../../protocols/mysql/handshake';
 import { randomBytes } from '../core/random';
-import { log } from '../log';
+import { troubleLog } from '../throttledLog';
 import { interceptCommand, type PolicyHost } from './commandPolicy';
 import type { KillTarget, MysqlConnectionRegistry } from './connectionIds';
 import { MysqlHandshakeReader, type HandshakePacket } from './handshakeReader';
@@ -327,6 +327,8 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
       }
       if (error !== undefined) {
         pool.release(conn, false);
+        troubleLog.report('warn', `upstream:${g.upstream.name}:statement-timeout:${error}`,
+          `upstream "${g.upstream.name}" (${conn.serverVersion}) refused the statement timeout of grant "${g.grant.name}" (${sql}): ${error}`);
         return {
           reason: 'upstream_unavailable', error: GATEWAY_ERROR,
           message: `upstream "${g.upstream.name}" did not accept the statement timeout of grant "${g.grant.name}"; reconnect, and if it persists tell a DBA`,
@@ -386,8 +388,7 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
       if (full) return errPayload(CODES.refusal[full.kind], full.message);
       const opened = await this.openUpstream(g);
       if (!('conn' in opened)) {
-        this.releaseGrantLease();
-        if (opened.detail) log.warn(`session ${this.id}: USE ${g.alias}: ${opened.detail}`);
+        this.releaseGrantLease(); // the cause of an upstream failure is on the operational log (Admission)
         return errPayload(opened.error, opened.message);
       }
       if (relay.isEnded) {
