@@ -143,11 +143,15 @@ describe('PostgreSQL limits', () => {
     const err = (await c.query('select pg_sleep(5)').catch((e: unknown) => e)) as PgError;
     expect(err.code).toBe('57014');
     expect(err.message).toBe('canceling statement due to statement timeout');
+    // node-postgres reports the error before its ReadyForQuery: one more round trip, so the session ends at rest.
+    await c.query('select 1');
     await c.end();
     open.length = 0;
 
     h.gateway.config.swap(base);
-    await waitFor(() => h.gateway.pools.stats()['app-pg/reader/app']?.idle === 1, { what: 'the connection back in the pool' });
+    await waitFor(() => h.gateway.pools.stats()['app-pg/reader/app']?.idle === 1, {
+      what: 'the connection back in the pool', detail: () => `pools: ${JSON.stringify(h.gateway.pools.stats())}; last audit: ${h.audit.lines.slice(-3).join('\n')}`,
+    });
     const next = await connected();
     expect((await next.query('select pg_backend_pid() as pid')).rows[0].pid).toBe(pid);
     expect((await next.query('show statement_timeout')).rows[0].statement_timeout).toBe('0');
