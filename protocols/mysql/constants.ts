@@ -229,4 +229,6 @@ export const ErrorCode = {
   NET_READ_ERROR: { code: 1158, sqlState: '08S01' }, // ER_NET_READ_ERROR
   BAD_HANDSHAKE: { code: 1043, sqlState: '08S01' }, // ER_HANDSHAKE_ERROR
   CONNECTION_KILLED: { code: 1927, sqlState: '70100' }, // ER_CONNECTION_KILLED (MariaDB)
+  TOO_MANY_USER_CONNECTIONS: { code: 1203, sqlState: '42000' }, // ER_TOO_MANY_USER_CONNECTIONS
+  CLIENT_INTERACTION_TIMEOUT: { code: 4031, sqlState: 'HY000' }, // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8.0.24+)
 } as const satisfies Record<string, ErrorCodeDef>;

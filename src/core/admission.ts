@@ -1,10 +1,12 @@
 import type { Config, Protocol, RoleConfig, UpstreamConfig } from '../config/schema';
 import { decide, type Decision } from '../grants/decide';
 import { TokenRejectedError, type Identity } from '../identity/types';
+import { troubleLog } from '../throttledLog';
 import type { Clock } from './clock';
 import { PoolClosedError, PoolExhaustedError, type Pool, type UpstreamConnection } from './pool';
 import type { ConnectionLeases, Lease } from './state/connectionLeases';
 import type { Revocation, RevocationStore } from './state/revocations';
+import { classifyUpstreamFailure } from './upstreamFailure';
 
 /**
  * The one admission path of both protocols: verify the token, check revocations, decide the
@@ -20,9 +22,16 @@ export type RefusalKind =
   | 'unknown_database'
   | 'database_not_granted'
   | 'not_granted'
+  /** limits.maxClientConnections: the whole gateway is full. */
+  | 'client_limit'
+  /** limits.maxConnectionsPerIdentity: this subject has its most sessions open. */
+  | 'identity_limit'
+  /** A grant's maxConnections. */
   | 'limit'
   | 'pool_exhausted'
-  | 'upstream_unavailable';
+  | 'upstream_unavailable'
+  /** The upstream refused the gateway's own login: its config is wrong, retrying will not help. */
+  | 'upstream_login_refused';
 
 export interface Refusal {
   ok: false;
@@ -78,16 +87,41 @@ export class Admission {
     return refuse(d.reason === 'unknown_database' ? 'unknown_database' : d.reason === 'database_not_granted' ? 'database_not_granted' : 'not_granted', d.reason, d.message);
   }
 
-  /** Counts the session under its identity and grant (caps are enforced by the leases' limits). */
+  /**
+   * Counts a client connection against limits.maxClientConnections, from the moment it is
+   * accepted (handshakes included, as pgbouncer's max_client_conn counts every client).
+   */
+  admitClient(): Admitted<Lease> {
+    const limit = this.deps.config().limits.maxClientConnections ?? Infinity;
+    const r = this.deps.leases.acquire([{ key: CLIENTS_KEY, limit }]);
+    if (r.ok) return { ok: true, value: r.lease };
+    return refuse('client_limit', 'client_connection_limit',
+      `tokengate has reached its limit of ${r.limit} client connections (limits.maxClientConnections); retry in a moment, and if it persists tell the operator`);
+  }
+
+  /** Counts the session under its identity and, once known, its grant, within their caps (limits.maxConnectionsPerIdentity, the grant's maxConnections). */
   lease(identity: Identity, grant: string | undefined): Admitted<Lease> {
+    const config = this.deps.config();
     const requests = [
-      { key: 'all', limit: Infinity },
-      { key: `identity:${identity.sub}`, limit: Infinity },
-      ...(grant ? [{ key: `grant:${grant}`, limit: Infinity }] : []),
+      { key: `identity:${identity.sub}`, limit: config.limits.maxConnectionsPerIdentity ?? Infinity },
+      ...(grant ? [grantRequest(config, grant)] : []),
     ];
     const r = this.deps.leases.acquire(requests);
     if (r.ok) return { ok: true, value: r.lease };
-    return refuse('limit', 'connection_limit', `too many connections (${r.count} of at most ${r.limit} for ${r.key}); close idle sessions and retry`);
+    if (r.key === requests[0].key) {
+      return refuse('identity_limit', 'identity_connection_limit',
+        `you already have ${r.count} sessions open through tokengate, the most one identity may have (limits.maxConnectionsPerIdentity is ${r.limit}); close idle sessions and retry`);
+    }
+    return refuse('limit', 'grant_connection_limit',
+      `grant "${grant}" allows at most ${r.limit} sessions at once and all are in use; close idle sessions and retry, or ask the operator to raise its maxConnections`);
+  }
+
+  /** Counts a session under a grant it chose after login (a MySQL USE), within the grant's maxConnections. */
+  leaseGrant(grant: string): Admitted<Lease> {
+    const r = this.deps.leases.acquire([grantRequest(this.deps.config(), grant)]);
+    if (r.ok) return { ok: true, value: r.lease };
+    return refuse('limit', 'grant_connection_limit',
+      `grant "${grant}" allows at most ${r.limit} sessions at once and all are in use; close idle sessions and retry, or ask the operator to raise its maxConnections`);
   }
 
   /**
@@ -112,12 +146,37 @@ export class Admission {
       } catch (err) {
         if (err instanceof PoolClosedError && attempt === 0) continue;
         if (err instanceof PoolExhaustedError) return refuse('pool_exhausted', 'pool_exhausted', err.message);
-        return refuse('upstream_unavailable', 'upstream_unavailable',
-          `tokengate could not open a connection to upstream "${upstream}" for role "${role}"; retry shortly, and if it persists tell a DBA (the gateway's audit log has the cause)`,
-          (err as Error).message);
+        return upstreamFailure(upstream, up.host, up.port, role, err as Error);
       }
     }
   }
+}
+
+const CLIENTS_KEY = 'clients';
+
+function grantRequest(config: Config, grant: string): { key: string; limit: number } {
+  return { key: `grant:${grant}`, limit: config.grants.find((g) => g.name === grant)?.maxConnections ?? Infinity };
+}
+
+/**
+ * A failed upstream login, told apart for the agent (retry, or tell a DBA) and put on the
+ * operational log with the upstream's own error, once per upstream, role and cause per window.
+ */
+function upstreamFailure(upstream: string, host: string, port: number, role: string, err: Error): Refusal {
+  const where = `upstream "${upstream}" (${host}:${port}) for role "${role}"`;
+  if (classifyUpstreamFailure(err) === 'login_refused') {
+    const code = (err as { sqlState?: string; code?: unknown }).sqlState ?? String((err as { code?: unknown }).code);
+    troubleLog.report('error', `upstream:${upstream}:${role}:refused:${code}`,
+      `${where} refused the gateway's login: ${err.message} This is a configuration error: fix the role's user, password or the database mapping in the config (or the grant on the server), then reload`);
+    return refuse('upstream_login_refused', 'upstream_login_refused',
+      `${where} refused tokengate's own login: the gateway's credentials or database mapping for this role are misconfigured, so retrying will not help; tell a DBA or the tokengate operator`,
+      err.message);
+  }
+  troubleLog.report('warn', `upstream:${upstream}:unavailable:${err.message.replace(/\d+ ms/g, '')}`,
+    `cannot open a connection to ${where}: ${err.message}`);
+  return refuse('upstream_unavailable', 'upstream_unavailable',
+    `tokengate could not open a connection to ${where}; retry shortly, and if it persists tell a DBA (the gateway's operational log has the cause)`,
+    err.message);
 }
 
 function iso(ms: number): string {

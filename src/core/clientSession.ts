@@ -8,6 +8,8 @@ import { formatRemote, isLoopbackAddress } from '../net/address';
 import { endWith } from '../net/endWith';
 import type { Admission, Refusal, RefusalKind } from './admission';
 import type { Clock, Timer } from './clock';
+import { IdleWatch } from './idleWatch';
+import { boundedCancel, idleInTransactionMessage, idleMessage, sessionDurationMessage } from './sessionLimits';
 import type { Pool, UpstreamConnection } from './pool';
 import { randomId } from './random';
 import type { Notice, Relay, RelayEnd } from './relay';
@@ -31,6 +33,12 @@ export interface LifecycleCodes<Code> {
   authTimeout: Code;
   /** The session's token expired. */
   expired: Code;
+  /** session.idleTimeout: the client sent nothing for too long outside a transaction. */
+  idleTimeout: Code;
+  /** session.idleInTransactionTimeout: the same inside a transaction. */
+  idleInTransactionTimeout: Code;
+  /** The grant's maxSessionDuration passed. */
+  sessionDuration: Code;
   /** Ended from outside: shutdown, an operator's kill or revocation, a withdrawn grant. */
   end: Record<EndReason, Code>;
   /** Admission refusals by kind. */
@@ -80,6 +88,10 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   protected relay?: Relay<Code>;
   #phase: Phase = 'handshake';
   #lease?: Lease;
+  #clientLease?: Lease;
+  #grantLease?: Lease;
+  #idleWatch?: IdleWatch;
+  #durationTimer?: Timer;
   #authTimer?: Timer;
   #expiryTimer?: Timer;
   #drainTimer?: Timer;
@@ -125,7 +137,22 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     this.#authTimer = this.deps.clock.setTimeout(() => {
       this.reject('auth_timeout', this.codes.authTimeout, this.authTimeoutMessage(timeoutMs / 1000));
     }, timeoutMs);
+    const admitted = this.deps.admission.admitClient();
+    if (admitted.ok) this.#clientLease = admitted.value;
+    else {
+      this.overClientLimit(admitted);
+      if (this.closed) return;
+    }
     this.begin();
+  }
+
+  /**
+   * The gateway has limits.maxClientConnections clients already. The default refuses at once;
+   * a protocol whose clients expect the refusal later (PostgreSQL answers after the startup
+   * packet) keeps `overLimit` and calls refuse() then. The connection counts meanwhile.
+   */
+  protected overClientLimit(r: Refusal): void {
+    this.refuse(r, {});
   }
 
   /** Whether a token may arrive without TLS from this client. */
@@ -170,6 +197,21 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     this.#lease?.release();
     this.#lease = r.value;
     return true;
+  }
+
+  /** Counts the session under a grant it chose after login (a MySQL USE); the refusal when the grant is full. */
+  protected takeGrantLease(grant: string): Refusal | undefined {
+    const r = this.deps.admission.leaseGrant(grant);
+    if (!r.ok) return r;
+    this.#grantLease?.release();
+    this.#grantLease = r.value;
+    return undefined;
+  }
+
+  /** Gives back the grant lease of takeGrantLease (the USE that took it failed). */
+  protected releaseGrantLease(): void {
+    this.#grantLease?.release();
+    this.#grantLease = undefined;
   }
 
   protected refuse(r: Refusal, where: RefusalContext): void {
@@ -229,15 +271,67 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   protected startRelay(relay: Relay<Code>): void {
     this.relay = relay;
     relay.start();
-    const expiresAt = this.identity!.expiresAt * 1000 + this.deps.config().session.expiryGraceMs;
+    const { session } = this.deps.config();
+    const expiresAt = this.identity!.expiresAt * 1000 + session.expiryGraceMs;
     this.#expiryTimer = this.deps.clock.setTimeout(() => this.endAtBoundary('token_expired', this.expiryNotice()), expiresAt - this.deps.clock.now());
+    this.#idleWatch = new IdleWatch(this.deps.clock, relay, { idleMs: session.idleTimeoutMs, idleInTransactionMs: session.idleInTransactionTimeoutMs }, this.idleEnded);
+    this.#idleWatch.start();
+    if (this.access?.grant) this.grantChosen(this.access.grant);
   }
+
+  /**
+   * The session's grant is known (at login, or at a MySQL session's first USE): its
+   * maxSessionDuration starts to count from the session's start.
+   */
+  protected grantChosen(name: string): void {
+    const grant = this.deps.config().grants.find((g) => g.name === name);
+    const maxMs = grant?.maxSessionDurationMs;
+    if (maxMs === undefined || this.#durationTimer) return;
+    this.#durationTimer = this.deps.clock.setTimeout(
+      () => this.endAtBoundary('max_session_duration', { code: this.codes.sessionDuration, message: sessionDurationMessage(name, maxMs) }),
+      this.startedAt + maxMs - this.deps.clock.now());
+  }
+
+  /** The grant's statementTimeoutMs, for the protocol to set upstream for this session. */
+  protected statementTimeoutMs(grant: string): number | undefined {
+    return this.deps.config().grants.find((g) => g.name === grant)?.statementTimeoutMs;
+  }
+
+  private readonly idleEnded = (state: 'idle' | 'transaction', limitMs: number): void => {
+    const relay = this.relay;
+    if (!relay || this.closed) return;
+    if (state === 'idle') relay.stop('idle_timeout', { code: this.codes.idleTimeout, message: idleMessage(limitMs) });
+    else relay.stop('idle_in_transaction_timeout', { code: this.codes.idleInTransactionTimeout, message: idleInTransactionMessage(limitMs) });
+  };
 
   /** For the relay's onEnd. */
   protected readonly relayEnded = (end: RelayEnd): void => {
-    this.releaseUpstream(end.upstreamReusable);
-    this.finish(end.reason, end, end.upstreamReusable);
+    this.#idleWatch?.stop();
+    const cancelling = this.cancelAbandoned(end);
+    if (!cancelling) {
+      this.releaseUpstream(end.upstreamReusable);
+      this.finish(end.reason, end, end.upstreamReusable);
+      return;
+    }
+    // The session is over for the client; its upstream connection and its place in the registry
+    // are kept until the statement it left running is cancelled (a shutdown waits for that).
+    cancelling.then(() => {
+      this.releaseUpstream(false);
+      this.finish(end.reason, end, false);
+    });
   };
+
+  /**
+   * A session that ends with a statement still running upstream (shutdown, kill, revocation, a
+   * withdrawn grant, a limit, a client that vanished) cancels it: closing the upstream
+   * connection alone leaves it running on the server. Resolves when the server took the cancel,
+   * or after CANCEL_WAIT_MS.
+   */
+  private cancelAbandoned(end: RelayEnd): Promise<void> | undefined {
+    const relay = this.relay;
+    if (end.upstreamReusable || !this.conn || !relay || relay.atRest() || end.reason.startsWith('upstream')) return undefined;
+    return boundedCancel(this.deps.clock, () => this.cancelQuery());
+  }
 
   /**
    * Ends the session once nothing is outstanding: no new statements are taken, a running one
@@ -270,8 +364,7 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
       this.reject(reason, code, message);
       return;
     }
-    // A shutdown closes the upstream connections anyway; anything else stops the statement first.
-    if (reason !== 'shutdown' && !this.relay.atRest()) this.relay.interrupt();
+    // A statement still running is cancelled as the relay ends (relayEnded).
     this.relay.stop(reason, { code, message });
   }
 
@@ -289,7 +382,11 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     clock.clearTimeout(this.#authTimer);
     clock.clearTimeout(this.#expiryTimer);
     clock.clearTimeout(this.#drainTimer);
+    clock.clearTimeout(this.#durationTimer);
+    this.#idleWatch?.stop();
     this.#lease?.release();
+    this.#grantLease?.release();
+    this.#clientLease?.release();
     this.released();
     if (wasRelaying) {
       this.deps.audit.write({
@@ -331,3 +428,4 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     };
   }
 }
+

@@ -22,6 +22,7 @@ import { ConfigStore, type ConfigChange } from './configStore';
 import { PoolRegistry } from './poolRegistry';
 import { reloadConfig, type ReloadOutcome } from './reload';
 import { SessionRegistry } from './sessionRegistry';
+import { sessionsGone } from './sessionLimits';
 import { inProcessState, type SharedState } from './state';
 import { openRevocationFile } from './state/revocationFile';
 import { refuses, type NewRevocation, type Revocation } from './state/revocations';
@@ -172,6 +173,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
       const closed = Promise.all([...listeners.map((l) => l.close()), adminServer?.close()]);
       registry.endAll('shutdown', SHUTDOWN_MESSAGE);
       await closed;
+      await sessionsGone(registry, clock); // the statements they were running are being cancelled
       await pools.closeAll();
       await audit.close();
     },

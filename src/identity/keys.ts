@@ -1,3 +1,4 @@
+import { troubleLog } from '../throttledLog';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -108,6 +109,7 @@ export class IssuerKeys {
       }
       const message = err instanceof DiscoveryError ? err.message : `fetching ${this.#jwksUri ?? 'the JWKS'} failed: ${describe(err, timeout)}`;
       this.#lastFailure = { at: this.#now(), message };
+      this.#report(message, this.#fallback !== undefined);
       if (this.#fallback) return this.#fallback(header, token);
       throw this.#unavailable(message);
     }
@@ -121,14 +123,22 @@ export class IssuerKeys {
       this.#rememberGoodKeys();
       this.#lastFailure = undefined;
     } catch (err) {
-      const message = err instanceof DiscoveryError ? err.message : describe(err, this.#oidc.fetchTimeoutMs);
+      const message = err instanceof DiscoveryError ? err.message : `fetching ${this.#jwksUri ?? 'the JWKS'} failed: ${describe(err, this.#oidc.fetchTimeoutMs)}`;
       this.#lastFailure = { at: this.#now(), message };
+      this.#report(message, this.#fallback !== undefined);
     }
   }
 
   /** Whether a key set was fetched at least once: tokens can be verified without the IdP answering now. */
   get loaded(): boolean {
     return this.#fallback !== undefined;
+  }
+
+  /** Issuer trouble on the operational log, once per cause per window (a flood of logins gives one line). */
+  #report(message: string, haveKeys: boolean): void {
+    troubleLog.report(haveKeys ? 'warn' : 'error', `issuer:${this.#oidc.issuer}:${message}`, haveKeys
+      ? `the OIDC issuer ${this.#oidc.issuer} failed: ${message}; tokens are verified with the keys fetched before`
+      : `the OIDC issuer ${this.#oidc.issuer} failed: ${message}; no signing keys are loaded, so every login is refused until it answers`);
   }
 
   /** Why the last fetch failed, if it did (for diagnostics; contains no secrets). */

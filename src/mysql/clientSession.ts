@@ -1,15 +1,16 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import type { Refusal } from '../core/admission';
 import { ClientSession, type LifecycleCodes, type SessionDeps } from '../core/clientSession';
 import type { Pool } from '../core/pool';
 import { PrefixedStream } from '../net/prefixedStream';
 import { MAX_CLEAR_PASSWORD_BYTES, decodeClearPassword, encodeAuthSwitchRequest } from '../../protocols/mysql/auth';
-import { encodeInitDb } from '../../protocols/mysql/command';
+import { encodeInitDb, encodeQuery } from '../../protocols/mysql/command';
 import { CLIENT_PLUGIN_AUTH, CLIENT_SSL, ErrorCode, GATEWAY_CAPABILITIES, MYSQL_CLEAR_PASSWORD, MYSQL_NATIVE_PASSWORD, SERVER_STATUS_AUTOCOMMIT, UTF8MB4_GENERAL_CI, formatCapabilities, type ErrorCodeDef } from '../../protocols/mysql/constants';
 import { encodePacket } from '../../protocols/mysql/framing';
 import { HandshakeV10Template, SCRAMBLE_LENGTH, decodeHandshakeResponse41, decodeSslRequest, isSslRequest, type DecodedHandshakeResponse41 } from '../../protocols/mysql/handshake';
 import { randomBytes } from '../core/random';
-import { log } from '../log';
+import { troubleLog } from '../throttledLog';
 import { interceptCommand, type PolicyHost } from './commandPolicy';
 import type { KillTarget, MysqlConnectionRegistry } from './connectionIds';
 import { MysqlHandshakeReader, type HandshakePacket } from './handshakeReader';
@@ -36,6 +37,10 @@ const MAX_LOGIN_PAYLOAD = MAX_CLEAR_PASSWORD_BYTES + 80 * 1024;
 const CODES: LifecycleCodes<ErrorCodeDef> = {
   authTimeout: ErrorCode.BAD_HANDSHAKE,
   expired: ErrorCode.CONNECTION_KILLED,
+  // MySQL 8.0.24+ sends ER_CLIENT_INTERACTION_TIMEOUT before closing a session past wait_timeout.
+  idleTimeout: ErrorCode.CLIENT_INTERACTION_TIMEOUT,
+  idleInTransactionTimeout: ErrorCode.CLIENT_INTERACTION_TIMEOUT,
+  sessionDuration: ErrorCode.CONNECTION_KILLED,
   end: {
     shutdown: SERVER_SHUTDOWN,
     killed: ErrorCode.CONNECTION_KILLED,
@@ -48,9 +53,13 @@ const CODES: LifecycleCodes<ErrorCodeDef> = {
     unknown_database: ErrorCode.UNKNOWN_DATABASE,
     database_not_granted: ErrorCode.DB_ACCESS_DENIED,
     not_granted: ErrorCode.ACCESS_DENIED,
+    client_limit: ErrorCode.TOO_MANY_CONNECTIONS,
+    // As a server's max_user_connections answers.
+    identity_limit: ErrorCode.TOO_MANY_USER_CONNECTIONS,
     limit: ErrorCode.TOO_MANY_CONNECTIONS,
     pool_exhausted: ErrorCode.TOO_MANY_CONNECTIONS,
     upstream_unavailable: GATEWAY_ERROR,
+    upstream_login_refused: GATEWAY_ERROR,
   },
 };
 
@@ -108,6 +117,12 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
   }
 
   // ---- lifecycle -----------------------------------------------------------------
+
+  /** Like a full MySQL server: an ERR in place of the greeting (sequence id 0). */
+  protected override overClientLimit(r: Refusal): void {
+    this.replySequence = 0;
+    this.refuse(r, {});
+  }
 
   protected begin(): void {
     this.connectionId = this.deps.connections.issue(this, this.id);
@@ -299,6 +314,28 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
         message: `upstream "${g.upstream.name}" (${conn.serverVersion}) does not support protocol capabilities your client asked for (0x${((want & ~have) >>> 0).toString(16)}); use a client option that turns them off, or a newer server`,
       };
     }
+    const timeoutMs = this.statementTimeoutMs(g.grant.name);
+    if (timeoutMs !== undefined) {
+      // The pool's reset (COM_RESET_CONNECTION) puts session variables back on release.
+      const sql = statementTimeoutSql(conn.serverVersion, timeoutMs);
+      let error: string | undefined;
+      try {
+        const r = await conn.command(encodeQuery(sql), SET_TIMEOUT_MS);
+        if (r.error) error = `ERROR ${r.error.code}: ${r.error.message}`;
+      } catch (err) {
+        error = (err as Error).message;
+      }
+      if (error !== undefined) {
+        pool.release(conn, false);
+        troubleLog.report('warn', `upstream:${g.upstream.name}:statement-timeout:${error}`,
+          `upstream "${g.upstream.name}" (${conn.serverVersion}) refused the statement timeout of grant "${g.grant.name}" (${sql}): ${error}`);
+        return {
+          reason: 'upstream_unavailable', error: GATEWAY_ERROR,
+          message: `upstream "${g.upstream.name}" did not accept the statement timeout of grant "${g.grant.name}"; reconnect, and if it persists tell a DBA`,
+          detail: `${sql}: ${error}`,
+        };
+      }
+    }
     return { pool, conn };
   }
 
@@ -347,9 +384,11 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
   private async useDatabase(g: Granted): Promise<Buffer> {
     const relay = this.relay as MysqlRelay;
     if (!this.conn) {
+      const full = this.takeGrantLease(g.grant.name);
+      if (full) return errPayload(CODES.refusal[full.kind], full.message);
       const opened = await this.openUpstream(g);
       if (!('conn' in opened)) {
-        if (opened.detail) log.warn(`session ${this.id}: USE ${g.alias}: ${opened.detail}`);
+        this.releaseGrantLease(); // the cause of an upstream failure is on the operational log (Admission)
         return errPayload(opened.error, opened.message);
       }
       if (relay.isEnded) {
@@ -361,6 +400,7 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
       this.upstreamName = g.upstream.name;
       this.access = { ...this.access!, grant: g.grant.name, upstream: g.upstream.name, database: g.alias };
       relay.setUpstream(opened.conn);
+      this.grantChosen(g.grant.name);
       return schemaChangedOk(g.alias, relay.statusFlags, this.capabilities);
     }
     const r = await relay.runInternal(encodeInitDb(g.database));
@@ -394,6 +434,19 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
       message: 'the client closed the connection when asked for the token with mysql_clear_password; mysql2 needs enableCleartextPlugin: true, the Oracle mysql client --enable-cleartext-plugin',
     });
   }
+}
+
+/** Bounds the SET of a grant's statement timeout on a fresh session. */
+const SET_TIMEOUT_MS = 5_000;
+
+/**
+ * A grant's statementTimeout for the session: MariaDB's max_statement_time (seconds, any
+ * statement), MySQL's max_execution_time (milliseconds, read-only SELECTs only).
+ */
+export function statementTimeoutSql(serverVersion: string, timeoutMs: number): string {
+  return /mariadb/i.test(serverVersion)
+    ? `SET SESSION max_statement_time = ${timeoutMs / 1000}`
+    : `SET SESSION max_execution_time = ${Math.max(1, Math.round(timeoutMs))}`;
 }
 
 /** Greeting templates, one per (server version, capabilities, plugin) in use: a listener needs a handful. */

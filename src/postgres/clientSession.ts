@@ -1,5 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import type { Refusal } from '../core/admission';
 import { ClientSession, type LifecycleCodes, type SessionDeps } from '../core/clientSession';
 import type { CancelKey, CancelKeyStore } from '../core/state/cancelKeys';
 import { PrefixedStream } from '../net/prefixedStream';
@@ -34,6 +35,10 @@ const TLS_HANDSHAKE_RECORD = 0x16;
 const CODES: LifecycleCodes<string> = {
   authTimeout: SqlState.PROTOCOL_VIOLATION,
   expired: SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
+  // PostgreSQL 14+'s own idle_session_timeout and idle_in_transaction_session_timeout (FATAL).
+  idleTimeout: SqlState.IDLE_SESSION_TIMEOUT,
+  idleInTransactionTimeout: SqlState.IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+  sessionDuration: SqlState.ADMIN_SHUTDOWN,
   end: {
     shutdown: SqlState.ADMIN_SHUTDOWN,
     killed: SqlState.ADMIN_SHUTDOWN,
@@ -46,11 +51,23 @@ const CODES: LifecycleCodes<string> = {
     unknown_database: SqlState.INVALID_CATALOG_NAME,
     database_not_granted: SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
     not_granted: SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
+    client_limit: SqlState.TOO_MANY_CONNECTIONS,
+    identity_limit: SqlState.TOO_MANY_CONNECTIONS,
     limit: SqlState.TOO_MANY_CONNECTIONS,
     pool_exhausted: SqlState.TOO_MANY_CONNECTIONS,
     upstream_unavailable: SqlState.SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+    upstream_login_refused: SqlState.SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION,
   },
 };
+
+/**
+ * The grant's statementTimeout as the session's statement_timeout, over what the client's
+ * startup asked for. It is part of the login's settings: a connection keeps it only for a
+ * session with the very same settings, any other starts from DISCARD ALL (applySettings).
+ */
+function withStatementTimeout(settings: Record<string, string>, timeoutMs: number | undefined): Record<string, string> {
+  return timeoutMs === undefined ? settings : { ...settings, statement_timeout: `${timeoutMs}ms` };
+}
 
 /**
  * One client connection on the PostgreSQL listener: startup (TLS negotiation, protocol
@@ -65,12 +82,19 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
   private cancelKey?: CancelKey;
   /** Admission is running: client bytes wait. */
   private busy = false;
+  /** The gateway is at limits.maxClientConnections: refused at the startup packet, as PostgreSQL says "too many clients". */
+  private overLimit?: Refusal;
 
   constructor(socket: net.Socket, protected override readonly deps: PgSessionDeps) {
     super(socket, deps, 'pg-', CODES);
   }
 
   protected begin(): void {}
+
+  /** Like PostgreSQL, answer "too many connections" once the startup packet (after any TLS negotiation) arrives. */
+  protected override overClientLimit(r: Refusal): void {
+    this.overLimit = r;
+  }
 
   protected finalError(code: string, message: string): Buffer {
     return errorResponse({ severity: 'FATAL', code, message });
@@ -165,6 +189,10 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
         `unsupported frontend protocol ${packet.major}.${packet.minor}: tokengate speaks protocol 3.0`);
       return;
     }
+    if (this.overLimit) {
+      this.refuse(this.overLimit, { role: packet.parameters.user, database: packet.parameters.database });
+      return;
+    }
     this.parameters = packet.parameters;
     const replication = packet.parameters.replication;
     if (replication !== undefined && !['false', 'off', 'no', '0'].includes(replication.toLowerCase())) {
@@ -232,7 +260,7 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
     const granted = decision.value;
     let settingsSql: string;
     try {
-      settingsSql = settingsToSql(sessionSettings(this.parameters, identity.sub));
+      settingsSql = settingsToSql(withStatementTimeout(sessionSettings(this.parameters, identity.sub), this.statementTimeoutMs(granted.grant.name)));
     } catch (err) {
       if (!(err instanceof StartupParamError)) throw err;
       this.reject('bad_startup_parameter', SqlState.PROTOCOL_VIOLATION, err.message, where);
