@@ -11,7 +11,7 @@ import type { Clock, Timer } from './clock';
 import type { Pool, UpstreamConnection } from './pool';
 import { randomId } from './random';
 import type { Notice, Relay, RelayEnd } from './relay';
-import type { EndReason, LiveSession, SessionInfo, SessionRegistry } from './sessionRegistry';
+import type { AdmittedAs, SessionAccess, EndReason, LiveSession, SessionInfo, SessionRegistry } from './sessionRegistry';
 import type { Lease } from './state/connectionLeases';
 
 /** What every client session needs from the rest of the gateway. */
@@ -37,14 +37,7 @@ export interface LifecycleCodes<Code> {
   refusal: Record<RefusalKind, Code>;
 }
 
-/** What the client asked for and was granted, for audit records and the session list. */
-export interface SessionAccess {
-  grant: string;
-  upstream: string;
-  role: string;
-  /** The database alias the client named. */
-  database: string;
-}
+export type { SessionAccess } from './sessionRegistry';
 
 /** Where the client's request is, for refusals: the role and database it named, and a detail for the audit only. */
 export interface RefusalContext {
@@ -270,6 +263,20 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     // A shutdown closes the upstream connections anyway; anything else stops the statement first.
     if (reason !== 'shutdown' && !this.relay.atRest()) this.relay.interrupt();
     this.relay.stop(reason, { code, message });
+  }
+
+  /** Ends the session now if it is idle outside a transaction (or still in its handshake); false when it is busy. */
+  endIfIdle(reason: EndReason, message: string): boolean {
+    if (this.closed) return true;
+    if (this.relay && !(this.relay.state === 'idle' && this.relay.atRest())) return false;
+    this.end(reason, message);
+    return true;
+  }
+
+  /** What the session was admitted as, for re-deciding its access after a reload; undefined before admission. */
+  admitted(): AdmittedAs | undefined {
+    if (!this.identity || !this.access || this.closed) return undefined;
+    return { identity: this.identity, access: this.access };
   }
 
   // ---- the end ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ import { AuditLog, type AuditSink } from '../audit/auditLog';
 import { loadConfig } from '../config/load';
 import type { Config, HostPort, UpstreamConfig } from '../config/schema';
 import { TokenVerifier } from '../identity/verifier';
-import { log } from '../log';
+import { configureLog, log } from '../log';
 import { MysqlConnectionRegistry } from '../mysql/connectionIds';
 import { MysqlListener } from '../mysql/listener';
 import { MysqlPoolRegistry, probeMysqlServerVersion } from '../mysql/pool';
@@ -17,7 +17,9 @@ import { systemClock, type Clock } from './clock';
 import type { SessionDeps } from './clientSession';
 import { ConfigStore, type ConfigChange } from './configStore';
 import { PoolRegistry } from './poolRegistry';
+import { endWithdrawnSessions } from './accessReview';
 import { reloadConfig, type ReloadOutcome } from './reload';
+import { drainSessions, SHUTDOWN_MESSAGE, type Drain } from './shutdown';
 import { SessionRegistry } from './sessionRegistry';
 import { inProcessState, type SharedState } from './state';
 import { refuses, type Revocation } from './state/revocations';
@@ -44,14 +46,26 @@ export interface Gateway {
   audit: AuditLog;
   /** The token verifier for the current issuer settings. */
   verifier(): TokenVerifier;
+  /** Resolves once the current verifier's first fetch of the issuer's keys is over (loaded or failed). */
+  keysFetched(): Promise<void>;
   /** Reads the config again and applies it (SIGHUP, POST /reload); a broken file changes nothing. */
   reload(): Promise<ReloadOutcome>;
+  /** Reopens the audit file (after log rotation renamed it: SIGUSR2, POST /reopen-logs). */
+  reopenLogs(): Promise<void>;
+  /** False while the audit log cannot be written (readiness; with audit.onFailure refuse, new sessions are refused). */
+  auditHealthy(): boolean;
+  /**
+   * Stops accepting, lets sessions finish for `graceMs` (default session.shutdownGraceMs), each
+   * ending as soon as it is idle outside a transaction, ends the rest, closes the pools and the
+   * audit log. Calling close() meanwhile ends the grace at once.
+   */
+  shutdown(graceMs?: number): Promise<void>;
+  /** Ends every session now, closes the listeners, pools and audit log. */
   close(): Promise<void>;
 }
 
 /** How long the MySQL listener waits at startup for the upstream's greeting (its version string). */
 const VERSION_PROBE_TIMEOUT_MS = 3000;
-const SHUTDOWN_MESSAGE = 'tokengate is shutting down; reconnect in a moment';
 
 /** Wire config -> store, verifier, admission, pools, registry, listeners; start listening. */
 export async function startGateway(initial: Config, opts: GatewayOptions = {}): Promise<Gateway> {
@@ -64,16 +78,17 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   const registry = new SessionRegistry();
   const pools = new PoolRegistry(clock);
   let verifier = new TokenVerifier(initial.oidc);
+  let keysFetched: Promise<void>;
   let tlsContext = loadServerTlsContext(initial.tls);
   let mysqlTarget = firstMysqlUpstream(initial);
   let mysqlVersion = serverVersionFor(mysqlTarget);
   // Warm discovery and JWKS, without making startup depend on the IdP being up.
-  prefetch(verifier);
+  keysFetched = prefetch(verifier);
 
   store.on('swap', (next, _previous, change) => {
     if (change.oidc) {
-      verifier = new TokenVerifier(next.oidc);
-      prefetch(verifier);
+      verifier = new TokenVerifier(next.oidc); // its verified-token cache starts empty
+      keysFetched = prefetch(verifier);
     }
     if (change.tls) tlsContext = reloadTls(next, tlsContext);
     if (change.audit) audit.reconfigure(next.audit);
@@ -86,12 +101,15 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
         mysqlVersion = serverVersionFor(first);
       }
     }
+    if (change.log) configureLog(next.log);
+    const withdrawn = endWithdrawnSessions(next, registry);
+    if (withdrawn.length) log.warn(`the new grants no longer admit ${withdrawn.length} live session(s); ended: ${withdrawn.join(', ')}`);
     if (change.listen) log.warn('listen addresses changed in the config; they take effect when tokengate is restarted');
   });
 
   state.revocations.on('added', (r) => endRevokedSessions(registry, r, clock.now()));
 
-  const admission = new Admission({ config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock });
+  const admission = new Admission({ config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock, auditWritable: () => audit.admitsSessions });
   const deps: SessionDeps = { config, admission, registry, audit, clock, tlsContext: () => tlsContext };
   const listeners: TcpListener[] = [];
   let postgres: HostPort | undefined;
@@ -114,6 +132,14 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     throw err;
   }
 
+  let drain: Drain | undefined;
+  let closing: Promise<void> | undefined;
+  const stopListening = (): Promise<unknown> => Promise.all(listeners.map((l) => l.close()));
+  const release = async (): Promise<void> => {
+    await pools.closeAll();
+    await audit.close();
+  };
+
   return {
     postgres,
     mysql,
@@ -123,24 +149,41 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     state,
     audit,
     verifier: () => verifier,
+    keysFetched: () => keysFetched,
     async reload() {
       const outcome = reloadConfig(store, opts.loadConfig ?? loadConfig);
+      // The certificate files may have been replaced under the same names (a renewal): read them again.
+      if (outcome.ok && !outcome.changed.includes('tls')) tlsContext = reloadTls(store.current(), tlsContext);
       if (outcome.ok) log.info(`config reloaded from ${store.current().source}: ${outcome.changed.length ? `changed ${outcome.changed.join(', ')}` : 'nothing changed'}`);
       else log.error(`config reload failed; the running config is kept:\n${outcome.problems.map((p) => `  - ${p.path ? `${p.path}: ` : ''}${p.message}`).join('\n')}`);
       return outcome;
     },
+    reopenLogs: () => audit.reopen(),
+    auditHealthy: () => audit.healthy,
+    shutdown(graceMs = store.current().session.shutdownGraceMs) {
+      if (closing) return closing;
+      const stopped = stopListening();
+      drain = drainSessions(registry, clock, graceMs);
+      closing = Promise.all([stopped, drain.done]).then(release);
+      return closing;
+    },
     async close() {
-      const closed = Promise.all(listeners.map((l) => l.close()));
+      if (drain) {
+        drain.now();
+        return closing;
+      }
+      const stopped = stopListening();
       registry.endAll('shutdown', SHUTDOWN_MESSAGE);
-      await closed;
-      await pools.closeAll();
-      await audit.close();
+      closing = stopped.then(release);
+      return closing;
     },
   };
 }
 
-function prefetch(verifier: TokenVerifier): void {
-  verifier.prefetch().catch((err: Error) => log.warn(`could not reach the OIDC issuer yet: ${err.message}; will retry on the first connection`));
+function prefetch(verifier: TokenVerifier): Promise<void> {
+  return verifier.prefetch().catch((err: Error) => {
+    log.warn(`could not reach the OIDC issuer yet: ${err.message}; will retry on the first connection`);
+  });
 }
 
 /** A certificate that cannot be read keeps the one in use, so a bad reload does not take TLS away. */
