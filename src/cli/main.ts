@@ -5,6 +5,7 @@ import { registerSchema } from './schema';
 import { registerVerifyToken } from './verifyToken';
 import { registerToken } from './token';
 import { registerDemo } from './demo';
+import { packageVersion } from '../version';
 
 /** The `tokengate` command line. */
 export async function main(argv: string[]): Promise<void> {
@@ -12,6 +13,7 @@ export async function main(argv: string[]): Promise<void> {
   program
     .name('tokengate')
     .description('Identity-aware database gateway: agents connect with an OIDC access token as the password')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError();
   registerStart(program);
   registerCheckConfig(program);
