@@ -101,6 +101,7 @@ function fileOut(file: string): TextOut {
   let failedAt: number | undefined;
   let lastError: Error | undefined;
   let lost = 0;
+  let started = false;
 
   const fail = (err: Error, what: string): void => {
     lastError = err;
@@ -115,7 +116,8 @@ function fileOut(file: string): TextOut {
     try {
       fd = fs.openSync(file, 'a', FILE_MODE);
     } catch (err) {
-      fail(err as Error, 'open');
+      if (started) fail(err as Error, 'open');
+      else lastError = err as Error; // at startup the caller reports it
       return false;
     }
     const s = fs.createWriteStream(file, { fd, flags: 'a' });
@@ -145,6 +147,7 @@ function fileOut(file: string): TextOut {
   };
   // An unusable path at startup stops the start (the error names the file); later failures keep the gateway running.
   if (!open()) throw lastError!;
+  started = true;
   return {
     write: (text) => {
       if (retry()) stream!.write(text);
