@@ -24,6 +24,11 @@ export function withdrawal(config: Config, session: AdmittedAs, protocol: LiveSe
   return undefined;
 }
 
+/** What the agent is told when its session ends this way. */
+export function withdrawnMessage(why: string): string {
+  return `your grant was withdrawn by a configuration change and tokengate ended this session: ${why}`;
+}
+
 /** Ends every live session that `config` no longer admits; returns the ids it ended. */
 export function endWithdrawnSessions(config: Config, registry: SessionRegistry): string[] {
   const ended: string[] = [];
@@ -32,7 +37,7 @@ export function endWithdrawnSessions(config: Config, registry: SessionRegistry):
     if (!admitted) continue; // still in its handshake: admission reads the new config
     const why = withdrawal(config, admitted, s.protocol);
     if (why === undefined) continue;
-    s.end('grant_withdrawn', `your grant was withdrawn by a configuration change and tokengate ended this session: ${why}`);
+    s.end('grant_withdrawn', withdrawnMessage(why));
     ended.push(s.id);
   }
   return ended;

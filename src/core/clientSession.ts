@@ -6,6 +6,7 @@ import type { Config, Protocol } from '../config/schema';
 import type { Identity } from '../identity/types';
 import { formatRemote, isLoopbackAddress } from '../net/address';
 import { endWith } from '../net/endWith';
+import { withdrawal, withdrawnMessage } from './accessReview';
 import type { Admission, Refusal, RefusalKind } from './admission';
 import type { Clock, Timer } from './clock';
 import type { Pool, UpstreamConnection } from './pool';
@@ -76,6 +77,8 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   #authTimer?: Timer;
   #expiryTimer?: Timer;
   #drainTimer?: Timer;
+  /** The config in force when admission began: a reload before the relay starts re-decides the access. */
+  #admittedUnder?: Config;
 
   constructor(
     protected readonly socket: net.Socket,
@@ -142,6 +145,7 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
 
   /** The token's identity (also kept on the session), or undefined once the session was refused. */
   protected async identify(token: string, where: RefusalContext): Promise<Identity | undefined> {
+    this.#admittedUnder = this.deps.config();
     const r = await this.deps.admission.identify(token);
     if (!r.ok) {
       this.refuse(r, where);
@@ -222,6 +226,12 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     relay.start();
     const expiresAt = this.identity!.expiresAt * 1000 + this.deps.config().session.expiryGraceMs;
     this.#expiryTimer = this.deps.clock.setTimeout(() => this.endAtBoundary('token_expired', this.expiryNotice()), expiresAt - this.deps.clock.now());
+    // A reload while this session was being admitted: the review of live sessions did not see it.
+    const current = this.deps.config();
+    if (this.#admittedUnder !== current && this.access) {
+      const why = withdrawal(current, { identity: this.identity!, access: this.access }, this.protocol);
+      if (why !== undefined) this.end('grant_withdrawn', withdrawnMessage(why));
+    }
   }
 
   /** For the relay's onEnd. */

@@ -79,6 +79,30 @@ describe('PostgreSQL: a reload re-decides live sessions', () => {
     await asReader.end();
   });
 
+  test('a session still being admitted when its grant is withdrawn ends as soon as its relay starts', async () => {
+    const narrow = await h.startGateway({ pool: '{ maxConnections: 1, idleTimeout: 5m, maxLifetime: 1h, acquireTimeout: 10s }' });
+    const open = async (clientId: string): Promise<Client> => {
+      const c = new Client({ host: '127.0.0.1', port: narrow.port, user: 'reader', database: 'app', password: await h.token(clientId) });
+      c.on('error', () => undefined);
+      return c;
+    };
+    const holder = await open('0oa1svcbilling'); // billing-writer grants reader too: the same pool, another grant
+    await holder.connect();
+    const waiting = await open('svc-reporting');
+    const admitted = waiting.connect();
+    const gone = new Promise<{ code?: string; message: string }>((resolve) => waiting.once('error', resolve));
+    await waitFor(() => narrow.gateway.sessions.select({ sub: 'svc-reporting' }).length === 1, { what: 'the second login to wait for the pool' });
+    const original = narrow.gateway.config.current();
+    narrow.gateway.config.swap(withoutGrant(original, 'reporting-agents'));
+    expect(narrow.gateway.sessions.select({ sub: 'svc-reporting' })).toHaveLength(1); // not admitted yet: the review skipped it
+    await holder.end(); // the pool's only connection goes to the waiting login
+    await admitted.catch(() => undefined);
+    const err = await gone;
+    expect(err.code).toBe('28000');
+    expect(err.message).toMatch(/^your grant was withdrawn by a configuration change/);
+    await waitFor(() => narrow.gateway.sessions.size === 0, { what: 'the session to end' });
+  });
+
   test('a grant added by a reload admits new sessions at once', async () => {
     const original = h.gateway.config.current();
     const before = await connect('svc-nobody').catch((e: { code?: string }) => e);
