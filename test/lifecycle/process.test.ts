@@ -6,15 +6,15 @@
  * SIGTERM ends at once. Real PostgreSQL (SCRAM), node-postgres and psql, the dev issuer.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Client } from 'pg';
 import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { startPgCluster, type PgCluster } from '../helpers/pgCluster';
 import { waitFor } from '../helpers/waitFor';
 import { run } from '../integration/clients';
-import { listenForNotify, logLines, startGatewayProcess, type GatewayProcess, type NotifySocket } from './helpers';
+import { listenForNotify, logLines, ROOT, startGatewayProcess, type GatewayProcess, type NotifySocket } from './helpers';
 
 const AUDIENCE = 'api://tokengate';
 const ROLE = 'lifetest_rot';
@@ -29,7 +29,7 @@ let auditFile: string;
 let currentPassword: string;
 const passwords: string[] = [];
 
-function configYaml(o: { broken?: boolean } = {}): string {
+function configYaml(o: { broken?: boolean; group?: string } = {}): string {
   return `
 listen:
   postgres: 127.0.0.1:0
@@ -53,7 +53,7 @@ upstreams:
         passwordFile: \${CREDENTIALS_DIRECTORY}/pg-reader
 grants:
   - name: reporting-agents
-    match: { groups: [db-readers] }
+    match: { groups: [${o.group ?? 'db-readers'}] }
     upstream: app-pg
     databases: [app]
     roles: [reader]
@@ -112,7 +112,9 @@ describe('one gateway process from start to SIGTERM', () => {
   afterAll(async () => {
     if (g.child.exitCode === null) g.child.kill('SIGKILL');
     notify.stop();
-    const output = g.stdout() + g.stderr() + readFileSync(`${auditFile}.1`, 'utf8');
+    const auditDir = dirname(auditFile);
+    const audits = readdirSync(auditDir).filter((f) => !f.endsWith('.gz')).map((f) => join(auditDir, f)).filter((f) => statSync(f).isFile());
+    const output = g.stdout() + g.stderr() + audits.map((f) => readFileSync(f, 'utf8')).join('');
     for (const p of passwords) expect(output).not.toContain(p);
   });
 
@@ -177,8 +179,46 @@ describe('one gateway process from start to SIGTERM', () => {
     writeFileSync(configFile, configYaml());
   });
 
+  test('SIGHUP with the grant taken away ends its live sessions within a second with 28000; given back, it admits again', async () => {
+    const live = await connect(port);
+    const gone = new Promise<{ code?: string; message: string }>((resolve) => live.once('error', resolve));
+    writeFileSync(configFile, configYaml({ group: 'lifetest-nobody' }));
+    const started = Date.now();
+    g.signal('SIGHUP');
+    const err = await gone;
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(err.code).toBe('28000');
+    expect(err.message).toMatch(/^your grant was withdrawn by a configuration change and tokengate ended this session: no grant matches your token/);
+    await waitFor(() => readFileSync(auditFile, 'utf8').includes('"reason":"grant_withdrawn"'), { what: 'the session_end record' });
+    writeFileSync(configFile, configYaml());
+    const before = notify.messages().length;
+    g.signal('SIGHUP');
+    await notify.waitFor('READY=1', before);
+    const again = await connect(port);
+    await again.end();
+  });
+
+  test('examples/logrotate/tokengate rotates the audit file: renamed, SIGUSR2, tokengate creates the new file', async () => {
+    const example = readFileSync(join(ROOT, 'examples', 'logrotate', 'tokengate'), 'utf8');
+    const conf = join(dir, 'logrotate.conf');
+    writeFileSync(conf, example.replaceAll('/var/log/tokengate/audit.jsonl', auditFile)
+      .replace(/systemctl kill --kill-who=main --signal=USR2 tokengate\.service/, `kill -USR2 ${g.child.pid}`), { mode: 0o644 });
+    const before = (await connect(port));
+    await before.end();
+    await waitFor(() => readFileSync(auditFile, 'utf8').includes('"session_end"'), { what: 'a record to rotate' });
+    const r = await run('/usr/sbin/logrotate', ['--force', '--state', join(dir, 'logrotate.state'), conf]);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(readFileSync(`${auditFile}.1`, 'utf8')).toContain('"session_end"');
+    await waitFor(async () => {
+      const c = await connect(port);
+      await c.end();
+      return existsSync(auditFile) && readFileSync(auditFile, 'utf8').includes('"connection_accepted"');
+    }, { what: 'tokengate to write to a new audit file' });
+    expect(statSync(auditFile).mode & 0o777).toBe(0o600);
+  });
+
   test('SIGUSR2 reopens the audit file after rotation; while it cannot be written new sessions are refused', async () => {
-    renameSync(auditFile, `${auditFile}.1`);
+    renameSync(auditFile, `${auditFile}.manual`);
     g.signal('SIGUSR2');
     await waitFor(() => g.stderr().includes('SIGUSR2 received'), { what: 'the SIGUSR2 log line' });
     const c = await waitFor(async () => {
