@@ -19,7 +19,7 @@ import { ConfigStore, type ConfigChange } from './configStore';
 import { PoolRegistry } from './poolRegistry';
 import { endWithdrawnSessions } from './accessReview';
 import { reloadConfig, type ReloadOutcome } from './reload';
-import { drainSessions, SHUTDOWN_MESSAGE, type Drain } from './shutdown';
+import { drainSessions, type Drain } from './shutdown';
 import { SessionRegistry } from './sessionRegistry';
 import { inProcessState, type SharedState } from './state';
 import { refuses, type Revocation } from './state/revocations';
@@ -172,9 +172,11 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
         drain.now();
         return closing;
       }
+      // No grace: idle sessions end now, running statements are cancelled upstream first.
       const stopped = stopListening();
-      registry.endAll('shutdown', SHUTDOWN_MESSAGE);
-      closing = stopped.then(release);
+      drain = drainSessions(registry, clock, 0);
+      drain.now();
+      closing = Promise.all([stopped, drain.done]).then(release);
       return closing;
     },
   };

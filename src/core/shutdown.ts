@@ -14,10 +14,17 @@ const SETTLE_POLL_MS = 100;
 /** How long ended sessions may take to unregister once the grace is over (their closing messages are written). */
 const UNREGISTER_MS = 5_000;
 
+/**
+ * How long the statements still running when the grace is over get to be cancelled upstream
+ * before their sessions are ended (a CancelRequest or KILL QUERY on its own connection). Closing
+ * the upstream connection does not stop a statement: PostgreSQL would run a pg_sleep to its end.
+ */
+const CANCEL_WAIT_MS = 2_000;
+
 export interface Drain {
   /** Resolves once no session is left (or the grace and the unregister wait are over). */
   readonly done: Promise<void>;
-  /** Ends the grace early: every session left is ended now (a second signal). */
+  /** Ends the grace early: running statements are cancelled and every session left is ended now (a second signal). */
   now(): void;
 }
 
@@ -49,12 +56,27 @@ export function drainSessions(registry: SessionRegistry, clock: Clock, graceMs: 
   const endSettled = (): void => {
     for (const s of registry.select()) s.endIfIdle('shutdown', SHUTDOWN_MESSAGE);
   };
+  let forcing = false;
   const forceRest = (): void => {
-    if (finished) return;
+    if (finished || forcing) return;
+    forcing = true;
     clock.clearInterval(poll);
+    clock.clearTimeout(grace);
+    const running = registry.select().filter((s) => s.info().state === 'active');
+    if (running.length === 0) return endRest();
+    const cancelWait = clock.setTimeout(endRest, CANCEL_WAIT_MS);
+    void Promise.allSettled(running.map((s) => s.cancelQuery())).then(() => {
+      clock.clearTimeout(cancelWait);
+      endRest();
+    });
+  };
+  let ending = false;
+  const endRest = (): void => {
+    if (finished || ending) return;
+    ending = true;
     registry.endAll('shutdown', SHUTDOWN_MESSAGE);
     if (registry.size === 0) return finish();
-    unregister ??= clock.setTimeout(finish, UNREGISTER_MS);
+    unregister = clock.setTimeout(finish, UNREGISTER_MS);
   };
 
   registry.on('end', onEnd);

@@ -8,6 +8,9 @@ import { ManualClock } from '../helpers/manualClock';
 class FakeSession implements LiveSession {
   readonly protocol = 'postgres' as const;
   ended?: { reason: EndReason; message: string };
+  cancelled = false;
+  /** What cancelQuery() returns (a cancel that never answers: a promise that never settles). */
+  cancelAnswer: Promise<void> = Promise.resolve();
   constructor(readonly id: string, public state: SessionInfo['state'], private readonly registry: SessionRegistry) {
     registry.add(this);
   }
@@ -27,7 +30,8 @@ class FakeSession implements LiveSession {
     return undefined;
   }
   cancelQuery(): Promise<void> {
-    return Promise.resolve();
+    this.cancelled = true;
+    return this.cancelAnswer;
   }
 }
 
@@ -51,15 +55,33 @@ test('idle sessions end at once; a transaction ends when it is over; the drain i
   expect(clock.pending).toBe(0);
 });
 
-test('when the grace is over the sessions still busy are ended', async () => {
+test('when the grace is over, running statements are cancelled upstream and then the sessions still busy are ended', async () => {
   const clock = new ManualClock();
   const registry = new SessionRegistry();
-  const busy = new FakeSession('a', 'active', registry);
+  const running = new FakeSession('a', 'active', registry);
+  const inTx = new FakeSession('b', 'transaction', registry);
   const drain = drainSessions(registry, clock, 30_000);
   clock.advance(29_900);
-  expect(busy.ended).toBeUndefined();
+  expect(running.ended).toBeUndefined();
   clock.advance(100);
-  expect(busy.ended?.reason).toBe('shutdown');
+  expect([running.cancelled, inTx.cancelled]).toEqual([true, false]);
+  await drain.done;
+  expect(running.ended?.reason).toBe('shutdown');
+  expect(inTx.ended?.reason).toBe('shutdown');
+});
+
+test('a cancel that gets no answer delays the end by at most two seconds', async () => {
+  const clock = new ManualClock();
+  const registry = new SessionRegistry();
+  const running = new FakeSession('a', 'active', registry);
+  running.cancelAnswer = new Promise(() => undefined);
+  const drain = drainSessions(registry, clock, 1_000);
+  clock.advance(1_000);
+  expect(running.cancelled).toBe(true);
+  clock.advance(1_999);
+  expect(running.ended).toBeUndefined();
+  clock.advance(1);
+  expect(running.ended?.reason).toBe('shutdown');
   await drain.done;
 });
 

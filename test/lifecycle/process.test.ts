@@ -277,12 +277,16 @@ describe('one gateway process from start to SIGTERM', () => {
   });
 });
 
-test('a second SIGTERM ends the sessions at once and the process exits 0', async () => {
+test('a second SIGTERM ends the sessions at once, cancelling the running statement upstream, and the process exits 0', async () => {
   const g = startGatewayProcess(configFile, { CREDENTIALS_DIRECTORY: credentials });
   const port = await g.port();
   const tx = await connect(port);
   const gone = new Promise<{ code?: string }>((resolve) => tx.once('error', resolve));
   await tx.query('begin');
+  const sleeper = await connect(port);
+  const sleeping = sleeper.query('select pg_sleep(30) as lifetest_sleep').catch((e: { code?: string }) => e);
+  const running = async (): Promise<number> => Number(await cluster.psql(`select count(*) from pg_stat_activity where query like '%lifetest_sleep%' and state = 'active' and pid <> pg_backend_pid()`));
+  await waitFor(async () => (await running()) === 1, { what: 'pg_sleep to run upstream' });
   g.signal('SIGTERM');
   await waitFor(() => g.stderr().includes('SIGTERM received'), { what: 'the first SIGTERM to be handled' });
   const started = Date.now();
@@ -291,4 +295,6 @@ test('a second SIGTERM ends the sessions at once and the process exits 0', async
   expect(await g.exited).toEqual({ code: 0, signal: null });
   expect(Date.now() - started).toBeLessThan(5000);
   expect(g.stderr()).toMatch(/SIGTERM received again: ending the remaining sessions now/);
+  expect(((await sleeping) as { code?: string }).code).toMatch(/^(57014|57P01)$/);
+  expect(await running()).toBe(0);
 });
