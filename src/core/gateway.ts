@@ -60,7 +60,7 @@ export interface Gateway {
    * audit log. Calling close() meanwhile ends the grace at once.
    */
   shutdown(graceMs?: number): Promise<void>;
-  /** Ends every session now, closes the listeners, pools and audit log. */
+  /** Ends every session now (cancelling running statements upstream first), closes the listeners, pools and audit log. */
   close(): Promise<void>;
 }
 
@@ -78,12 +78,11 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   const registry = new SessionRegistry();
   const pools = new PoolRegistry(clock);
   let verifier = new TokenVerifier(initial.oidc);
-  let keysFetched: Promise<void>;
+  // Warm discovery and JWKS, without making startup depend on the IdP being up.
+  let keysFetched = prefetch(verifier);
   let tlsContext = loadServerTlsContext(initial.tls);
   let mysqlTarget = firstMysqlUpstream(initial);
   let mysqlVersion = serverVersionFor(mysqlTarget);
-  // Warm discovery and JWKS, without making startup depend on the IdP being up.
-  keysFetched = prefetch(verifier);
 
   store.on('swap', (next, _previous, change) => {
     if (change.oidc) {
@@ -102,7 +101,8 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
       }
     }
     if (change.log) configureLog(next.log);
-    const withdrawn = endWithdrawnSessions(next, registry);
+    // Continuous access evaluation: the live sessions the new grants and upstreams no longer admit end now.
+    const withdrawn = change.grants || upstreamsChanged(change) ? endWithdrawnSessions(next, registry) : [];
     if (withdrawn.length) log.warn(`the new grants no longer admit ${withdrawn.length} live session(s); ended: ${withdrawn.join(', ')}`);
     if (change.listen) log.warn('listen addresses changed in the config; they take effect when tokengate is restarted');
   });
@@ -134,10 +134,15 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
 
   let drain: Drain | undefined;
   let closing: Promise<void> | undefined;
-  const stopListening = (): Promise<unknown> => Promise.all(listeners.map((l) => l.close()));
-  const release = async (): Promise<void> => {
-    await pools.closeAll();
-    await audit.close();
+  const shutdown = (graceMs: number): Promise<void> => {
+    if (closing) return closing;
+    const stopped = Promise.all(listeners.map((l) => l.close()));
+    const sessionsDone = (drain = drainSessions(registry, clock, graceMs)).done;
+    closing = Promise.all([stopped, sessionsDone]).then(async () => {
+      await pools.closeAll();
+      await audit.close();
+    });
+    return closing;
   };
 
   return {
@@ -160,24 +165,12 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     },
     reopenLogs: () => audit.reopen(),
     auditHealthy: () => audit.healthy,
-    shutdown(graceMs = store.current().session.shutdownGraceMs) {
-      if (closing) return closing;
-      const stopped = stopListening();
-      drain = drainSessions(registry, clock, graceMs);
-      closing = Promise.all([stopped, drain.done]).then(release);
-      return closing;
-    },
-    async close() {
-      if (drain) {
-        drain.now();
-        return closing;
-      }
-      // No grace: idle sessions end now, running statements are cancelled upstream first.
-      const stopped = stopListening();
-      drain = drainSessions(registry, clock, 0);
-      drain.now();
-      closing = Promise.all([stopped, drain.done]).then(release);
-      return closing;
+    shutdown: (graceMs = store.current().session.shutdownGraceMs) => shutdown(graceMs),
+    close() {
+      // No grace (or the end of one): idle sessions end now, running statements are cancelled upstream first.
+      const closed = shutdown(0);
+      drain!.now();
+      return closed;
     },
   };
 }
