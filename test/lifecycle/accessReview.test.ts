@@ -103,6 +103,22 @@ describe('PostgreSQL: a reload re-decides live sessions', () => {
     await waitFor(() => narrow.gateway.sessions.size === 0, { what: 'the session to end' });
   });
 
+  test('an OIDC change gives new logins a new verifier with an empty verified-token cache; live sessions continue', async () => {
+    const original = h.gateway.config.current();
+    const live = await connect('svc-reporting');
+    const before = h.gateway.verifier();
+    expect(before.stats.cachedTokens).toBeGreaterThan(0);
+    h.gateway.config.swap({ ...original, oidc: { ...original.oidc, clockSkewMs: original.oidc.clockSkewMs + 1000 } });
+    const after = h.gateway.verifier();
+    expect(after).not.toBe(before);
+    expect(after.stats.cachedTokens).toBe(0);
+    const fresh = await connect('svc-reporting');
+    expect(after.stats.signatureChecks).toBe(1);
+    expect((await live.query('select 1 as x')).rows).toEqual([{ x: 1 }]);
+    h.gateway.config.swap(original);
+    await Promise.all([live.end(), fresh.end()]);
+  });
+
   test('a grant added by a reload admits new sessions at once', async () => {
     const original = h.gateway.config.current();
     const before = await connect('svc-nobody').catch((e: { code?: string }) => e);
