@@ -167,4 +167,21 @@ describe('MySQL: a reload re-decides live sessions', () => {
     idle.destroy();
     await billing.end();
   });
+
+  test('a session without a database continues while its role reaches one, and ends when none is left', async () => {
+    const original = h.gateway.config.current();
+    const c = await connectMysql2(h, await h.token('svc-reporting'), { database: undefined });
+    const gone = new Promise<{ code?: unknown; message: string }>((resolve) => (c as Connection).once('error', resolve));
+    const [s] = h.gateway.sessions.select({ protocol: 'mysql', sub: 'svc-reporting' });
+    expect(s.info().database).toBe('');
+    h.gateway.config.swap({ ...original, grants: original.grants.map((g) => (g.name === 'reporting-agents' ? { ...g, databases: ['analytics'] } : g)) });
+    await c.ping(); // still there
+    expect(h.gateway.sessions.get(s.id)).toBeDefined();
+    h.gateway.config.swap(withoutGrant(original, 'reporting-agents'));
+    const err = await gone;
+    expect(err.code).toBe(1927);
+    expect(err.message).toMatch(/no grant allows role "reader" on any MySQL database any more/);
+    h.gateway.config.swap(original);
+    c.destroy();
+  });
 });
