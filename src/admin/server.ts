@@ -39,7 +39,8 @@ export interface AdminDeps {
   reload(): Promise<ReloadOutcome>;
   /** Looked up per request: parts of the gateway may provide them after it started. */
   metrics(): MetricsProvider | undefined;
-  reopenLogs(): (() => unknown) | undefined;
+  /** Reopens the audit file (after log rotation). */
+  reopenLogs(): Promise<void>;
 }
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -235,9 +236,7 @@ export class AdminServer {
         path: /^\/reopen-logs$/,
         methods: {
           POST: async () => {
-            const reopen = d.reopenLogs();
-            if (!reopen) return error(404, 'this gateway has no log files to reopen');
-            await reopen();
+            await d.reopenLogs();
             return json(200, { reopened: true }, 'reopened logs');
           },
         },

@@ -51,6 +51,21 @@ export class AuditLog {
     void old.close?.();
   }
 
+  /** False while records cannot be written (audit.onFailure decides what that means for new sessions). */
+  get healthy(): boolean {
+    return this.sink.healthy ?? true;
+  }
+
+  /** Whether new sessions may start: the audit log is writable, or audit.onFailure is continue. */
+  get admitsSessions(): boolean {
+    return this.#config.onFailure === 'continue' || this.healthy;
+  }
+
+  /** Writes what is pending and opens audit.file again (after log rotation renamed it). */
+  async reopen(): Promise<void> {
+    await this.sink.reopen?.();
+  }
+
   write(event: AuditEvent): void {
     this.sink.write(formatRecord(event, isoNow()));
   }

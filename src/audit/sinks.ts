@@ -9,6 +9,10 @@ export interface AuditSink {
   write(line: string): void;
   /** Writes what is pending and releases the destination. */
   close?(): Promise<void>;
+  /** Writes what is pending and opens the destination again (log rotation renamed the file). */
+  reopen?(): Promise<void>;
+  /** False while records cannot be written (the file cannot be opened or a write failed). */
+  readonly healthy?: boolean;
 }
 
 /** How long a line may wait to be written with others, and how much text forces a write. */
@@ -19,6 +23,8 @@ const FLUSH_BYTES = 64 * 1024;
 interface TextOut {
   write(text: string): void;
   close(): Promise<void>;
+  reopen?(): Promise<void>;
+  readonly healthy?: boolean;
 }
 
 /** audit.file: `stdout`, `stderr` or a file path (appended to), written in batches. */
@@ -57,6 +63,15 @@ class BatchedSink implements AuditSink {
     this.out.write(text);
   };
 
+  get healthy(): boolean {
+    return this.out.healthy ?? true;
+  }
+
+  async reopen(): Promise<void> {
+    this.flush();
+    await this.out.reopen?.();
+  }
+
   async close(): Promise<void> {
     this.flush();
     await this.out.close();
@@ -68,25 +83,89 @@ function stdioOut(which: 'stdout' | 'stderr'): TextOut {
   return { write: (text) => void stream.write(text), close: () => Promise.resolve() };
 }
 
-/** Appends to `file`, creating its directory; a failure is reported once on the operational log. */
+/** Audit records hold SQL text: only the gateway's user may read the file it creates. */
+const FILE_MODE = 0o600;
+/** While the file cannot be written, how often a write tries to open it again. */
+const RETRY_OPEN_MS = 1000;
+
+/**
+ * Appends to `file`, creating it (mode 0600) and its directory. A failure to open or write is
+ * reported on the operational log with its cause, makes the sink unhealthy (audit.onFailure
+ * decides what that means for new sessions), and later writes try to open the file again, at
+ * most once a second, until one succeeds. reopen() closes the file and opens the path again.
+ */
 function fileOut(file: string): TextOut {
   const dir = path.dirname(file);
-  if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true });
-  const stream = fs.createWriteStream(file, { flags: 'a' });
-  let failed = false;
-  stream.on('error', (err) => {
-    if (failed) return;
-    failed = true;
-    log.error(`cannot write the audit log ${file}: ${err.message}; audit records are being lost. Fix audit.file (a writable file path, stdout or stderr) and restart`);
-  });
+  if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  let stream: fs.WriteStream | undefined;
+  let failedAt: number | undefined;
+  let lastError: Error | undefined;
+  let lost = 0;
+  let started = false;
+
+  const fail = (err: Error, what: string): void => {
+    lastError = err;
+    if (failedAt === undefined) {
+      log.error(`cannot ${what} the audit log ${file}: ${err.message}; audit records are being lost` +
+        ' (with audit.onFailure: refuse, new sessions are refused). Fix the file or its directory (permissions, disk space), then send SIGUSR2 or wait: tokengate retries every second');
+    }
+    failedAt = Date.now();
+  };
+  const open = (): boolean => {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'a', FILE_MODE);
+    } catch (err) {
+      if (started) fail(err as Error, 'open');
+      else lastError = err as Error; // at startup the caller reports it
+      return false;
+    }
+    const s = fs.createWriteStream(file, { fd, flags: 'a' });
+    s.on('error', (err) => {
+      if (stream === s) stream = undefined;
+      s.destroy();
+      fail(err, 'write to');
+    });
+    stream = s;
+    if (failedAt !== undefined) {
+      log.warn(`the audit log ${file} is writable again${lost ? `; ${lost} batch(es) of records were lost meanwhile` : ''}`);
+      failedAt = undefined;
+      lost = 0;
+    }
+    return true;
+  };
+  const closeStream = (s: fs.WriteStream | undefined): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (!s || s.destroyed) return resolve();
+      s.end(() => resolve());
+      s.once('error', () => resolve());
+    });
+  /** Opens the file again if it failed and the retry interval has passed; true when it is open. */
+  const retry = (): boolean => {
+    if (!stream && (failedAt === undefined || Date.now() - failedAt >= RETRY_OPEN_MS)) open();
+    return stream !== undefined;
+  };
+  // An unusable path at startup stops the start (the error names the file); later failures keep the gateway running.
+  if (!open()) throw lastError!;
+  started = true;
   return {
     write: (text) => {
-      if (!failed) stream.write(text);
+      if (retry()) stream!.write(text);
+      else lost++;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (failed || stream.destroyed) return resolve();
-        stream.end(() => resolve());
-      }),
+    get healthy() {
+      return retry();
+    },
+    reopen: async () => {
+      const old = stream;
+      stream = undefined;
+      await closeStream(old);
+      open();
+    },
+    close: () => {
+      const old = stream;
+      stream = undefined;
+      return closeStream(old);
+    },
   };
 }

@@ -3,7 +3,8 @@ import { startGateway, type Gateway } from '../core/gateway';
 import { configWarnings } from '../config/warnings';
 import type { Config } from '../config/schema';
 import { formatHostPort } from '../config/hostport';
-import { log } from '../log';
+import { configureLog, log } from '../log';
+import { serviceNotifier, type ServiceNotifier } from '../systemd/notify';
 import { CONFIG_OPTION_HELP, exitWithSettingsError, loadConfigOrExit } from './configOption';
 import { logCheckFailures, runOnlineChecks } from './onlineChecks';
 
@@ -43,6 +44,7 @@ export function registerStart(program: Command): void {
     .option('-c, --config <path>', CONFIG_OPTION_HELP)
     .action(async (opts: { config?: string }) => {
       const config = loadConfigOrExit(opts.config);
+      configureLog(config.log);
       for (const w of configWarnings(config)) log.warn(w);
       let gateway: Gateway;
       try {
@@ -53,17 +55,57 @@ export function registerStart(program: Command): void {
       }
       // Upstream logins and the issuer, checked once: failures are warnings, the gateway serves anyway.
       runOnlineChecks(config).then(logCheckFailures, (err: Error) => log.warn(`startup checks could not run: ${err.message}`));
-      let stopping = false;
-      const stop = (signal: string): void => {
-        if (stopping) return;
-        stopping = true;
-        log.info(`${signal} received: closing listeners and ending sessions`);
-        gateway.close().then(() => process.exit(0), (err: Error) => {
-          log.error(`shutdown failed: ${err.message}`);
-          process.exit(1);
-        });
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
+      handleSignals(gateway, serviceNotifier());
     });
+}
+
+/**
+ * What the process does on each signal: SIGHUP reloads the config, SIGUSR2 reopens the audit
+ * file, SIGTERM and SIGINT drain (session.shutdownGrace) and exit 0; a second SIGTERM or SIGINT
+ * ends the remaining sessions at once. systemd hears of each step when it started the process.
+ */
+function handleSignals(gateway: Gateway, notifier: ServiceNotifier | undefined): void {
+  const listening = [gateway.postgres && `postgres on ${formatHostPort(gateway.postgres)}`, gateway.mysql && `mysql on ${formatHostPort(gateway.mysql)}`]
+    .filter(Boolean).join(', ');
+  // systemd's READY=1 waits for the issuer's keys, so dependants start once logins can be verified.
+  void gateway.keysFetched().then(() => notifier?.ready(`listening: ${listening}`));
+
+  let reloading = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => {
+      log.info('SIGHUP received: reloading the configuration');
+      await notifier?.reloading();
+      await gateway.reload().catch((err: Error) => log.error(`reload failed: ${err.message}`));
+      await gateway.keysFetched();
+      await notifier?.ready(`listening: ${listening}`);
+    });
+  });
+  process.on('SIGUSR2', () => {
+    log.info('SIGUSR2 received: reopening the audit log');
+    gateway.reopenLogs().catch((err: Error) => log.error(`reopening the audit log failed: ${err.message}`));
+  });
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log.warn(`${signal} received again: ending the remaining sessions now`);
+      void gateway.close();
+      return;
+    }
+    stopping = true;
+    const graceMs = gateway.config.current().session.shutdownGraceMs;
+    log.info(`${signal} received: no new connections; sessions may finish for ${graceMs / 1000}s (each ends once idle outside a transaction); send ${signal} again to end them now`);
+    const told = notifier?.stopping('draining sessions');
+    gateway.shutdown(graceMs).then(async () => {
+      notifier?.close();
+      await told;
+      log.info('tokengate stopped');
+      process.exit(0);
+    }, (err: Error) => {
+      log.error(`shutdown failed: ${err.message}`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }

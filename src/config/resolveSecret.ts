@@ -28,6 +28,19 @@ export function secretFromEnv(name: string, env: NodeJS.ProcessEnv): Secret {
   return new Secret(value, `env ${name}`);
 }
 
+/** `${CREDENTIALS_DIRECTORY}` (or `$CREDENTIALS_DIRECTORY`) at the start of a file path: where systemd puts the unit's LoadCredential= files. */
+const CREDENTIALS_REF = /^\$(\{CREDENTIALS_DIRECTORY\}|CREDENTIALS_DIRECTORY(?![A-Za-z0-9_]))/;
+
+/** Replaces a leading $CREDENTIALS_DIRECTORY in a file path by its value; throws a SecretError when it is not set. */
+export function expandCredentialsDirectory(file: string, env: NodeJS.ProcessEnv): string {
+  if (!CREDENTIALS_REF.test(file)) return file;
+  const dir = env.CREDENTIALS_DIRECTORY;
+  if (!dir) {
+    throw new SecretError(`${file} names $CREDENTIALS_DIRECTORY, which is not set: systemd sets it for a unit with LoadCredential=; outside systemd, write the file's real path`);
+  }
+  return file.replace(CREDENTIALS_REF, () => dir);
+}
+
 /** Reads a password file (relative to `baseDir`), stripping trailing newlines. */
 export function secretFromFile(file: string, baseDir: string): Secret {
   const path = isAbsolute(file) ? file : resolve(baseDir, file);

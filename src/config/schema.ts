@@ -7,7 +7,7 @@ import {
 import { formatHostPort, HostPortError, isLoopbackHost, parseHostPort } from './hostport';
 import { readable } from './issues';
 import { shown, typeOf } from './messages';
-import { ENV_REF, envReference, SecretError, secretFromEnv, secretFromFile } from './resolveSecret';
+import { ENV_REF, envReference, expandCredentialsDirectory, SecretError, secretFromEnv, secretFromFile } from './resolveSecret';
 import type { Secret } from './secret';
 
 /**
@@ -38,11 +38,20 @@ export const MATCH_KEYS = ['groups', 'clients', 'scopes', 'subjects'] as const;
 export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
 function absolute(ctx: ConfigContext, p: string): string {
-  return isAbsolute(p) ? p : resolve(ctx.baseDir, p);
+  const expanded = expandCredentialsDirectory(p, ctx.env);
+  return isAbsolute(expanded) ? expanded : resolve(ctx.baseDir, expanded);
 }
 
+/** A file path; `${CREDENTIALS_DIRECTORY}/name` is a systemd credential (LoadCredential=). */
 function filePath(ctx: ConfigContext) {
-  return text().transform((p) => absolute(ctx, p));
+  return text().transform((p, c) => {
+    try {
+      return absolute(ctx, p);
+    } catch (err) {
+      c.addIssue({ code: 'custom', message: (err as Error).message, input: p });
+      return z.NEVER;
+    }
+  });
 }
 
 const LISTEN_EXAMPLE = 'expected "host:port" such as 127.0.0.1:6432';
@@ -217,7 +226,7 @@ function roleSchema(ctx: ConfigContext) {
 function resolvePassword(role: { password?: string; passwordFile?: string }, ctx: ConfigContext): Secret {
   const variable = envReference(role.password);
   if (variable !== undefined) return secretFromEnv(variable, ctx.env);
-  if (role.passwordFile !== undefined) return secretFromFile(role.passwordFile, ctx.baseDir);
+  if (role.passwordFile !== undefined) return secretFromFile(expandCredentialsDirectory(role.passwordFile, ctx.env), ctx.baseDir);
   throw new Error('a role without a password passed validation');
 }
 

@@ -59,6 +59,8 @@ export interface AdmissionDeps {
   revocations: RevocationStore;
   leases: ConnectionLeases;
   clock: Clock;
+  /** False while new sessions must be refused because the audit log cannot be written (audit.onFailure: refuse). */
+  auditWritable?: () => boolean;
 }
 
 const refuse = (kind: RefusalKind, reason: string, message: string, detail?: string): Refusal => ({ ok: false, kind, reason, message, detail });
@@ -68,6 +70,10 @@ export class Admission {
 
   /** The token's identity, unless the token is invalid or an operator revoked it. Checked on every login, cached token or not. */
   async identify(token: string): Promise<Admitted<Identity>> {
+    if (this.deps.auditWritable && !this.deps.auditWritable()) {
+      return refuse('upstream_unavailable', 'audit_unavailable',
+        'tokengate cannot write its audit log, so it accepts no new sessions until an operator fixes it; retry in a few minutes');
+    }
     let identity: Identity;
     try {
       identity = await this.deps.verifier().verify(token);

@@ -6,6 +6,7 @@ import type { Config, Protocol } from '../config/schema';
 import type { Identity } from '../identity/types';
 import { formatRemote, isLoopbackAddress } from '../net/address';
 import { endWith } from '../net/endWith';
+import { withdrawal, withdrawnMessage } from './accessReview';
 import type { Admission, Refusal, RefusalKind } from './admission';
 import type { Clock, Timer } from './clock';
 import { IdleWatch } from './idleWatch';
@@ -13,7 +14,7 @@ import { boundedCancel, idleInTransactionMessage, idleMessage, sessionDurationMe
 import type { Pool, UpstreamConnection } from './pool';
 import { randomId } from './random';
 import type { Notice, Relay, RelayEnd } from './relay';
-import type { EndReason, LiveSession, SessionInfo, SessionRegistry } from './sessionRegistry';
+import type { AdmittedAs, SessionAccess, EndReason, LiveSession, SessionInfo, SessionRegistry } from './sessionRegistry';
 import type { Lease } from './state/connectionLeases';
 
 /** What every client session needs from the rest of the gateway. */
@@ -45,14 +46,7 @@ export interface LifecycleCodes<Code> {
   refusal: Record<RefusalKind, Code>;
 }
 
-/** What the client asked for and was granted, for audit records and the session list. */
-export interface SessionAccess {
-  grant: string;
-  upstream: string;
-  role: string;
-  /** The database alias the client named. */
-  database: string;
-}
+export type { SessionAccess } from './sessionRegistry';
 
 /** Where the client's request is, for refusals: the role and database it named, and a detail for the audit only. */
 export interface RefusalContext {
@@ -97,6 +91,8 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   #drainTimer?: Timer;
   /** Who ended the session from outside, for its session_end record. */
   #endedBy?: string;
+  /** The config in force when admission began: a reload before the relay starts re-decides the access. */
+  #admittedUnder?: Config;
 
   constructor(
     protected readonly socket: net.Socket,
@@ -178,6 +174,7 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
 
   /** The token's identity (also kept on the session), or undefined once the session was refused. */
   protected async identify(token: string, where: RefusalContext): Promise<Identity | undefined> {
+    this.#admittedUnder = this.deps.config();
     const r = await this.deps.admission.identify(token);
     if (!r.ok) {
       this.refuse(r, where);
@@ -277,6 +274,12 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     this.#idleWatch = new IdleWatch(this.deps.clock, relay, { idleMs: session.idleTimeoutMs, idleInTransactionMs: session.idleInTransactionTimeoutMs }, this.idleEnded);
     this.#idleWatch.start();
     if (this.access?.grant) this.grantChosen(this.access.grant);
+    // A reload while this session was being admitted: the review of live sessions did not see it.
+    const current = this.deps.config();
+    if (this.#admittedUnder !== current && this.access) {
+      const why = withdrawal(current, { identity: this.identity!, access: this.access }, this.protocol);
+      if (why !== undefined) this.end('grant_withdrawn', withdrawnMessage(why));
+    }
   }
 
   /**
@@ -366,6 +369,20 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     }
     // A statement still running is cancelled as the relay ends (relayEnded).
     this.relay.stop(reason, { code, message });
+  }
+
+  /** Ends the session now if it is idle outside a transaction (or still in its handshake); false when it is busy. */
+  endIfIdle(reason: EndReason, message: string): boolean {
+    if (this.closed) return true;
+    if (this.relay && !(this.relay.state === 'idle' && this.relay.atRest())) return false;
+    this.end(reason, message);
+    return true;
+  }
+
+  /** What the session was admitted as, for re-deciding its access after a reload; undefined before admission. */
+  admitted(): AdmittedAs | undefined {
+    if (!this.identity || !this.access || this.closed) return undefined;
+    return { identity: this.identity, access: this.access };
   }
 
   // ---- the end ------------------------------------------------------------------------------

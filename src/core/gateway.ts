@@ -5,7 +5,7 @@ import { AuditLog, type AuditSink } from '../audit/auditLog';
 import { loadConfig } from '../config/load';
 import type { Config, HostPort, UpstreamConfig } from '../config/schema';
 import { TokenVerifier } from '../identity/verifier';
-import { log } from '../log';
+import { configureLog, log } from '../log';
 import { MysqlConnectionRegistry } from '../mysql/connectionIds';
 import { MysqlListener } from '../mysql/listener';
 import { MysqlPoolRegistry, probeMysqlServerVersion } from '../mysql/pool';
@@ -20,9 +20,10 @@ import { systemClock, type Clock } from './clock';
 import type { SessionDeps } from './clientSession';
 import { ConfigStore, type ConfigChange } from './configStore';
 import { PoolRegistry } from './poolRegistry';
+import { endWithdrawnSessions } from './accessReview';
 import { reloadConfig, type ReloadOutcome } from './reload';
+import { drainSessions, type Drain } from './shutdown';
 import { SessionRegistry } from './sessionRegistry';
-import { sessionsGone } from './sessionLimits';
 import { inProcessState, type SharedState } from './state';
 import { openRevocationFile } from './state/revocationFile';
 import { refuses, type NewRevocation, type Revocation } from './state/revocations';
@@ -38,8 +39,6 @@ export interface GatewayOptions {
   loadConfig?: (source: string) => Config;
   /** GET /metrics on the admin API. */
   metrics?: MetricsProvider;
-  /** POST /reopen-logs on the admin API. */
-  reopenLogs?: () => unknown;
 }
 
 /** A running gateway: its listeners' addresses, the objects operations work through, and a way to stop it. */
@@ -56,19 +55,30 @@ export interface Gateway {
   /** GET /readyz: the listeners, the issuer's keys, each upstream; add more with readiness.add(name, check). */
   readiness: Readiness;
   metrics?: MetricsProvider;
-  reopenLogs?: () => unknown;
   /** The token verifier for the current issuer settings. */
   verifier(): TokenVerifier;
   /** Records a revocation made now (bounded by oidc.maxTokenLifetime); the live sessions it refuses end at once. */
   revoke(input: NewRevocation): { revocation: Revocation; sessionsEnded: number };
+  /** Resolves once the current verifier's first fetch of the issuer's keys is over (loaded or failed). */
+  keysFetched(): Promise<void>;
   /** Reads the config again and applies it (SIGHUP, POST /reload); a broken file changes nothing. */
   reload(): Promise<ReloadOutcome>;
+  /** Reopens the audit file (after log rotation renamed it: SIGUSR2, POST /reopen-logs). */
+  reopenLogs(): Promise<void>;
+  /** False while the audit log cannot be written (readiness; with audit.onFailure refuse, new sessions are refused). */
+  auditHealthy(): boolean;
+  /**
+   * Stops accepting, lets sessions finish for `graceMs` (default session.shutdownGraceMs), each
+   * ending as soon as it is idle outside a transaction, ends the rest, closes the pools and the
+   * audit log. Calling close() meanwhile ends the grace at once.
+   */
+  shutdown(graceMs?: number): Promise<void>;
+  /** Ends every session now (cancelling running statements upstream first), closes the listeners, pools and audit log. */
   close(): Promise<void>;
 }
 
 /** How long the MySQL listener waits at startup for the upstream's greeting (its version string). */
 const VERSION_PROBE_TIMEOUT_MS = 3000;
-const SHUTDOWN_MESSAGE = 'tokengate is shutting down; reconnect in a moment';
 
 /** Wire config -> store, verifier, admission, pools, registry, listeners; start listening. */
 export async function startGateway(initial: Config, opts: GatewayOptions = {}): Promise<Gateway> {
@@ -82,16 +92,16 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   const registry = new SessionRegistry();
   const pools = new PoolRegistry(clock);
   let verifier = new TokenVerifier(initial.oidc);
+  // Warm discovery and JWKS, without making startup depend on the IdP being up.
+  let keysFetched = prefetch(verifier);
   let tlsContext = loadServerTlsContext(initial.tls);
   let mysqlTarget = firstMysqlUpstream(initial);
   let mysqlVersion = serverVersionFor(mysqlTarget);
-  // Warm discovery and JWKS, without making startup depend on the IdP being up.
-  prefetch(verifier);
 
   store.on('swap', (next, _previous, change) => {
     if (change.oidc) {
-      verifier = new TokenVerifier(next.oidc);
-      prefetch(verifier);
+      verifier = new TokenVerifier(next.oidc); // its verified-token cache starts empty
+      keysFetched = prefetch(verifier);
     }
     if (change.tls) tlsContext = reloadTls(next, tlsContext);
     if (change.audit) audit.reconfigure(next.audit);
@@ -104,6 +114,10 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
         mysqlVersion = serverVersionFor(first);
       }
     }
+    if (change.log) configureLog(next.log);
+    // Continuous access evaluation: the live sessions the new grants and upstreams no longer admit end now.
+    const withdrawn = change.grants || upstreamsChanged(change) ? endWithdrawnSessions(next, registry) : [];
+    if (withdrawn.length) log.warn(`the new grants no longer admit ${withdrawn.length} live session(s); ended: ${withdrawn.join(', ')}`);
     if (change.listen) log.warn('listen addresses changed in the config; they take effect when tokengate is restarted');
     if (change.state) log.warn(`state.dir changed in the config; revocations stay in ${initial.state.dir} until tokengate is restarted`);
     if (change.admin) adminAuth?.refresh();
@@ -120,7 +134,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   readiness.add('issuer', () => issuerKeysCheck(verifier));
   addUpstreamChecks(readiness, initial);
 
-  const admission = new Admission({ config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock });
+  const admission = new Admission({ config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock, auditWritable: () => audit.admitsSessions });
   const deps: SessionDeps = { config, admission, registry, audit, clock, tlsContext: () => tlsContext };
   const listeners: TcpListener[] = [];
   let postgres: HostPort | undefined;
@@ -144,6 +158,22 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   }
 
   let adminServer: AdminServer | undefined;
+  let drain: Drain | undefined;
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = (graceMs: number): Promise<void> => {
+    if (shuttingDown) return shuttingDown;
+    closing = true;
+    const stopped = Promise.all(listeners.map((l) => l.close()));
+    const sessionsDone = (drain = drainSessions(registry, clock, graceMs)).done;
+    // The admin API answers while sessions drain (readiness says "shutting down"), then closes.
+    shuttingDown = Promise.all([stopped, sessionsDone]).then(async () => {
+      await adminServer?.close();
+      await pools.closeAll();
+      await audit.close();
+    });
+    return shuttingDown;
+  };
+
   const gateway: Gateway = {
     postgres,
     mysql,
@@ -154,28 +184,30 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     audit,
     readiness,
     metrics: opts.metrics,
-    reopenLogs: opts.reopenLogs,
     verifier: () => verifier,
     revoke(input) {
       const revocation = state.revocations.add(input, clock.now(), config().oidc.maxTokenLifetimeMs);
       return { revocation, sessionsEnded: endedBy.get(revocation) ?? 0 };
     },
+    keysFetched: () => keysFetched,
     async reload() {
       const outcome = reloadConfig(store, opts.loadConfig ?? loadConfig);
       // The token file may have been rotated without a config change: read it on every reload.
       if (outcome.ok && !outcome.changed.includes('admin')) adminAuth?.refresh();
+      // The certificate files may have been replaced under the same names (a renewal): read them again.
+      if (outcome.ok && !outcome.changed.includes('tls')) tlsContext = reloadTls(store.current(), tlsContext);
       if (outcome.ok) log.info(`config reloaded from ${store.current().source}: ${outcome.changed.length ? `changed ${outcome.changed.join(', ')}` : 'nothing changed'}`);
       else log.error(`config reload failed; the running config is kept:\n${outcome.problems.map((p) => `  - ${p.path ? `${p.path}: ` : ''}${p.message}`).join('\n')}`);
       return outcome;
     },
-    async close() {
-      closing = true;
-      const closed = Promise.all([...listeners.map((l) => l.close()), adminServer?.close()]);
-      registry.endAll('shutdown', SHUTDOWN_MESSAGE);
-      await closed;
-      await sessionsGone(registry, clock); // the statements they were running are being cancelled
-      await pools.closeAll();
-      await audit.close();
+    reopenLogs: () => audit.reopen(),
+    auditHealthy: () => audit.healthy,
+    shutdown: (graceMs = store.current().session.shutdownGraceMs) => shutdown(graceMs),
+    close() {
+      // No grace (or the end of one): idle sessions end now, running statements are cancelled upstream first.
+      const closed = shutdown(0);
+      drain!.now();
+      return closed;
     },
   };
 
@@ -185,7 +217,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
       revoke: (input) => gateway.revoke(input),
       reload: () => gateway.reload(),
       metrics: () => gateway.metrics,
-      reopenLogs: () => gateway.reopenLogs,
+      reopenLogs: () => gateway.reopenLogs(),
     });
     try {
       gateway.admin = await adminServer.listen();
@@ -212,8 +244,10 @@ function addUpstreamChecks(readiness: Readiness, config: Config): void {
   }
 }
 
-function prefetch(verifier: TokenVerifier): void {
-  verifier.prefetch().catch((err: Error) => log.warn(`could not reach the OIDC issuer yet: ${err.message}; will retry on the first connection`));
+function prefetch(verifier: TokenVerifier): Promise<void> {
+  return verifier.prefetch().catch((err: Error) => {
+    log.warn(`could not reach the OIDC issuer yet: ${err.message}; will retry on the first connection`);
+  });
 }
 
 /** A certificate that cannot be read keeps the one in use, so a bad reload does not take TLS away. */

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Protocol } from '../config/schema';
+import type { Identity } from '../identity/types';
 import type { SessionState } from './relay';
 
 /** What an operator sees of a live session. Times are ms since the epoch. */
@@ -26,6 +27,21 @@ export interface SessionInfo {
   bytesToClient: number;
 }
 
+/** What the client asked for and was granted, for audit records and the session list. */
+export interface SessionAccess {
+  grant: string;
+  upstream: string;
+  role: string;
+  /** The database alias the client named ('' for a MySQL session that has not chosen one yet). */
+  database: string;
+}
+
+/** A session's verified identity and the access it was admitted to. */
+export interface AdmittedAs {
+  readonly identity: Readonly<Identity>;
+  readonly access: Readonly<SessionAccess>;
+}
+
 /** Why an operator or the gateway itself ends a live session; each protocol has its own error for each. */
 export type EndReason = 'shutdown' | 'killed' | 'revoked' | 'grant_withdrawn';
 
@@ -39,6 +55,10 @@ export interface LiveSession {
    * statement still running upstream is interrupted, and the end is audited (with `by`, who ended it).
    */
   end(reason: EndReason, message: string, by?: string): void;
+  /** Ends the session (as end()) if it is idle outside a transaction or still in its handshake; false when busy. */
+  endIfIdle(reason: EndReason, message: string): boolean;
+  /** The identity and access the session was admitted with; undefined before admission. */
+  admitted(): AdmittedAs | undefined;
   /** Interrupts the statement running upstream (a CancelRequest or KILL QUERY that named this session). */
   cancelQuery(): Promise<void>;
 }

@@ -52,18 +52,22 @@ describe('AuditLog', () => {
     expect(lines.map((l) => (JSON.parse(l) as { sessionId: string }).sessionId)).toEqual(['pg-1', 'pg-2', 'pg-3']);
   });
 
-  test('an audit file that cannot be written is reported once on the operational log, and writing goes on without throwing', async () => {
+  test('an audit file that cannot be opened at startup stops the start with the path; later failures are reported once and writing goes on without throwing', async () => {
     const file = path.join(dir, 'taken');
     mkdirSync(file); // a directory where the file should be
+    expect(() => new AuditLog(config({ file }))).toThrow(expect.objectContaining({ code: 'EISDIR', path: file }));
+    const good = path.join(dir, 'good.jsonl');
+    const audit = new AuditLog(config({ file: good }));
+    rmSync(good);
+    mkdirSync(good);
     const errors = jest.spyOn(log, 'error').mockImplementation(() => log);
-    const audit = new AuditLog(config({ file }));
+    await audit.reopen();
     audit.write(end(1));
-    await new Promise((r) => setTimeout(r, 200));
     audit.write(end(2));
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 50));
     await audit.close();
     expect(errors).toHaveBeenCalledTimes(1);
-    expect(String(errors.mock.calls[0][0])).toMatch(/^cannot write the audit log .*taken: .*; audit records are being lost\. Fix audit\.file/);
+    expect(String(errors.mock.calls[0][0])).toMatch(/^cannot open the audit log .*good\.jsonl: .*; audit records are being lost/);
   });
 
   test('a sink gets each line at once; a session\'s query log writes the lines write() makes of its query events', () => {

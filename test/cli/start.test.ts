@@ -185,7 +185,7 @@ describe('tokengate start', () => {
     const { stdout, stderr } = g.output();
     // Operational log on stderr, audit JSON lines on stdout.
     expect(stderr).toMatch(/postgres listener on 127\.0\.0\.1:\d+/);
-    expect(stderr).toMatch(/SIGTERM received: closing listeners and ending sessions/);
+    expect(stderr).toMatch(/SIGTERM received: no new connections; sessions may finish/);
     const events = auditEvents(stdout);
     expect(events.find((e) => e.event === 'connection_accepted')).toMatchObject({ sub: 'svc-reporting', cid: 'svc-reporting', grant: 'reporting-agents', role: 'reader', database: 'app' });
     expect(events.find((e) => e.event === 'query' && e.sql === 'select current_user')).toMatchObject({ sub: 'svc-reporting', tag: 'SELECT 1' });
