@@ -75,14 +75,24 @@ function handleSignals(gateway: Gateway, notifier: ServiceNotifier | undefined):
     reloading = reloading.then(async () => {
       log.info('SIGHUP received: reloading the configuration');
       await notifier?.reloading();
-      await gateway.reload().catch((err: Error) => log.error(`reload failed: ${err.message}`));
+      const outcome = await gateway.reload().catch((err: Error) => {
+        log.error(`reload failed: ${err.message}`);
+        return undefined;
+      });
+      // Whoever may signal the process changed its config: audited as the admin API's reload is.
+      gateway.audit.write({
+        event: 'admin_request', method: 'SIGHUP', path: '-', remote: 'local', caller: 'signal', status: outcome?.ok ? 200 : 400,
+        action: outcome?.ok ? `reloaded: ${outcome.changed.length ? `changed ${outcome.changed.join(', ')}` : 'nothing changed'}` : `reload refused (${outcome ? outcome.problems.length : 1} problem(s))`,
+      });
       await gateway.keysFetched();
       await notifier?.ready(`listening: ${listening}`);
     });
   });
   process.on('SIGUSR2', () => {
     log.info('SIGUSR2 received: reopening the audit log');
-    gateway.reopenLogs().catch((err: Error) => log.error(`reopening the audit log failed: ${err.message}`));
+    gateway.reopenLogs().then(
+      () => gateway.audit.write({ event: 'admin_request', method: 'SIGUSR2', path: '-', remote: 'local', caller: 'signal', status: 200, action: 'reopened logs' }),
+      (err: Error) => log.error(`reopening the audit log failed: ${err.message}`));
   });
 
   let stopping = false;
