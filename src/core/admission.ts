@@ -50,6 +50,8 @@ export interface AdmissionDeps {
   revocations: RevocationStore;
   leases: ConnectionLeases;
   clock: Clock;
+  /** Told how long each pool acquire took, handed out or not (metrics). */
+  onAcquire?: (protocol: Protocol, upstream: string, role: string, seconds: number) => void;
 }
 
 const refuse = (kind: RefusalKind, reason: string, message: string, detail?: string): Refusal => ({ ok: false, kind, reason, message, detail });
@@ -107,9 +109,13 @@ export class Admission {
         return refuse('not_granted', 'upstream_removed', `upstream "${upstream}" or its role "${role}" was removed from the gateway's config while you connected; connect again`);
       }
       const pool = poolFor(up, r);
+      const started = this.deps.clock.now();
       try {
-        return { ok: true, value: { pool, conn: await pool.acquire() } };
+        const conn = await pool.acquire();
+        this.deps.onAcquire?.(up.protocol, upstream, role, (this.deps.clock.now() - started) / 1000);
+        return { ok: true, value: { pool, conn } };
       } catch (err) {
+        this.deps.onAcquire?.(up.protocol, upstream, role, (this.deps.clock.now() - started) / 1000);
         if (err instanceof PoolClosedError && attempt === 0) continue;
         if (err instanceof PoolExhaustedError) return refuse('pool_exhausted', 'pool_exhausted', err.message);
         return refuse('upstream_unavailable', 'upstream_unavailable',

@@ -11,6 +11,7 @@ import { loadServerTlsContext } from '../net/tlsContext';
 import type { TcpListener } from '../net/tcpListener';
 import { PgListener } from '../postgres/listener';
 import { PgPoolRegistry } from '../postgres/pool';
+import { GatewayMetrics } from '../metrics/metrics';
 import { keepNextTickShape } from '../v8/nextTickShape';
 import { Admission } from './admission';
 import { systemClock, type Clock } from './clock';
@@ -42,6 +43,8 @@ export interface Gateway {
   pools: PoolRegistry;
   state: SharedState;
   audit: AuditLog;
+  /** The Prometheus metrics (GET /metrics); collected only when listen.admin is set, the one place they are served. */
+  metrics?: GatewayMetrics;
   /** The token verifier for the current issuer settings. */
   verifier(): TokenVerifier;
   /** Reads the config again and applies it (SIGHUP, POST /reload); a broken file changes nothing. */
@@ -63,7 +66,10 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   const audit = new AuditLog(initial.audit, opts.auditTransport);
   const registry = new SessionRegistry();
   const pools = new PoolRegistry(clock);
-  let verifier = new TokenVerifier(initial.oidc);
+  const metrics = initial.listen.admin ? new GatewayMetrics({ sessions: registry, pools, revocations: state.revocations, clock }) : undefined;
+  if (metrics) audit.onWrite(metrics.audited);
+  const verifierOptions = { observer: metrics };
+  let verifier = new TokenVerifier(initial.oidc, verifierOptions);
   let tlsContext = loadServerTlsContext(initial.tls);
   let mysqlTarget = firstMysqlUpstream(initial);
   let mysqlVersion = serverVersionFor(mysqlTarget);
@@ -72,7 +78,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
 
   store.on('swap', (next, _previous, change) => {
     if (change.oidc) {
-      verifier = new TokenVerifier(next.oidc);
+      verifier = new TokenVerifier(next.oidc, verifierOptions);
       prefetch(verifier);
     }
     if (change.tls) tlsContext = reloadTls(next, tlsContext);
@@ -91,8 +97,10 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
 
   state.revocations.on('added', (r) => endRevokedSessions(registry, r, clock.now()));
 
-  const admission = new Admission({ config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock });
-  const deps: SessionDeps = { config, admission, registry, audit, clock, tlsContext: () => tlsContext };
+  const admission = new Admission({
+    config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock, onAcquire: metrics && ((...a) => metrics.acquired(...a)),
+  });
+  const deps: SessionDeps = { config, admission, registry, audit, clock, tlsContext: () => tlsContext, metrics };
   const listeners: TcpListener[] = [];
   let postgres: HostPort | undefined;
   let mysql: HostPort | undefined;
@@ -122,9 +130,11 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     pools,
     state,
     audit,
+    metrics,
     verifier: () => verifier,
     async reload() {
       const outcome = reloadConfig(store, opts.loadConfig ?? loadConfig);
+      metrics?.reloaded(outcome.ok);
       if (outcome.ok) log.info(`config reloaded from ${store.current().source}: ${outcome.changed.length ? `changed ${outcome.changed.join(', ')}` : 'nothing changed'}`);
       else log.error(`config reload failed; the running config is kept:\n${outcome.problems.map((p) => `  - ${p.path ? `${p.path}: ` : ''}${p.message}`).join('\n')}`);
       return outcome;
