@@ -8,6 +8,7 @@ import type { RevocationStore } from '../core/state/revocations';
 import type { VerificationObserver } from '../identity/verifier';
 import { QueryStats } from './queryStats';
 import { AccumulatedHistogram } from './accumulatedHistogram';
+import { GaugeTally } from './tally';
 
 /** What the metrics read when scraped. */
 export interface MetricsSources {
@@ -58,16 +59,18 @@ export class GatewayMetrics implements SessionMetrics, VerificationObserver {
       name: 'tokengate_connections_rejected_total', help: 'Client connections refused, by audit reason (expired, role_not_granted, revoked, pool_exhausted, ...).',
       labelNames: ['protocol', 'reason'], registers,
     });
+    const sessionLabels = ['protocol', 'grant', 'role', 'database'] as const;
+    const activeSessions = new GaugeTally(sessionLabels);
     new Gauge({
       name: 'tokengate_sessions_active', help: 'Admitted client sessions now relaying.',
-      labelNames: ['protocol', 'grant', 'role', 'database'], registers,
+      labelNames: sessionLabels, registers,
       collect() {
-        this.reset();
         for (const s of sources.sessions.select()) {
           const i = s.info();
           if (i.grant === undefined) continue; // still in the handshake
-          this.inc({ protocol: i.protocol, grant: i.grant, role: i.role ?? '', database: i.database ?? '' });
+          activeSessions.add({ protocol: i.protocol, grant: i.grant, role: i.role ?? '', database: i.database ?? '' });
         }
+        activeSessions.report(this);
       },
     });
     this.#sessionsEnded = new Counter({
@@ -110,26 +113,30 @@ export class GatewayMetrics implements SessionMetrics, VerificationObserver {
       series: () => [...queries.values()].map((q) => ({ labels: { protocol: q.protocol, grant: q.grant }, stats: q.stats })),
     }) as unknown as Metric);
 
+    // A MySQL pool per client capability set: the gauges add up the pools of one upstream, role and database.
+    const poolLabels = ['protocol', 'upstream', 'role', 'database'] as const;
+    const poolConnections = new GaugeTally([...poolLabels, 'state'] as const);
     new Gauge({
       name: 'tokengate_pool_connections', help: 'Upstream connections per pool: idle (ready to hand out) or active (in use by a session).',
-      labelNames: ['protocol', 'upstream', 'role', 'database', 'state'], registers,
+      labelNames: [...poolLabels, 'state'], registers,
       collect() {
-        this.reset();
         for (const p of sources.pools.snapshot()) {
           const labels = { protocol: p.protocol, upstream: p.upstream, role: p.role, database: p.database };
-          this.inc({ ...labels, state: 'idle' }, p.stats.idle);
-          this.inc({ ...labels, state: 'active' }, p.stats.active);
+          poolConnections.add({ ...labels, state: 'idle' }, p.stats.idle);
+          poolConnections.add({ ...labels, state: 'active' }, p.stats.active);
         }
+        poolConnections.report(this);
       },
     });
+    const waiting = new GaugeTally(poolLabels);
     new Gauge({
       name: 'tokengate_pool_waiting_clients', help: 'Logins waiting for a pool to hand out a connection (at pool.maxConnections).',
-      labelNames: ['protocol', 'upstream', 'role', 'database'], registers,
+      labelNames: poolLabels, registers,
       collect() {
-        this.reset();
         for (const p of sources.pools.snapshot()) {
-          this.inc({ protocol: p.protocol, upstream: p.upstream, role: p.role, database: p.database }, p.stats.waiting);
+          waiting.add({ protocol: p.protocol, upstream: p.upstream, role: p.role, database: p.database }, p.stats.waiting);
         }
+        waiting.report(this);
       },
     });
     this.#acquireWait = new Histogram({

@@ -44,6 +44,8 @@ export interface GatewayOptions {
   expiryGrace?: string;
   /** Appended to the config as is. */
   extraYaml?: string;
+  /** Set listen.admin (port 0): the admin endpoint and the metrics. */
+  admin?: boolean;
 }
 
 export interface HarnessOptions<P extends Protocol> extends GatewayOptions {
@@ -140,7 +142,7 @@ function configYaml(protocol: Protocol, upstream: ProvisionedPostgres | Provisio
   const tls = o.tls ? `\n  certFile: ${o.tls.certFile}\n  keyFile: ${o.tls.keyFile}` : '';
   return `
 listen:
-  ${protocol}: 127.0.0.1:0
+  ${protocol}: 127.0.0.1:0${o.admin ? '\n  admin: 127.0.0.1:0' : ''}
 tls:
   allowPlaintextFromLoopback: ${o.allowPlaintextFromLoopback ?? true}${tls}
 oidc:
