@@ -47,7 +47,7 @@ export interface MysqlRelayOptions {
   /** Status flags for the gateway's own OK packets until an upstream reports some. */
   statusFlags: number;
   intercept(cmd: MysqlCommand): Interception;
-  /** Counts and times completed query commands for the metrics (resolved once per session). */
+  /** Counts and times completed query commands for the metrics: plain fields, resolved once per session (src/metrics/queryStats.ts says why). */
   queryStats?: QueryStats;
   onEnd(end: RelayEnd): void;
 }

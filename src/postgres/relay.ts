@@ -20,7 +20,7 @@ export interface PgRelayOptions {
   identity: IdentityFields;
   /** Written to the client before any relayed byte (AuthenticationOk ... ReadyForQuery). */
   greeting: Buffer;
-  /** Counts and times completed statements for the metrics (resolved once per session). */
+  /** Counts and times completed statements for the metrics: plain fields, resolved once per session (src/metrics/queryStats.ts says why). */
   queryStats?: QueryStats;
   onEnd: (end: RelayEnd) => void;
 }
