@@ -16,6 +16,8 @@ import { randomId } from './random';
 import type { Notice, Relay, RelayEnd } from './relay';
 import type { AdmittedAs, SessionAccess, EndReason, LiveSession, SessionInfo, SessionRegistry } from './sessionRegistry';
 import type { Lease } from './state/connectionLeases';
+import type { QueryStats } from '../metrics/queryStats';
+import type { SessionMetrics } from '../metrics/metrics';
 
 /** What every client session needs from the rest of the gateway. */
 export interface SessionDeps {
@@ -27,6 +29,8 @@ export interface SessionDeps {
   clock: Clock;
   /** The certificate for client TLS, or undefined when none is configured. */
   tlsContext: () => tls.SecureContext | undefined;
+  /** Present when metrics are collected (listen.admin is set). */
+  metrics?: SessionMetrics;
 }
 
 /** A protocol's error codes (a SQLSTATE, a MySQL error) for the endings the lifecycle makes. */
@@ -262,6 +266,11 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
       upstreamDatabase: details.upstreamDatabase, applicationName: details.applicationName, ...this.identityFields(),
     });
     this.#phase = 'relay';
+  }
+
+  /** Where the relay counts this session's statements (after accepted()); undefined without metrics. */
+  protected queryStats(): QueryStats | undefined {
+    return this.deps.metrics?.queryStats(this.protocol, this.access!.grant);
   }
 
   /** Runs the relay until it ends; the token's expiry ends it at a message boundary. */

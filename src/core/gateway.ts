@@ -1,6 +1,6 @@
 import { AdminAuth } from '../admin/auth';
 import { Readiness, tcpProbe } from '../admin/readiness';
-import { AdminServer, type MetricsProvider } from '../admin/server';
+import { AdminServer } from '../admin/server';
 import { AuditLog, type AuditSink } from '../audit/auditLog';
 import { loadConfig } from '../config/load';
 import type { Config, HostPort, UpstreamConfig } from '../config/schema';
@@ -14,6 +14,7 @@ import { loadServerTlsContext } from '../net/tlsContext';
 import type { TcpListener } from '../net/tcpListener';
 import { PgListener } from '../postgres/listener';
 import { PgPoolRegistry } from '../postgres/pool';
+import { GatewayMetrics } from '../metrics/metrics';
 import { keepNextTickShape } from '../v8/nextTickShape';
 import { Admission } from './admission';
 import { systemClock, type Clock } from './clock';
@@ -37,8 +38,6 @@ export interface GatewayOptions {
   state?: SharedState;
   /** How reload() reads the config again (default: loadConfig on the config's source file). */
   loadConfig?: (source: string) => Config;
-  /** GET /metrics on the admin API. */
-  metrics?: MetricsProvider;
 }
 
 /** A running gateway: its listeners' addresses, the objects operations work through, and a way to stop it. */
@@ -54,7 +53,8 @@ export interface Gateway {
   audit: AuditLog;
   /** GET /readyz: the listeners, the issuer's keys, each upstream; add more with readiness.add(name, check). */
   readiness: Readiness;
-  metrics?: MetricsProvider;
+  /** The Prometheus metrics (GET /metrics); collected only when listen.admin is set, the one place they are served. */
+  metrics?: GatewayMetrics;
   /** The token verifier for the current issuer settings. */
   verifier(): TokenVerifier;
   /** Records a revocation made now (bounded by oidc.maxTokenLifetime); the live sessions it refuses end at once. */
@@ -91,7 +91,10 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   const audit = new AuditLog(initial.audit, opts.auditTransport);
   const registry = new SessionRegistry();
   const pools = new PoolRegistry(clock);
-  let verifier = new TokenVerifier(initial.oidc);
+  const metrics = initial.listen.admin ? new GatewayMetrics({ sessions: registry, pools, revocations: state.revocations, clock }) : undefined;
+  if (metrics) audit.onWrite(metrics.audited);
+  const verifierOptions = { observer: metrics };
+  let verifier = new TokenVerifier(initial.oidc, verifierOptions);
   // Warm discovery and JWKS, without making startup depend on the IdP being up.
   let keysFetched = prefetch(verifier);
   let tlsContext = loadServerTlsContext(initial.tls);
@@ -100,7 +103,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
 
   store.on('swap', (next, _previous, change) => {
     if (change.oidc) {
-      verifier = new TokenVerifier(next.oidc); // its verified-token cache starts empty
+      verifier = new TokenVerifier(next.oidc, verifierOptions); // its verified-token cache starts empty
       keysFetched = prefetch(verifier);
     }
     if (change.tls) tlsContext = reloadTls(next, tlsContext);
@@ -134,8 +137,11 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   readiness.add('issuer', () => issuerKeysCheck(verifier));
   addUpstreamChecks(readiness, initial);
 
-  const admission = new Admission({ config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock, auditWritable: () => audit.admitsSessions });
-  const deps: SessionDeps = { config, admission, registry, audit, clock, tlsContext: () => tlsContext };
+  const admission = new Admission({
+    config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock,
+    auditWritable: () => audit.admitsSessions, onAcquire: metrics && ((...a) => metrics.acquired(...a)),
+  });
+  const deps: SessionDeps = { config, admission, registry, audit, clock, tlsContext: () => tlsContext, metrics };
   const listeners: TcpListener[] = [];
   let postgres: HostPort | undefined;
   let mysql: HostPort | undefined;
@@ -183,7 +189,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     state,
     audit,
     readiness,
-    metrics: opts.metrics,
+    metrics,
     verifier: () => verifier,
     revoke(input) {
       const revocation = state.revocations.add(input, clock.now(), config().oidc.maxTokenLifetimeMs);
@@ -192,6 +198,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     keysFetched: () => keysFetched,
     async reload() {
       const outcome = reloadConfig(store, opts.loadConfig ?? loadConfig);
+      metrics?.reloaded(outcome.ok);
       // The token file may have been rotated without a config change: read it on every reload.
       if (outcome.ok && !outcome.changed.includes('admin')) adminAuth?.refresh();
       // The certificate files may have been replaced under the same names (a renewal): read them again.

@@ -30,11 +30,20 @@ export interface TokenReport {
   error?: { reason: TokenRejectReason; message: string };
 }
 
+/** Told of every verification and every JWKS request (the gateway's metrics). */
+export interface VerificationObserver {
+  /** `result` is ok, a rejection reason, or error (not a verdict on the token); `cached`: no signature check of its own. */
+  verification(result: 'ok' | TokenRejectReason | 'error', cached: boolean): void;
+  /** One HTTP request for the JWKS; ok when it answered 200. */
+  jwksFetch(ok: boolean): void;
+}
+
 export interface TokenVerifierOptions {
   /** Clock in ms since the epoch, for tests. */
   now?: () => number;
   /** Verified-token cache size (default 10 000). */
   cacheEntries?: number;
+  observer?: VerificationObserver;
 }
 
 interface Evaluation {
@@ -67,6 +76,7 @@ export class TokenVerifier {
   readonly #inflight = new Map<string, Promise<Identity>>();
   #signatureChecks = 0;
   #cacheHits = 0;
+  readonly #observer: VerificationObserver | undefined;
 
   constructor(oidc: OidcConfig, opts: TokenVerifierOptions = {}) {
     this.#oidc = oidc;
@@ -76,7 +86,8 @@ export class TokenVerifier {
       throw new Error(`oidc.algorithms (${oidc.algorithms.join(', ') || 'empty'}) allows no asymmetric algorithm; "none" and HS* are never accepted. Use RS256 for Okta`);
     }
     if (oidc.audience.length === 0) throw new Error('oidc.audience is empty; set it to the audience of your authorization server, e.g. api://tokengate');
-    this.#keys = new IssuerKeys(oidc, { now: this.#now });
+    this.#observer = opts.observer;
+    this.#keys = new IssuerKeys(oidc, { now: this.#now, onJwksFetch: opts.observer && ((ok) => opts.observer!.jwksFetch(ok)) });
     this.#cache = new TokenCache<Identity>(opts.cacheEntries);
   }
 
@@ -101,6 +112,21 @@ export class TokenVerifier {
 
   /** Returns the token's identity or throws TokenRejectedError. */
   async verify(token: string): Promise<Identity> {
+    let cached = false;
+    try {
+      const found = this.#verify(token);
+      cached = found.cached;
+      const identity = await found.result;
+      this.#observer?.verification('ok', cached);
+      return identity;
+    } catch (err) {
+      this.#observer?.verification(err instanceof TokenRejectedError ? err.reason : 'error', cached);
+      throw err;
+    }
+  }
+
+  /** The identity from the cache, from a verification of the same token in flight, or from a new one (cached: false). */
+  #verify(token: string): { result: Promise<Identity>; cached: boolean } {
     if (typeof token !== 'string' || token.length > MAX_TOKEN_BYTES) {
       decodeCompactJws(token); // throws the right 'malformed' error without hashing a huge input
     }
@@ -108,10 +134,10 @@ export class TokenVerifier {
     const hit = this.#cache.get(digest, this.#now());
     if (hit) {
       this.#cacheHits++;
-      return hit;
+      return { result: Promise.resolve(hit), cached: true };
     }
     const pending = this.#inflight.get(digest);
-    if (pending) return pending;
+    if (pending) return { result: pending, cached: true };
     const work = this.#evaluate(token, true)
       .then((result) => {
         if (result.failure || !result.identity) {
@@ -124,7 +150,7 @@ export class TokenVerifier {
       })
       .finally(() => this.#inflight.delete(digest));
     this.#inflight.set(digest, work);
-    return work;
+    return { result: work, cached: false };
   }
 
   /** Every check with its outcome; never cached, never throws for a bad token. */

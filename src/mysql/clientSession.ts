@@ -358,6 +358,7 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
       clientCapabilities: this.capabilities,
       statusFlags,
       intercept: (cmd) => interceptCommand(policy, cmd),
+      queryStats: this.queryStats(),
       onEnd: this.relayEnded,
     });
     if (this.conn) relay.setUpstream(this.conn);

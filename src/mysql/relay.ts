@@ -15,6 +15,7 @@ import { endWith } from '../net/endWith';
 import { PacketError } from '../../protocols/mysql/errors';
 import { log } from '../log';
 import { coarseNow } from '../core/coarseClock';
+import type { QueryStats } from '../metrics/queryStats';
 
 /** A client command as the policy sees it. */
 export interface MysqlCommand {
@@ -47,6 +48,8 @@ export interface MysqlRelayOptions {
   /** Status flags for the gateway's own OK packets until an upstream reports some. */
   statusFlags: number;
   intercept(cmd: MysqlCommand): Interception;
+  /** Counts and times completed query commands for the metrics: plain fields, resolved once per session (src/metrics/queryStats.ts says why). */
+  queryStats?: QueryStats;
   onEnd(end: RelayEnd): void;
 }
 
@@ -312,11 +315,12 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
 
   private forward(item: Extract<ClientItem, { kind: 'command' }>, cmd: MysqlCommand): void {
     const c = cmd.command;
-    const audited = this.wantSql && isQueryCommand(c.command);
+    const query = isQueryCommand(c.command);
+    const audited = this.wantSql && query;
     const entry: InFlight = {
       command: c.command,
       cursor: c.command === COM_STMT_EXECUTE && ResponseTracker.isCursorFlags(c.cursorFlags),
-      startedAt: audited ? Date.now() : 0,
+      startedAt: audited || (query && this.o.queryStats) ? Date.now() : 0,
     };
     if (audited) {
       if (c.command === COM_STMT_EXECUTE && c.statementId === LAST_PREPARED_STATEMENT) {
@@ -385,7 +389,7 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
     const bytes = encodePacket(seq, payload);
     this.bytesToClient += bytes.length;
     this.o.client.write(bytes);
-    if (!this.countQuery(cmd.command.command)) return;
+    if (!this.countQuery(cmd.command.command, startedAt)) return;
     const clipped = this.o.audit.clip(this.auditSql(cmd.command));
     const err = payload[0] === ERR_HEADER ? decodeErr(payload) : undefined;
     this.writeQueryAudit(clipped.sql, clipped.truncated || cmd.command.truncated, startedAt, err ? undefined : 'OK (tokengate)', err);
@@ -408,10 +412,11 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
     }
   }
 
-  /** Counts a query command for RelayEnd.queries; true when its audit record is to be written. */
-  private countQuery(command: number): boolean {
+  /** Counts a query command for RelayEnd.queries and the metrics; true when its audit record is to be written. */
+  private countQuery(command: number, startedAt: number): boolean {
     if (!isQueryCommand(command)) return false;
     this.queries++;
+    this.o.queryStats?.observe(Date.now() - startedAt);
     return this.wantSql;
   }
 
@@ -524,7 +529,7 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
 
   private complete(head: InFlight, outcome: ResponseOutcome | undefined): void {
     if (outcome?.statusFlags !== undefined) this.statusFlags = outcome.statusFlags;
-    if (!this.countQuery(head.command)) return;
+    if (!this.countQuery(head.command, head.startedAt)) return;
     if (head.command === COM_STMT_PREPARE && outcome) {
       const prepared = outcome.results.find((r) => r.kind === 'prepared');
       if (prepared && prepared.kind === 'prepared') this.prepared.prepared(prepared.statementId, head.sql ?? '');

@@ -332,6 +332,7 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
       sessionId: this.id,
       identity: this.identityFields(),
       greeting: Buffer.concat(greeting),
+      queryStats: this.queryStats(),
       onEnd: this.relayEnded,
     }));
     this.stream.resume();

@@ -10,6 +10,7 @@ import { decodeParse, decodeQuery } from '../../protocols/postgres/frontend';
 import type { FrameHandler } from '../../protocols/postgres/framing';
 import { PgQueryTracker, type CompletedQuery } from './queryTracker';
 import { endWith } from '../net/endWith';
+import type { QueryStats } from '../metrics/queryStats';
 
 export interface PgRelayOptions {
   client: net.Socket;
@@ -19,6 +20,8 @@ export interface PgRelayOptions {
   identity: IdentityFields;
   /** Written to the client before any relayed byte (AuthenticationOk ... ReadyForQuery). */
   greeting: Buffer;
+  /** Counts and times completed statements for the metrics: plain fields, resolved once per session (src/metrics/queryStats.ts says why). */
+  queryStats?: QueryStats;
   onEnd: (end: RelayEnd) => void;
 }
 
@@ -67,8 +70,8 @@ export class PgRelay implements Relay<string> {
 
   constructor(private readonly o: PgRelayOptions) {
     this.wantSql = o.audit.config.queries;
-    // Durations only feed query records: without them, no clock read per statement.
-    this.tracker = new PgQueryTracker(this.wantSql ? Date.now : noClock);
+    // Durations only feed query records and metrics: without them, no clock read per statement.
+    this.tracker = new PgQueryTracker(this.wantSql || o.queryStats ? Date.now : noClock);
     const captures = capturesFor(this.wantSql, o.audit.config.maxQueryBytes);
     this.clientFramer = new PgFramer({ maxBodyLength: MAX_MESSAGE, capture: captures.client });
     this.serverFramer = new PgFramer({ maxBodyLength: MAX_MESSAGE, capture: captures.server });
@@ -243,6 +246,7 @@ export class PgRelay implements Relay<string> {
 
   private auditQuery(q: CompletedQuery): void {
     this.queries++;
+    this.o.queryStats?.observe(q.durationMs);
     if (!this.o.audit.config.queries) return;
     const clipped = this.o.audit.clip(q.sql);
     // The session's fields are serialized once, in its query log, not with every statement.
