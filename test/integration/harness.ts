@@ -4,6 +4,10 @@
  * config, as an operator would run it. The protocol decides the upstream and the listener;
  * everything else (clients, grants, audit, secrets, tokens, shutdown) is the same.
  */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { parseConfig } from '../../src/config/load';
 import { startGateway, type Gateway, type GatewayOptions as CoreOptions } from '../../src/core/gateway';
@@ -185,5 +189,17 @@ audit:
 session:
   authTimeout: ${o.authTimeout ?? '5s'}
   expiryGrace: ${o.expiryGrace ?? '0s'}
-${o.extraYaml ?? ''}`;
+${/^state:/m.test(o.extraYaml ?? '') ? '' : `state:\n  dir: ${harnessStateDir()}\n`}${o.extraYaml ?? ''}`;
+}
+
+let stateDir: string | undefined;
+
+/** Revocations of test gateways go to a directory of this test process, never to /var/lib/tokengate. */
+function harnessStateDir(): string {
+  if (stateDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'tokengate-harness-state-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    stateDir = dir;
+  }
+  return join(stateDir, `gateway-${randomUUID()}`);
 }
