@@ -2,6 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ClientSession, type LifecycleCodes, type SessionDeps } from '../core/clientSession';
 import type { Pool } from '../core/pool';
+import { MAX_ACCESS_TOKEN_BYTES } from '../identity/tokenSize';
 import { PrefixedStream } from '../net/prefixedStream';
 import { MAX_CLEAR_PASSWORD_BYTES, decodeClearPassword, encodeAuthSwitchRequest } from '../../protocols/mysql/auth';
 import { encodeInitDb } from '../../protocols/mysql/command';
@@ -133,6 +134,11 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
     if (this.closed) return;
     this.reader.push(chunk);
     while (!this.closed && this.login !== 'done') {
+      const announced = this.reader.peekLength();
+      if (this.login === 'token' && announced !== undefined && announced > MAX_ACCESS_TOKEN_BYTES + 1) {
+        this.refuseOversizedToken(announced - 1, this.requested()); // the token less its NUL, refused before it is read
+        return;
+      }
       let packet: HandshakePacket | undefined;
       try {
         packet = this.reader.next();
@@ -213,6 +219,10 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
   private onToken(clearPassword: Buffer): void {
     if (this.reader.buffered > 0) {
       this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, 'received data after the password before the login finished', this.requested());
+      return;
+    }
+    if (clearPassword.length > MAX_ACCESS_TOKEN_BYTES + 1) {
+      this.refuseOversizedToken(clearPassword.length - 1, this.requested());
       return;
     }
     let token: string;
