@@ -7,6 +7,7 @@ import { PrefixedStream } from '../net/prefixedStream';
 import { MAX_CLEAR_PASSWORD_BYTES, decodeClearPassword, encodeAuthSwitchRequest } from '../../protocols/mysql/auth';
 import { encodeInitDb } from '../../protocols/mysql/command';
 import { CLIENT_PLUGIN_AUTH, CLIENT_SSL, ErrorCode, GATEWAY_CAPABILITIES, MYSQL_CLEAR_PASSWORD, MYSQL_NATIVE_PASSWORD, SERVER_STATUS_AUTOCOMMIT, UTF8MB4_GENERAL_CI, formatCapabilities, type ErrorCodeDef } from '../../protocols/mysql/constants';
+import { MysqlDecodeError } from '../../protocols/mysql/errors';
 import { encodePacket } from '../../protocols/mysql/framing';
 import { HandshakeV10Template, SCRAMBLE_LENGTH, decodeHandshakeResponse41, decodeSslRequest, isSslRequest, type DecodedHandshakeResponse41 } from '../../protocols/mysql/handshake';
 import { randomBytes } from '../core/random';
@@ -184,6 +185,10 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
     try {
       response = decodeHandshakeResponse41(packet.payload, this.greetingCapabilities);
     } catch (err) {
+      if (err instanceof MysqlDecodeError && err.code === 'too_long' && err.what.endsWith('auth response') && err.length !== undefined) {
+        this.refuseOversizedToken(err.length); // a token sent with the login (mysql_clear_password offered in the greeting)
+        return false;
+      }
       this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, `invalid handshake response: ${(err as Error).message}`);
       return false;
     }

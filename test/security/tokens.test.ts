@@ -196,6 +196,24 @@ describe.each(['postgres', 'mysql'] as const)('%s', (protocol) => {
     expect(await upstreamSessions(h)).toBe(before.upstream);
   });
 
+  if (protocol === 'mysql') {
+    test('a 100 KB token inside the login packet (libmariadb sends it there) is refused the same way', async () => {
+      const real = await h.token();
+      const [head, , sig] = real.split('.');
+      // ~100 KB once encoded (an environment string holds at most 128 KiB).
+      const huge = `${head}.${b64url({ ...claimsOf(real), pad: 'B'.repeat(75 * 1024) })}.${sig}`;
+      sent.push(huge);
+      const checks = h.gateway.verifier().stats.signatureChecks;
+      const audit = h.audit.records.length;
+      const r = await run('mariadb', ['--no-defaults', '-h127.0.0.1', `-P${h.port}`, '-ureader', '-Dapp', '--skip-ssl', '-e', 'SELECT 1'], { MYSQL_PWD: huge });
+      printed.clientErrors.push(r.stderr);
+      expect(r.stderr).toMatch(/ERROR 1045 \(28000\).*too large for an access token/);
+      const record = await waitFor(() => h.audit.records.slice(audit).find((e) => e.event === 'connection_rejected'), { what: 'the connection_rejected record' });
+      expect(record.reason).toBe('token_too_large');
+      expect(h.gateway.verifier().stats.signatureChecks).toBe(checks);
+    });
+  }
+
   test('a flood of tokens with random kids: all refused, at most one JWKS fetch per jwksCooldown', async () => {
     const claims = await ctx.good();
     const tokens = await Promise.all(Array.from({ length: 40 }, () => signWith(ctx.attacker, claims, { kid: randomBytes(8).toString('hex') })));
