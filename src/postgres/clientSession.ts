@@ -226,12 +226,12 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
     });
   }
 
-  /** Verify the token, decide the grant, get an upstream connection, greet the client. */
   /** The role and database the startup message asked for, for refusals. */
   private where(): { role: string; database: string } {
     return { role: this.parameters.user, database: this.parameters.database || this.parameters.user };
   }
 
+  /** Verify the token, decide the grant, get an upstream connection, greet the client. */
   private async admit(token: string): Promise<void> {
     const where = this.where();
     const { role, database } = where;
