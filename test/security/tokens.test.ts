@@ -129,6 +129,14 @@ describe.each(['postgres', 'mysql'] as const)('%s', (protocol) => {
     expect(elapsed).toBeLessThan(30_000);
     expect(h.issuer.requestCount('v1/keys') - before.jwks).toBeLessThanOrEqual(1);
     expect(await upstreamSessions(h)).toBe(before.upstream);
+
+    // With a 1s cooldown the same flood may cost one fetch per second it lasts, and no more.
+    const quickBefore = h.issuer.requestCount('v1/keys');
+    const quickStarted = Date.now();
+    for (let i = 0; i < tokens.length; i += 10) {
+      for (const o of await Promise.all(tokens.slice(i, i + 10).map((t) => attempt(quick.port, t)))) expect(o).toMatchObject({ ok: false, code: REFUSED[protocol] });
+    }
+    expect(h.issuer.requestCount('v1/keys') - quickBefore).toBeLessThanOrEqual(1 + Math.floor((Date.now() - quickStarted) / 1000));
   });
 
   test('the IdP rotates its keys: tokens signed with the new key verify without a restart', async () => {
@@ -153,6 +161,13 @@ describe.each(['postgres', 'mysql'] as const)('%s', (protocol) => {
       expect(Date.now() - started).toBeLessThan(3_000);
       expect(unknown).toMatchObject({ ok: false, code: REFUSED[protocol], message: expect.stringMatching(/does not publish|cannot obtain the signing keys/) });
     }
+    // A gateway that starts while the IdP is gone has no keys: it refuses, promptly, and says it is not the token's fault.
+    const cold = await h.startGateway({ oidc: { fetchTimeout: '1s' } });
+    printed.watch(cold.audit);
+    const started = Date.now();
+    expect(await attempt(cold.port, await h.token())).toMatchObject({ ok: false, code: REFUSED[protocol], message: expect.stringMatching(/cannot obtain the signing keys .*This is not a problem with your token/) });
+    expect(Date.now() - started).toBeLessThan(3_000);
+    await cold.audit.waitFor((e) => e.event === 'connection_rejected' && e.reason === 'idp_unavailable');
   });
 });
 
