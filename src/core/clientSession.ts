@@ -3,6 +3,7 @@ import type tls from 'node:tls';
 import type { AuditLog } from '../audit/auditLog';
 import { identityFields, type IdentityFields } from '../audit/events';
 import type { Config, Protocol } from '../config/schema';
+import { tokenTooLargeMessage } from '../identity/tokenSize';
 import type { Identity } from '../identity/types';
 import { formatRemote, isLoopbackAddress } from '../net/address';
 import { endWith } from '../net/endWith';
@@ -213,6 +214,11 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   protected releaseGrantLease(): void {
     this.#grantLease?.release();
     this.#grantLease = undefined;
+  }
+
+  /** A password larger than any access token: refused as soon as its size is known, before it is parsed or verified. */
+  protected refuseOversizedToken(bytes: number, where: RefusalContext = {}): void {
+    this.reject('token_too_large', this.codes.refusal.token, tokenTooLargeMessage(bytes), where);
   }
 
   protected refuse(r: Refusal, where: RefusalContext): void {

@@ -48,6 +48,8 @@ export interface MintOptions {
   issuedAtSec?: number;
   kid?: string;
   omit?: string[];
+  /** Header extensions the signer lets through in `crit` (to mint tokens with critical extensions). */
+  crit?: Record<string, boolean>;
 }
 
 /** How an unavailable issuer misbehaves: HTTP 503, reset connections, or never answer. */
@@ -195,7 +197,7 @@ export async function startDevIssuer(o: DevIssuerOptions): Promise<DevIssuer> {
     };
     for (const name of m.omit ?? []) delete claims[name];
     const header = { alg: 'RS256', kid: m.kid ?? current.kid, ...m.header };
-    return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(current.privateKey);
+    return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(current.privateKey, m.crit ? { crit: m.crit } : undefined);
   };
 
   /** jti values of accepted client assertions, until they expire: a replayed assertion is refused. */

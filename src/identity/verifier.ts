@@ -4,6 +4,9 @@ import {
   allowedAlgorithms,
   checkAlgorithm,
   checkAudience,
+  checkClaimTypes,
+  checkHeaderParameters,
+  checkNotSenderConstrained,
   checkExpiry,
   checkIssuedAt,
   checkIssuer,
@@ -16,9 +19,10 @@ import {
   quote,
   type CheckResult,
 } from './checks';
-import { decodeCompactJws, MAX_TOKEN_BYTES } from './compactJws';
+import { decodeCompactJws } from './compactJws';
 import { IdpUnavailableError, IssuerKeys } from './keys';
 import { TokenCache, tokenDigest } from './tokenCache';
+import { MAX_ACCESS_TOKEN_BYTES } from './tokenSize';
 import { TokenRejectedError, type Identity, type TokenRejectReason } from './types';
 
 /** What `tokengate verify-token` prints: every check, not just the first failure. */
@@ -127,7 +131,7 @@ export class TokenVerifier {
 
   /** The identity from the cache, from a verification of the same token in flight, or from a new one (cached: false). */
   #verify(token: string): { result: Promise<Identity>; cached: boolean } {
-    if (typeof token !== 'string' || token.length > MAX_TOKEN_BYTES) {
+    if (typeof token !== 'string' || token.length > MAX_ACCESS_TOKEN_BYTES) {
       decodeCompactJws(token); // throws the right 'malformed' error without hashing a huge input
     }
     const digest = tokenDigest(token);
@@ -187,7 +191,7 @@ export class TokenVerifier {
     let claims = result.claims as Record<string, unknown>;
 
     const alg = checkAlgorithm(header, this.#algorithms);
-    if (record(alg) || record(checkType(header))) return result;
+    if (record(alg) || record(checkType(header)) || record(checkHeaderParameters(header, this.#oidc.issuer))) return result;
     // The issuer is checked before the signature: a token from another issuer would otherwise
     // show up as an "unknown key" and cost a JWKS refetch.
     if (record(checkIssuer(claims, this.#oidc.issuer))) return result;
@@ -203,6 +207,8 @@ export class TokenVerifier {
     const now = this.#now();
     const skew = this.#oidc.clockSkewMs;
     const rest = [
+      () => checkClaimTypes(claims, this.#oidc.groupsClaim),
+      () => checkNotSenderConstrained(claims),
       () => checkAudience(claims, this.#oidc.audience),
       () => checkExpiry(claims, now, skew),
       () => checkNotBefore(claims, now, skew),

@@ -116,6 +116,25 @@ describe('tokengate check-config', () => {
     expectNoPasswords(r);
   });
 
+  test('a TLS key and an admin token file that others can read are warned about, without their contents', async () => {
+    const key = join(dir, 'secrets', 'tls.key');
+    const token = join(dir, 'secrets', 'admin.token');
+    writeFileSync(key, 'KEY-CONTENT-RECOGNISABLE\n');
+    writeFileSync(token, 'ADMIN-BEARER-RECOGNISABLE\n');
+    chmodSync(key, 0o644);
+    chmodSync(token, 0o640);
+    const file = join(dir, 'exposed.yaml');
+    writeFileSync(file, VALID.replace('tls:\n', `tls:\n  certFile: ${join(dir, 'secrets', 'tls.crt')}\n  keyFile: ${key}\n`)
+      .replace('  postgres: 127.0.0.1:6432\n', `  postgres: 127.0.0.1:6432\n  admin: 127.0.0.1:9187\nadmin:\n  tokenFile: ${token}\nstate:\n  dir: ${dir}\n`));
+    writeFileSync(join(dir, 'secrets', 'tls.crt'), 'not checked here\n');
+    const r = await runCli(['check-config', '--config', file], { env: { TG_TEST_RO_PASSWORD: ENV_PASSWORD } });
+    expectExit(r, 0);
+    expect(r.stdout).toContain(`tls.keyFile ${key} is readable by group or others (mode 644); run chmod 600 on it`);
+    expect(r.stdout).toContain(`admin.tokenFile ${token} is readable by group or others (mode 640); run chmod 600 on it`);
+    expect(r.stdout + r.stderr).not.toMatch(/KEY-CONTENT|ADMIN-BEARER/);
+    expectNoPasswords(r);
+  });
+
   test('an invalid config prints every problem with its key path and exits non-zero', async () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, `

@@ -123,7 +123,7 @@ describe('tokengate verify-token', () => {
     expect(r.stdout).toContain(`"iss": "${issuer.issuer}"`);
     expect(r.stdout).toMatch(/"groups": \[\s*"db-readers"\s*\]/);
     expect(checkLines(r.stdout)).toEqual({
-      format: 'ok', algorithm: 'ok', type: 'ok', issuer: 'ok', signature: 'ok', audience: 'ok', expiry: 'ok',
+      format: 'ok', algorithm: 'ok', type: 'ok', header: 'ok', issuer: 'ok', signature: 'ok', 'claim-types': 'ok', 'sender-constraint': 'ok', audience: 'ok', expiry: 'ok',
       'not-before': 'ok', 'issued-at': 'ok', lifetime: 'ok', subject: 'ok', scopes: 'ok',
     });
     expect(r.stdout).toContain('grants that apply:\n  reporting-agents: postgres upstream app-pg, databases [app, analytics], roles [reader]\n');

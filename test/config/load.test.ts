@@ -385,6 +385,28 @@ describe('configWarnings', () => {
     expect(warnings).not.toMatch(/no TLS certificate/); // plaintext from anywhere already covers remote clients
   });
 
+  test('a TLS key or admin token file readable by group or others is warned about; chmod 600 silences it', () => {
+    const dir = secretsDir();
+    const key = join(dir, 'secrets', 'tls.key');
+    const token = join(dir, 'secrets', 'admin.token');
+    writeFileSync(key, 'not really a key\n', { mode: 0o640 });
+    writeFileSync(token, 'admin-bearer\n', { mode: 0o604 });
+    chmodSync(key, 0o640);
+    chmodSync(token, 0o604);
+    const config = parseDoc(withDoc((d) => {
+      d.listen.admin = '127.0.0.1:9187';
+      d.tls = { certFile: '/x.crt', keyFile: key };
+      d.admin = { tokenFile: token };
+    }), ENV, dir);
+    const warnings = configWarnings(config).join('\n');
+    expect(warnings).toMatch(/tls\.keyFile .*tls\.key is readable by group or others \(mode 640\); run chmod 600/);
+    expect(warnings).toMatch(/admin\.tokenFile .*admin\.token is readable by group or others \(mode 604\)/);
+    expect(warnings).not.toContain('admin-bearer');
+    chmodSync(key, 0o600);
+    chmodSync(token, 0o400);
+    expect(configWarnings(config).join('\n')).not.toMatch(/readable by group or others/);
+  });
+
   test('no certificate: remote clients cannot connect; no grants', () => {
     const config = parseDoc(withDoc((d) => { d.listen = { postgres: '0.0.0.0:6432' }; delete d.grants; }));
     const warnings = configWarnings(config).join('\n');

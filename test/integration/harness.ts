@@ -48,6 +48,8 @@ export interface GatewayOptions {
   expiryGrace?: string;
   /** Appended to the config as is. */
   extraYaml?: string;
+  /** More oidc keys, e.g. { jwksCooldown: '1s', fetchTimeout: '1s' }. */
+  oidc?: Record<string, string>;
   /** Also listen.admin on 127.0.0.1:0 (the admin API). */
   admin?: boolean;
   /** Passed to startGateway (a clock, a metrics provider...); the audit transport is the harness's. */
@@ -159,7 +161,7 @@ oidc:
   maxTokenLifetime: 1h
   requiredScopes: [db.connect]
   groupsClaim: groups
-  devIssuer: true
+  devIssuer: true${Object.entries(o.oidc ?? {}).map(([k, v]) => `\n  ${k}: ${v}`).join('')}
 upstreams:
   ${name}:
     protocol: ${protocol}
