@@ -162,7 +162,7 @@ describe('docs/grants.md: testing a grant against the demo', () => {
       const [commands] = blocks('grants.md').filter((b) => b.lang === 'sh');
       const r = await runCommand('bash', ['-c', `set -eo pipefail\ncd ${ROOT}\n${commands.body}`], { env: { TMPDIR: demoTmp }, timeoutMs: 120_000 });
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain('demo-readers: tokens in any group of [db-readers] AND with all scopes [db.connect]');
+      expect(r.stdout).toContain('demo-readers: tokens whose groups include db-readers and that carry the scope db.connect');
       const promised = blocks('grants.md').find((b) => b.lang === 'text' && b.body.startsWith('grants that apply:'))!;
       expect(r.stdout.endsWith(promised.body)).toBe(true);
     } finally {
