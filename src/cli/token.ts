@@ -160,7 +160,7 @@ export function registerToken(program: Command): void {
     .option('--private-key <path>', 'private_key_jwt: sign a client assertion with this private key (PEM or JWK)')
     .option('--key-id <kid>', 'the kid to put in the assertion header (default: the JWK\'s kid)')
     .option('--scope <scope>', 'a scope to request (repeatable; e.g. db.connect)', collect, [])
-    .option('--audience <aud>', 'send audience=AUD (IdPs that pick the audience per request; Okta does not)')
+    .option('--audience <aud>', 'send audience=AUD (IdPs that pick the audience per request; Okta does not; the demo issuer does, to show a wrong-audience refusal)')
     .option('--resource <uri>', 'send resource=URI (RFC 8707 resource indicator)')
     .option('--cache <path>', 'keep the token in this file (mode 600) and reuse it until 60 s before it expires')
     .option('--timeout <duration>', 'HTTP timeout for discovery and the token request', '10s')

@@ -183,23 +183,64 @@ describe('tokengate demo with the embedded PostgreSQL', () => {
 });
 
 describe('tokengate demo with a real PostgreSQL (--postgres URL)', () => {
-  test('relays to the server named by the URL, logging in with its credentials', async () => {
+  const URL = 'postgres://postgres@127.0.0.1:5432/test';
+  /** The local server is shared: a schema name of this test's own. */
+  const SCHEMA = `tg17_demo_${process.pid}`;
+  const psqlLocal = (sql: string): ReturnType<typeof runCommand> => runCommand('psql', ['-XAtq', '-v', 'ON_ERROR_STOP=1', URL, '-c', sql]);
+  afterAll(() => psqlLocal(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE; DROP SCHEMA IF EXISTS ${SCHEMA}_theirs CASCADE`));
+
+  test('seeds the sample tables in a schema of its own, so the printed commands run; says how to remove it', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'tg-demo-pg-'));
-    const demo = startBackground(['demo', '--port', '0', '--postgres', 'postgres://postgres@127.0.0.1:5432/test'], { env: { TMPDIR: tmp } });
+    const start = (): Background => startBackground(['demo', '--port', '0', '--postgres', URL, '--schema', SCHEMA], { env: { TMPDIR: tmp } });
+    let demo = start();
     try {
       await demo.waitForStdout(/The audit log/, 60_000);
-      expect(demo.stdout()).toContain('database  postgres://postgres@127.0.0.1:5432/test');
-      const [cd, psqlBlock] = tryItBlocks(demo.stdout());
+      expect(demo.stdout()).toContain(`database  ${URL}`);
+      expect(demo.stdout()).toContain(`created   schema ${SCHEMA} in ${URL}: tables customers, orders, items`);
+      const [cd, psqlBlock, nodeBlock] = tryItBlocks(demo.stdout());
       const r = await bash(`${cd}\n${psqlBlock}`, tmp);
+      expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(/postgres\s+\| psql \(tokengate: svc-reporting\)/);
+      expect(r.stdout).toMatch(/1 \|\s+1 \| 1200\.00 \| paid/);
+      expect(r.stdout).toContain('(5 rows)');
+      const node = await bash(`${cd}\n${nodeBlock}`, tmp);
+      expect([node.code, node.stderr]).toEqual([0, '']);
+      expect(node.stdout).toMatch(/\[ \{ id: 6 \} \]/);
       demo.child.kill('SIGINT');
       expect(await demo.exited).toEqual({ code: 0, signal: null });
+      // Kept after Ctrl-C (with the row node-postgres added); the next start replaces it with fresh rows.
+      expect((await psqlLocal(`select count(*) from ${SCHEMA}.orders`)).stdout).toBe('6\n');
+      demo = start();
+      await demo.waitForStdout(/The audit log/, 60_000);
+      expect((await psqlLocal(`select count(*) from ${SCHEMA}.orders`)).stdout).toBe('5\n');
+      demo.child.kill('SIGINT');
+      expect(await demo.exited).toEqual({ code: 0, signal: null });
+      // The printed removal command, as printed.
+      const remove = /remove it with: (.*)/.exec(demo.stdout())![1];
+      expect((await runCommand('bash', ['-c', remove])).code).toBe(0);
+      expect((await psqlLocal(`select count(*) from pg_namespace where nspname = '${SCHEMA}'`)).stdout).toBe('0\n');
     } finally {
       if (demo.child.exitCode === null) demo.child.kill('SIGKILL');
       rmSync(tmp, { recursive: true, force: true });
     }
-  }, 120_000);
+  }, 180_000);
+
+  test('a schema of that name the demo did not create is left alone', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'tg-demo-pg-'));
+    try {
+      const theirs = `${SCHEMA}_theirs`;
+      await psqlLocal(`CREATE SCHEMA ${theirs}; CREATE TABLE ${theirs}.orders (id int); INSERT INTO ${theirs}.orders VALUES (42)`);
+      const r = await tokengate(['demo', '--port', '0', '--postgres', URL, '--schema', theirs], { env: { TMPDIR: tmp } });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`schema ${theirs} already exists on ${URL} and was not created by the demo, so the demo leaves it alone; pass --schema with another name`);
+      expect((await psqlLocal(`select id from ${theirs}.orders`)).stdout).toBe('42\n');
+      const bad = await tokengate(['demo', '--port', '0', '--postgres', URL, '--schema', 'Robert"); drop'], { env: { TMPDIR: tmp } });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('use lower-case letters, digits and _');
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   test('a URL the server refuses, and URLs the demo cannot use, fail with a reason', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'tg-demo-bad-'));
@@ -211,6 +252,7 @@ describe('tokengate demo with a real PostgreSQL (--postgres URL)', () => {
       const noPassword = await tokengate(['demo', '--mysql', 'mysql://root@127.0.0.1:3306/test'], { env: { TMPDIR: tmp } });
       expect(noPassword.code).toBe(2);
       expect(noPassword.stderr).toContain('--mysql URL needs a password');
+      expect(noPassword.stderr).toMatch(/^ {2}CREATE USER 'test'@'%' IDENTIFIED BY 'demo-[\w-]+';$/m);
       const notPostgres = await tokengate(['demo', '--postgres', 'mysql://root:x@127.0.0.1:3306/test'], { env: { TMPDIR: tmp } });
       expect(notPostgres.code).toBe(2);
       expect(notPostgres.stderr).toContain('--postgres expects a postgres:// URL');
