@@ -141,6 +141,31 @@ describe('tokengate demo with the embedded PostgreSQL', () => {
     expect(demo.stdout()).not.toMatch(/eyJ[\w-]+\.eyJ/);
   }, 180_000);
 
+  test("the README's connect command works with the port the demo printed", async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const block = [...readme.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1]).find((b) => b.includes('export PGPORT='))!;
+    const port = /gateway {3}postgres 127\.0\.0\.1:(\d+)/.exec(demo.stdout())![1];
+    const script = block.replace(/^export PGPORT=6432\b/m, `export PGPORT=${port}`);
+    expect(script).not.toBe(block);
+    const r = await bash(`cd ${ROOT}\n${script}`, tmp);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toContain('(5 rows)');
+  }, 60_000);
+
+  test('the banner says what PGlite cannot do, and where to see it', () => {
+    expect(demo.stdout()).toContain('PGlite also cannot cancel a running query (Ctrl-C in psql) or deliver LISTEN/NOTIFY;');
+    expect(demo.stdout()).toContain('run the demo with --postgres URL to see those through the gateway.');
+  });
+
+  test('token --demo --audience gets a token for that audience, which the gateway refuses', async () => {
+    const [cd, psqlBlock] = tryItBlocks(demo.stdout());
+    const psqlLine = psqlBlock.split('\n').map((l) => l.trim()).find((l) => l.startsWith('psql '))!;
+    const r = await bash(`${cd}\nexport PGPASSWORD="$(npx tokengate token --demo --client svc-reporting --audience api://some-other-app)"\n${psqlLine}`, tmp);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('FATAL:  token audience [api://some-other-app] does not include the expected audience api://tokengate');
+    await waitForAudit(demo, (a) => a.event === 'connection_rejected' && a.reason === 'bad_audience');
+  }, 60_000);
+
   test('check-config and verify-token work on the generated config', async () => {
     const check = await tokengate(['check-config', '--config', state.configFile]);
     expect(check.code).toBe(0);
