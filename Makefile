@@ -1,5 +1,14 @@
-# tokengate developer targets. `make test` is what CI runs (through .ci/run).
-.PHONY: build test lint demo clean bench
+# tokengate developer targets. `make check` is what CI runs (through .ci/run).
+.PHONY: build test lint check demo clean bench
+
+# Everything on a fresh Debian clone: install and start what the tests need (.ci/test-services),
+# the npm packages (only when node_modules is missing or older than the lock file), the type
+# check, then the whole suite.
+check:
+	.ci/test-services
+	[ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
+	npm run lint
+	npm test
 
 build:
 	npm run build
