@@ -52,7 +52,7 @@ test('the account help, the seeded database, the printed mariadb command and the
     expect(out).not.toContain(password);
     const mysqlPort = /mysql 127\.0\.0\.1:(\d+);/.exec(out)![1];
     const blocks = tryItBlocks(out);
-    const mysqlBlock = blocks.find((b) => b.includes('# 4. MySQL'))!;
+    const mysqlBlock = blocks.find((b) => b.includes('# 5. MySQL'))!;
     expect(mysqlBlock).toContain('MYSQL_PWD="$(npx tokengate token --demo --client svc-reporting)" mariadb');
     const r = await runCommand('bash', ['-c', `${blocks[0]}\n${mysqlBlock}`], { env: { ...env, MYSQL_PWD: '' }, timeoutMs: 120_000 });
     expect(r.stderr).toBe('');

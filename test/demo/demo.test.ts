@@ -94,9 +94,11 @@ describe('tokengate demo with the embedded PostgreSQL', () => {
     expect(statSync(join(dir, 'tokengate.yaml')).mode & 0o777).toBe(0o600);
     expect(state).toMatchObject({ pid: demo.child.pid, database: 'app', upstream: 'embedded PGlite', audience: 'api://tokengate' });
     expect(state.issuer).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/oauth2\/default$/);
-    expect(state.clients.map((c) => [c.clientId, c.groups, c.role])).toEqual([['svc-reporting', ['db-readers'], 'reader'], ['svc-billing', ['db-writers'], 'writer']]);
-    // The banner never shows a client secret.
-    for (const c of state.clients) expect(demo.stdout()).not.toContain(c.clientSecret);
+    expect(state.clients.map((c) => [c.clientId, c.groups, c.role])).toEqual([['svc-reporting', ['db-readers'], 'reader'], ['svc-billing', ['db-writers'], 'writer'], ['svc-agent', ['db-readers'], 'reader']]);
+    // The banner never shows a client secret; the private key is in a 0600 file of the 0700 directory.
+    for (const c of state.clients.filter((c) => c.clientSecret)) expect(demo.stdout()).not.toContain(c.clientSecret);
+    expect(state.clients[2].privateKeyFile).toBe(join(dir, 'svc-agent.key.pem'));
+    expect(statSync(state.clients[2].privateKeyFile!).mode & 0o777).toBe(0o600);
   });
 
   test('the printed commands work as printed: psql as svc-reporting, node-postgres as svc-billing', async () => {
@@ -137,7 +139,7 @@ describe('tokengate demo with the embedded PostgreSQL', () => {
     expect(rejected).toMatchObject({ sub: 'svc-reporting', role: 'writer' });
 
     // No token and no secret in the audit stream.
-    for (const c of state.clients) expect(demo.stdout()).not.toContain(c.clientSecret);
+    for (const c of state.clients.filter((c) => c.clientSecret)) expect(demo.stdout()).not.toContain(c.clientSecret);
     expect(demo.stdout()).not.toMatch(/eyJ[\w-]+\.eyJ/);
   }, 180_000);
 
@@ -149,7 +151,7 @@ describe('tokengate demo with the embedded PostgreSQL', () => {
     expect(script).not.toBe(block);
     const r = await bash(`cd ${ROOT}\n${script}`, tmp);
     expect([r.code, r.stderr]).toEqual([0, '']);
-    expect(r.stdout).toContain('(5 rows)');
+    expect(r.stdout).toMatch(/^ +1 \| 1200\.00 \| paid$/m);
   }, 60_000);
 
   test('the banner says what PGlite cannot do, and where to see it', () => {
@@ -164,6 +166,27 @@ describe('tokengate demo with the embedded PostgreSQL', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('FATAL:  token audience [api://some-other-app] does not include the expected audience api://tokengate');
     await waitForAudit(demo, (a) => a.event === 'connection_rejected' && a.reason === 'bad_audience');
+  }, 60_000);
+
+  test('private_key_jwt: the printed svc-agent command, and the okta.md command with the demo\'s issuer, client and key', async () => {
+    const blocks = tryItBlocks(demo.stdout());
+    const keyBlock = blocks.find((b) => b.startsWith('# 4. svc-agent'))!;
+    const r = await bash(`${blocks[0]}\n${keyBlock}`, tmp);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toMatch(/current_user\s+-+\s+postgres/);
+    await waitForAudit(demo, (a) => a.event === 'connection_accepted' && a.sub === 'svc-agent');
+
+    // docs/okta.md step 3, with what a reader changes to try it on the demo.
+    const okta = readFileSync(join(ROOT, 'docs/okta.md'), 'utf8');
+    const command = /^tokengate token --issuer https:\/\/acme\.okta\.com[\s\S]*?access-token\.txt$/m.exec(okta)![0];
+    const agent = state.clients[2];
+    const mine = command.replace('https://acme.okta.com/oauth2/aus9tokengate', state.issuer).replace('0oa9svcreporting', agent.clientId)
+      .replace('svc-reporting.key.pem', agent.privateKeyFile!).replace('svc-reporting-1', agent.keyId!).replace(/^tokengate /, 'npx tokengate ');
+    const t = await bash(`cd ${ROOT}\n${mine.replace('access-token.txt', join(tmp, 'access-token.txt'))}`, tmp);
+    expect([t.code, t.stderr]).toEqual([0, '']);
+    const verify = await tokengate(['verify-token', '--config', state.configFile, '-'], { input: readFileSync(join(tmp, 'access-token.txt'), 'utf8') });
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toContain('"cid": "svc-agent"');
   }, 60_000);
 
   test('check-config and verify-token work on the generated config', async () => {

@@ -31,7 +31,7 @@ function mysqlLines(state: DemoState, mysql: string, token: (client: string) => 
   const [host, port] = splitHostPort(mysql);
   const [reporting] = state.clients;
   return [
-    `  # 4. MySQL: the same token as the password, with the mariadb client (MYSQL_PWD, not -p: the prompt cuts at 79 characters)`,
+    `  # 5. MySQL: the same token as the password, with the mariadb client (MYSQL_PWD, not -p: the prompt cuts at 79 characters)`,
     `  MYSQL_PWD=${token(reporting.clientId)} mariadb -h ${host} -P ${port} -u ${reporting.role} -D ${state.database} -e "select current_user(), database(); select id, name from items order by id limit 3"`,
     '',
   ];
@@ -46,7 +46,8 @@ export function demoBanner(b: BannerInput): string {
   const tables = b.made.postgres ? `${b.made.postgres.schema}.` : '';
   const readQuery = `select id, customer_id, total, status from ${tables}orders order by id`;
   const [reporting, billing] = state.clients;
-  const clientLines = state.clients.map((c) => `${c.clientId.padEnd(14)} groups [${c.groups.join(', ')}] -> role ${c.role}`);
+  const clientLines = state.clients.map((c) => `${c.clientId.padEnd(14)} groups [${c.groups.join(', ')}] -> role ${c.role}${c.privateKeyFile ? ` (private_key_jwt, key ${c.privateKeyFile})` : ''}`);
+  const keyClient = state.clients.find((c) => c.privateKeyFile !== undefined);
   const nodeSql = `insert into ${tables}orders (customer_id, total) values (2, 42.50) returning id`;
   const madeLines = (['postgres', 'mysql'] as const).flatMap((p) => {
     const m = b.made[p];
@@ -93,6 +94,11 @@ export function demoBanner(b: BannerInput): string {
     `  PGPASSWORD=${token(reporting.clientId, ' --expired')} psql ${conninfo(reporting.role)} -c "select 1"`,
     `  PGPASSWORD=${token(reporting.clientId)} psql ${conninfo(billing.role)} -c "select 1"`,
     '',
+    ...(keyClient ? [
+      `  # 4. ${keyClient.clientId} signs a client assertion with its private key (private_key_jwt: no shared secret), as docs/okta.md sets up with Okta`,
+      `  PGPASSWORD="$(npx tokengate token --issuer ${state.issuer} --client-id ${keyClient.clientId} --private-key ${sh(keyClient.privateKeyFile!)} --key-id ${keyClient.keyId} --scope db.connect)" psql ${conninfo(keyClient.role)} -c "select current_user"`,
+      '',
+    ] : []),
     ...(state.mysql ? mysqlLines(state, state.mysql, token) : []),
     'The audit log (JSON lines: who connected, which grant, each query, refusals) follows here.',
     '',

@@ -160,7 +160,8 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
     }
   };
   try {
-    const clients = demoClients();
+    const clients = demoClients(dir);
+    cleanups.push(() => { for (const c of clients) if (c.privateKeyFile) rmSync(c.privateKeyFile, { force: true }); });
     const issuer = await startDevIssuer({ audience: DEMO_AUDIENCE, clients, tokenLifetimeSec: 300, expiredTokenEndpoint: true });
     cleanups.push(() => issuer.stop());
 
@@ -204,7 +205,7 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
       tokenEndpoint: issuer.tokenEndpoint,
       expiredTokenEndpoint: issuer.expiredTokenEndpoint!,
       audience: DEMO_AUDIENCE,
-      clients: clients.map(({ clientId, clientSecret, groups, scopes, role }) => ({ clientId, clientSecret, groups, scopes, role })),
+      clients: clients.map(({ clientId, clientSecret, privateKeyFile, keyId, groups, scopes, role }) => ({ clientId, clientSecret, privateKeyFile, keyId, groups, scopes, role })),
       postgres: hostPort(gateway.postgres!),
       mysql: mysql ? hostPort(gateway.mysql!) : undefined,
       database: DEMO_DATABASE_ALIAS,
