@@ -5,7 +5,7 @@
  * the printed mariadb command and the MySQL examples (PyMySQL, mysql2 compiled as its header
  * says) work against it, the PostgreSQL side keeps working, and Ctrl-C still stops everything.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMariadbServer, type MariadbServer } from '../helpers/mariadbServer';
@@ -62,6 +62,15 @@ test('the account help, the seeded database, the printed mariadb command and the
     await demo.waitForStdout(/"event":"connection_accepted".*"protocol":"mysql"/, 10_000); // audit lines are written in batches
     const audit = demo.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(audit.find((a) => a.event === 'connection_accepted' && a.protocol === 'mysql')).toMatchObject({ sub: 'svc-reporting', grant: 'demo-readers-mysql', role: 'reader' });
+
+    // docs/grants.md quotes the MySQL demo's second grant line from here.
+    const grantsDoc = readFileSync(join(ROOT, 'docs/grants.md'), 'utf8');
+    const mysqlGrant = /^```text\n( {2}demo-writers-mysql: .*\n)```$/m.exec(grantsDoc)![1];
+    const billing = (await tokengate(['token', '--demo', '--client', 'svc-billing'], { env })).stdout;
+    const configFile = /config {4}(\S+)/.exec(out)![1];
+    const verified = await tokengate(['verify-token', '--config', configFile, '-'], { input: billing });
+    expect(verified.code).toBe(0);
+    expect(verified.stdout).toContain(`grants that apply:\n  demo-writers: postgres upstream demo, databases [app], roles [writer, reader]\n${mysqlGrant}verdict: VALID\n`);
 
     // The MySQL examples, run as their headers say, against the demo.
     const token = (await tokengate(['token', '--demo'], { env })).stdout.trim();
