@@ -283,7 +283,11 @@ export async function startDevIssuer(o: DevIssuerOptions): Promise<DevIssuer> {
     const scopes = requested.length > 0 ? requested : client.scopes;
     // An expired token looks exactly like a real one that outlived its lifetime (plus a minute).
     const timing = expired ? { issuedAtSec: Math.floor(Date.now() / 1000) - lifetimeSec - 60, expiresInSec: -60 } : {};
-    const token = await mintToken({ clientId: client.clientId, claims: { scp: scopes }, ...timing });
+    // audience=... (as IdPs that pick the audience per request take it; Okta ignores it): a token
+    // for that audience, so a wrong-audience refusal can be tried.
+    const audience = form.get('audience');
+    const claims = { scp: scopes, ...(audience ? { aud: audience } : {}) };
+    const token = await mintToken({ clientId: client.clientId, claims, ...timing });
     sendJson(res, 200, { token_type: 'Bearer', expires_in: expired ? 0 : lifetimeSec, access_token: token, scope: scopes.join(' ') });
   };
 

@@ -158,6 +158,10 @@ export function checkIssuer(claims: Claims, issuer: string): CheckResult {
   const iss = claims.iss;
   if (iss === undefined) return fail('issuer', 'missing_claim', `the token has no "iss" claim; expected ${issuer}`);
   if (iss !== issuer) {
+    // Only a trailing slash apart: the same issuer, so a fresh token would not help; the gateway's config must change.
+    if (typeof iss === 'string' && iss.replace(/\/+$/, '') === issuer.replace(/\/+$/, '')) {
+      return fail('issuer', 'bad_issuer', `the token was issued by ${quote(iss)}, but this gateway's oidc.issuer is ${issuer}; they differ only in the trailing slash, so a new token will not help: the gateway operator must set oidc.issuer to ${quote(iss)} exactly`);
+    }
     return fail('issuer', 'bad_issuer', `the token was issued by ${quote(iss)}, but this gateway accepts tokens only from ${issuer}; request a token from ${issuer}`);
   }
   return pass('issuer', `iss is ${issuer}`);

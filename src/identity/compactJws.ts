@@ -11,7 +11,7 @@ const BASE64URL = /^[A-Za-z0-9_-]*$/;
 function malformed(what: string): TokenRejectedError {
   return new TokenRejectedError(
     'malformed',
-    `the password is not a usable access token: ${what}. Put a JWT access token from your issuer (three base64url parts separated by dots) in the password field`,
+    `the token is not a usable access token: ${what}. Use a JWT access token from your issuer (three base64url parts separated by dots) as it is`,
   );
 }
 
@@ -35,6 +35,8 @@ function decodeJsonPart(part: string, name: string): Record<string, unknown> {
 export function decodeCompactJws(token: string): DecodedJws {
   if (typeof token !== 'string' || token.length === 0) throw malformed('it is empty');
   if (token.length > MAX_ACCESS_TOKEN_BYTES) throw new TokenRejectedError('token_too_large', tokenTooLargeMessage(Buffer.byteLength(token)));
+  // An Authorization header pasted whole: the most common copy-and-paste slip.
+  if (/^bearer\s/i.test(token)) throw malformed('it starts with "Bearer ", the HTTP header\'s prefix; drop that word and send only the token after it');
   const parts = token.split('.');
   if (parts.length === 5) {
     throw malformed('it is an encrypted token (JWE); the gateway needs a signed access token (JWS), so disable access-token encryption for this audience');

@@ -30,6 +30,9 @@ type Handshake = 'startup' | 'password' | 'connecting' | 'done';
 const MAX_PASSWORD_MESSAGE = MAX_ACCESS_TOKEN_BYTES + 1;
 const SETTINGS_TIMEOUT_MS = 10_000;
 const EMPTY = Buffer.alloc(0);
+/** Terminate: 'X' and a length of 4, nothing else. */
+const isTerminate = (chunk: Buffer): boolean => chunk.length === 5 && chunk[0] === 0x58 && chunk.readUInt32BE(1) === 4;
+
 /** The first byte of a TLS record carrying a handshake: a ClientHello sent without an SSLRequest (PG17 direct TLS). */
 const TLS_HANDSHAKE_RECORD = 0x16;
 
@@ -120,6 +123,12 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
     if (this.busy || this.closed) return;
     if (this.handshake === 'startup' && !this.tls && this.framer.buffered === 0 && chunk[0] === TLS_HANDSHAKE_RECORD) {
       this.startDirectTls(chunk);
+      return;
+    }
+    // A Terminate instead of a startup packet (node-postgres sends its buffered one when end()
+    // follows connect() at once): the client is leaving; close without a word, as PostgreSQL does.
+    if (this.handshake === 'startup' && this.framer.buffered === 0 && isTerminate(chunk)) {
+      this.closeQuietly('terminate_before_startup');
       return;
     }
     // In startup mode the framer yields one packet per push and holds what follows, so

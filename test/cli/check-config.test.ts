@@ -108,8 +108,8 @@ describe('tokengate check-config', () => {
     expect(out).toContain(`writer -> agent_rw (password from file ${join(dir, 'secrets', 'app_rw')})`);
     // Who may reach what.
     expect(out).toContain('Grants (who may reach what):');
-    expect(out).toContain('reporting-agents: tokens in any group of [db-readers]');
-    expect(out).toContain('etl-service: tokens client id any of [0oa1etlservice] AND with all scopes [db.write]');
+    expect(out).toContain('reporting-agents: tokens whose groups include db-readers');
+    expect(out).toContain('etl-service: tokens from the client 0oa1etlservice and that carry the scope db.write');
     expect(out).toMatch(/etl-service:.*\n\s+-> app-pg \(postgres db\.internal:5433\)\n\s+databases: \* = app, analytics\n\s+roles: +reader \(user agent_ro\), writer \(user agent_rw\)/);
     expect(out.endsWith('\n')).toBe(true);
     expect(out.endsWith('\n\n')).toBe(false);

@@ -102,6 +102,13 @@ describe('rejections', () => {
     expect(msg).toContain(`accepts tokens only from ${dev.issuer}`);
   });
 
+  test('an issuer that differs only in a trailing slash: the config must change, not the token', async () => {
+    const msg = await expectRejected(await dev.mintToken({ claims: { iss: `${dev.issuer}/` } }), 'bad_issuer');
+    expect(msg).toContain('differ only in the trailing slash');
+    expect(msg).toContain(`must set oidc.issuer to ${dev.issuer}/ exactly`);
+    expect(msg).not.toMatch(/request a token/);
+  });
+
   test('wrong audience', async () => {
     const msg = await expectRejected(await dev.mintToken({ claims: { aud: 'api://other' } }), 'bad_audience');
     expect(msg).toBe(
