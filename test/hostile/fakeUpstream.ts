@@ -80,7 +80,7 @@ export function fakeMysql(hostile: Buffer): Promise<FakeUpstream> {
   const ok = (seq: number): Buffer => encodePacket(seq, Buffer.from([0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00]));
   return listen((s) => {
     // HandshakeV10: version, thread id, scramble, capabilities (CLIENT_PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH ...).
-    const caps = 0x000fa20f | 0x00080000 | 0x00008000 | 0x00000200;
+    const caps = 0x000fa20f | 0x00800000 | 0x00080000 | 0x00008000 | 0x00000200;
     const scramble = Buffer.alloc(20, 0x41);
     const greeting = Buffer.concat([
       Buffer.from([10]), Buffer.from('10.11.6-MariaDB-fake\0'), Buffer.from([7, 0, 0, 0]), scramble.subarray(0, 8), Buffer.from([0]),
@@ -104,10 +104,25 @@ export function fakeMysql(hostile: Buffer): Promise<FakeUpstream> {
         }
         if (payload[0] === 0x01) return void s.end(); // COM_QUIT
         if (payload[0] === 0x03 && payload.toString().includes(TRIGGER)) s.write(hostile);
+        else if (payload[0] === 0x03 && payload.toString().includes('SELECT @@character_set_client')) s.write(baselineResult());
         else s.write(ok(1));
       }
     });
   });
+}
+
+const lenenc = (v: string): Buffer => Buffer.concat([Buffer.from([Buffer.byteLength(v)]), Buffer.from(v)]);
+
+/** The answer to the pool's baseline query: 4 string columns, one row, classic EOF packets. */
+function baselineResult(): Buffer {
+  const eof = Buffer.from([0xfe, 0, 0, 0x02, 0]);
+  const column = (name: string): Buffer => Buffer.concat([
+    lenenc('def'), lenenc(''), lenenc(''), lenenc(''), lenenc(name), lenenc(''),
+    Buffer.from([0x0c, 45, 0, 0, 1, 0, 0, 0xfd, 0, 0, 0, 0, 0]),
+  ]);
+  const names = ['@@character_set_client', '@@character_set_results', '@@collation_connection', 'DATABASE()'];
+  const packets = [Buffer.from([4]), ...names.map(column), eof, Buffer.concat(['utf8mb4', 'utf8mb4', 'utf8mb4_general_ci', 'app'].map(lenenc)), eof];
+  return Buffer.concat(packets.map((p, i) => encodePacket(i + 1, p)));
 }
 
 /** A gateway whose only upstream is `fake`, sharing the harness's issuer. */
