@@ -104,6 +104,8 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
   private optionChanged = false;
   /** Sequence id the client expects next in the response being relayed. */
   private nextClientSeq = 0;
+  /** While a server chunk is being scanned: the sequence id the client expects next (the chunk is not yet relayed). */
+  private unrelayedFrom: number | undefined;
   bytesFromClient = 0;
   bytesToClient = 0;
   queries = 0;
@@ -464,6 +466,8 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
   private readonly onServerData = (chunk: Buffer): void => {
     if (this.ended) return;
     this.unsolicited = false;
+    // Until the chunk is relayed, an ERR that ends the session follows what the client last received.
+    this.unrelayedFrom = this.nextClientSeq;
     try {
       this.framer!.scan(chunk, this.onServerPacket);
     } catch (err) {
@@ -473,6 +477,7 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
       return;
     }
     if (this.ended) return; // onServerPacket ended the session: the chunk is not relayed
+    this.unrelayedFrom = undefined;
     this.bytesToClient += chunk.length;
     const { client } = this.o;
     if (!client.write(chunk) && this.server) {
@@ -561,6 +566,7 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
    * to a command still waiting in the queue, or 0 (unsolicited) when the client waits for nothing.
    */
   private noticeSequence(): number {
+    if (this.unrelayedFrom !== undefined) return this.unrelayedFrom;
     if (this.inFlight.length > 0) return this.nextClientSeq;
     const next = this.items[0];
     if (next && next.kind === 'command') return (next.sequenceId + 1) & 0xff;
