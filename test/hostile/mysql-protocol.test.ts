@@ -85,6 +85,8 @@ async function expectErr(input: Buffer[], code: number, o: { within?: number; be
   const err = myError(c.received);
   expect(err).toMatchObject({ code });
   expect(err!.sqlState).toMatch(/^[0-9A-Z]{5}$/);
+  const record = await h.audit.waitFor((e) => e.event === 'connection_rejected' && e.remote === `127.0.0.1:${c.localPort}`);
+  expect(record).toMatchObject({ reason: expect.stringMatching(/^[a-z_]+$/), message: expect.stringContaining(err!.message.slice(0, 40)) });
   const last = myPackets(c.received).pop()!;
   return { message: err!.message, ms, sequenceId: last.sequenceId };
 }

@@ -54,6 +54,9 @@ async function expectRefused(input: Buffer[], code: string, within = CUT_MS): Pr
   const ms = await c.closedWithin(within);
   const err = pgError(c.received);
   expect(err).toMatchObject({ code, severity: 'FATAL' });
+  // Audited with its reason and the message the client got.
+  const record = await h.audit.waitFor((e) => e.event === 'connection_rejected' && e.remote === `127.0.0.1:${c.localPort}`);
+  expect(record).toMatchObject({ reason: expect.stringMatching(/^[a-z_]+$/), message: expect.stringContaining(err!.message!.slice(0, 40)) });
   return { message: err!.message!, ms };
 }
 
@@ -289,10 +292,16 @@ describe('a client that goes away or stops reading', () => {
     // About 2 GB of rows if it were all read.
     await c.write(pgQuery("SELECT repeat('x', 1000) FROM generate_series(1, 2000000)"));
     const session = () => h.gateway.sessions.select({ protocol: 'postgres' }).map((s) => s.info()).find((i) => i.state === 'active');
-    // The backend blocks writing to its socket: the gateway stopped reading from it.
-    await waitFor(async () => (await h.cluster.psql("SELECT wait_event FROM pg_stat_activity WHERE query LIKE 'SELECT repeat(%'", 'app')) === 'ClientWrite', { what: 'the backend to block on ClientWrite', timeoutMs: 20000 });
-    const stalled = session()?.bytesToClient ?? 0;
-    await waitFor(async () => (await h.cluster.psql("SELECT wait_event FROM pg_stat_activity WHERE query LIKE 'SELECT repeat(%'", 'app')) === 'ClientWrite' && (session()?.bytesToClient ?? 0) === stalled, { what: 'the relay to stay stalled' });
+    // The relay stalls (bytesToClient stops growing) and the backend blocks writing to its socket:
+    // the gateway stopped reading from it.
+    let stalled = -1;
+    let same = 0;
+    await waitFor(async () => {
+      const now = session()?.bytesToClient ?? 0;
+      same = now === stalled && now > 0 ? same + 1 : 0;
+      stalled = now;
+      return same >= 10 && (await h.cluster.psql("SELECT wait_event FROM pg_stat_activity WHERE query LIKE 'SELECT repeat(%'", 'app')) === 'ClientWrite';
+    }, { what: 'the relay to stall with the backend blocked on ClientWrite', timeoutMs: 30000, intervalMs: 40 });
     const after = process.memoryUsage();
     const grownMb = (after.rss - before.rss) / 2 ** 20;
     console.log(`pg unread result: relayed ${(stalled / 2 ** 20).toFixed(1)} MiB of ~1900 MiB before stalling; rss +${grownMb.toFixed(1)} MiB, heap +${((after.heapUsed - before.heapUsed) / 2 ** 20).toFixed(1)} MiB`);

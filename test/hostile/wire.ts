@@ -12,11 +12,14 @@ export class RawConn {
   readonly socket: net.Socket;
   private chunks: Buffer[] = [];
   readonly openedAt = Date.now();
+  /** The client's port: the gateway's audit records name it in `remote`. */
+  readonly localPort: number;
   closedAt?: number;
   readonly closed: Promise<void>;
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
+    this.localPort = socket.localPort!;
     socket.on('data', (d: Buffer) => this.chunks.push(d));
     socket.on('error', () => undefined);
     this.closed = new Promise((resolve) => socket.once('close', () => {
