@@ -266,6 +266,28 @@ describe('a client that goes away or stops reading', () => {
   }, 60000);
 });
 
+test('a client that pipelines 40 MB of queries and reads nothing: the gateway stops reading from it too', async () => {
+  const c = await loggedIn();
+  c.socket.pause();
+  const one = encodePacket(0, encodeQuery(`SELECT CONCAT(REPEAT('x', 100000), '${'y'.repeat(50_000)}') AS tg_hostile_pipe`));
+  const offered = 800 * one.length;
+  for (let i = 0; i < 800; i++) c.socket.write(one);
+  const session = () => h.gateway.sessions.select({ protocol: 'mysql' }).map((s) => s.info()).find((i) => i.state === 'active');
+  let last = -1;
+  let same = 0;
+  await waitFor(() => {
+    const now = session()?.bytesFromClient ?? 0;
+    same = now === last && now > 0 ? same + 1 : 0;
+    last = now;
+    return same >= 10;
+  }, { what: 'the gateway to stop reading the client', timeoutMs: 30000, intervalMs: 40 });
+  console.log(`mysql pipelined: the gateway read ${(last / 2 ** 20).toFixed(1)} MiB of the ${(offered / 2 ** 20).toFixed(1)} MiB offered; ${(c.socket.writableLength / 2 ** 20).toFixed(1)} MiB wait in the client`);
+  expect(last).toBeLessThan(16 * 2 ** 20);
+  expect(c.socket.writableLength).toBeGreaterThan(offered / 2);
+  c.destroy();
+  await waitFor(async () => (await threadsRunning('%tg_hostile_pipe%')) === 0, { what: 'the statements to stop', timeoutMs: 15000 });
+}, 60000);
+
 describe('a hostile upstream', () => {
   test.each([
     ['a column count of 2^63', encodePacket(1, Buffer.from([0xfe, 0, 0, 0, 0, 0, 0, 0, 0x80]))],

@@ -312,6 +312,29 @@ describe('a client that goes away or stops reading', () => {
   }, 60000);
 });
 
+test('a client that pipelines 40 MB of queries and reads nothing: the gateway stops reading from it too', async () => {
+  const c = await loggedIn();
+  c.socket.pause();
+  // Each query sends 50 KB and asks for 100 KB: the server blocks writing, stops reading, and so must the gateway.
+  const one = pgQuery(`SELECT repeat('x', 100000) || '${'y'.repeat(50_000)}'`);
+  const offered = 800 * one.length;
+  for (let i = 0; i < 800; i++) c.socket.write(one);
+  const session = () => h.gateway.sessions.select({ protocol: 'postgres' }).map((s) => s.info()).find((i) => i.state === 'active');
+  let last = -1;
+  let same = 0;
+  await waitFor(() => {
+    const now = session()?.bytesFromClient ?? 0;
+    same = now === last && now > 0 ? same + 1 : 0;
+    last = now;
+    return same >= 10;
+  }, { what: 'the gateway to stop reading the client', timeoutMs: 30000, intervalMs: 40 });
+  console.log(`pg pipelined: the gateway read ${(last / 2 ** 20).toFixed(1)} MiB of the ${(offered / 2 ** 20).toFixed(1)} MiB offered; ${(c.socket.writableLength / 2 ** 20).toFixed(1)} MiB wait in the client`);
+  expect(last).toBeLessThan(16 * 2 ** 20);
+  expect(c.socket.writableLength).toBeGreaterThan(offered / 2);
+  c.destroy();
+  await waitFor(async () => (await h.cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT repeat(''x'', 100000)%' AND state = 'active'", 'app')) === '0', { what: 'the statements to stop', timeoutMs: 15000 });
+}, 60000);
+
 describe('a hostile upstream', () => {
   test.each([
     ['a DataRow claiming 2^31-1 bytes', Buffer.concat([Buffer.from('D'), int32s(0x7fffffff), Buffer.alloc(16)])],
