@@ -1,5 +1,5 @@
 # tokengate developer targets. `make check` is what CI runs (through .ci/run).
-.PHONY: build test lint check demo clean bench
+.PHONY: build test lint check demo clean bench fuzz fuzz-replay
 
 # Everything on a fresh Debian clone: install and start what the tests need (.ci/test-services),
 # the npm packages (npm ci, only when node_modules is missing or does not match package.json;
@@ -43,3 +43,18 @@ bench: build
 		--strict --esModuleInterop --skipLibCheck --types node --sourceMap test/bench/main.ts test/bench/profile.ts
 	QUICK="$(QUICK)" SCENARIOS="$(SCENARIOS)" ROUNDS="$(ROUNDS)" DURATION="$(DURATION)" PROFILE="$(PROFILE)" PROFILES="$(PROFILES)" KEEP="$(KEEP)" INSTRUCTIONS="$(INSTRUCTIONS)" GATEWAY_NODE_FLAGS="$(GATEWAY_NODE_FLAGS)" BASELINE="$(BASELINE)" \
 		node --enable-source-maps $(BENCH_OUT)/test/bench/main.js
+
+# Fuzzing: the suite's fast-check properties of both codecs and both handshake state machines,
+# run for FUZZ_SECONDS in all (default 600), shared out among them. Each property prints its seed;
+# a failure prints fast-check's seed and path. Replay one with
+#   make fuzz-replay FUZZ_SEED=<seed> FUZZ_PATH=<path> FUZZ_ONLY="<test name>"
+FUZZ_SECONDS ?= 600
+FUZZ_FILES := test/protocols/postgres/fuzz.test.ts test/protocols/mysql/properties.test.ts \
+	test/protocols/mysql/handshakeFastPaths.test.ts test/protocols/decoderBounds.test.ts test/hostile/handshakeFuzz.test.ts
+FUZZ_PROPERTIES := $(shell cat $(FUZZ_FILES) | grep -o 'fuzzParams.[0-9]' | wc -l)
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_PROPERTIES=$(FUZZ_PROPERTIES) FUZZ_SEED="$(FUZZ_SEED)" \
+		npx jest --runInBand --testTimeout=$$(( $(FUZZ_SECONDS) * 1000 / $(FUZZ_PROPERTIES) + 180000 )) $(FUZZ_FILES)
+
+fuzz-replay:
+	FUZZ_SEED="$(FUZZ_SEED)" FUZZ_PATH="$(FUZZ_PATH)" npx jest --runInBand $(FUZZ_FILES) -t "$(FUZZ_ONLY)"

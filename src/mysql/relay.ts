@@ -107,6 +107,8 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
   private optionChanged = false;
   /** Sequence id the client expects next in the response being relayed. */
   private nextClientSeq = 0;
+  /** While a server chunk is being scanned: the sequence id the client expects next (the chunk is not yet relayed). */
+  private unrelayedFrom: number | undefined;
   bytesFromClient = 0;
   bytesToClient = 0;
   queries = 0;
@@ -478,6 +480,8 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
     if (this.ended) return;
     this.unsolicited = false;
     this.scanning = chunk;
+    // Until the chunk is relayed, an ERR that ends the session follows what the client last received.
+    this.unrelayedFrom = this.nextClientSeq;
     try {
       this.framer!.scan(chunk, this.onServerPacket);
     } catch (err) {
@@ -497,6 +501,7 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
       this.onRest();
       return;
     }
+    this.unrelayedFrom = undefined;
     this.bytesToClient += chunk.length;
     const { client } = this.o;
     if (!client.write(chunk) && this.server) {
@@ -590,6 +595,7 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
    */
   private noticeSequence(): number {
     if (this.interruptedErr) return this.interruptedErr.sequenceId;
+    if (this.unrelayedFrom !== undefined) return this.unrelayedFrom;
     if (this.inFlight.length > 0) return this.nextClientSeq;
     const next = this.items[0];
     if (next && next.kind === 'command') return (next.sequenceId + 1) & 0xff;

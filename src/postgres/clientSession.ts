@@ -35,6 +35,8 @@ const isTerminate = (chunk: Buffer): boolean => chunk.length === 5 && chunk[0] =
 
 /** The first byte of a TLS record carrying a handshake: a ClientHello sent without an SSLRequest (PG17 direct TLS). */
 const TLS_HANDSHAKE_RECORD = 0x16;
+/** Bytes a client may send after our 'S' before the TLS layer takes over (a ClientHello is far smaller). */
+const MAX_EARLY_TLS_BYTES = 64 * 1024;
 
 const CODES: LifecycleCodes<string> = {
   authTimeout: SqlState.PROTOCOL_VIOLATION,
@@ -88,6 +90,11 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
   private busy = false;
   /** The gateway is at limits.maxClientConnections: refused at the startup packet, as PostgreSQL says "too many clients". */
   private overLimit?: Refusal;
+  /**
+   * Set once 'S' is being written: bytes that arrive before the TLS layer takes over (the
+   * ClientHello of a fast client) belong to TLS, never to the plaintext handshake.
+   */
+  private earlyTls?: Buffer[];
 
   constructor(socket: net.Socket, protected override readonly deps: PgSessionDeps) {
     super(socket, deps, 'pg-', CODES);
@@ -120,6 +127,11 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
   // ---- handshake ----------------------------------------------------------------
 
   protected readonly onHandshakeData = (chunk: Buffer): void => {
+    if (this.earlyTls) {
+      this.earlyTls.push(chunk);
+      if (this.earlyTls.reduce((n, b) => n + b.length, 0) > MAX_EARLY_TLS_BYTES) this.abort('tls_error');
+      return;
+    }
     if (this.busy || this.closed) return;
     if (this.handshake === 'startup' && !this.tls && this.framer.buffered === 0 && chunk[0] === TLS_HANDSHAKE_RECORD) {
       this.startDirectTls(chunk);
@@ -179,6 +191,7 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
           this.stream.write('N');
           return;
         }
+        this.earlyTls = [];
         this.stream.write('S', () => this.upgradeToTls());
         return;
       case 'gssenc':
@@ -364,9 +377,12 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
   // ---- TLS ---------------------------------------------------------------------
 
   private upgradeToTls(): void {
+    const early = Buffer.concat(this.earlyTls ?? []);
+    this.earlyTls = undefined;
     if (this.closed) return;
     this.socket.removeListener('data', this.onHandshakeData);
-    this.attachTls(new tls.TLSSocket(this.socket, { isServer: true, secureContext: this.deps.tlsContext() }));
+    const transport = early.length > 0 ? (new PrefixedStream(this.socket, early) as unknown as net.Socket) : this.socket;
+    this.attachTls(new tls.TLSSocket(transport, { isServer: true, secureContext: this.deps.tlsContext() }));
   }
 
   /** PG17 `sslnegotiation=direct`: the ClientHello arrives first and must negotiate ALPN "postgresql". */

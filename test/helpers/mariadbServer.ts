@@ -25,6 +25,10 @@ export interface MariadbServer {
   otherCaFile: string;
   /** Runs SQL as root over the unix socket; returns the batch output without column names. */
   sql(text: string): Promise<string>;
+  /** Kills the server (SIGKILL, as a crash would) and keeps the data directory. */
+  stopServer(): Promise<void>;
+  /** Starts it again on the same port after stopServer(). */
+  startServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -101,25 +105,34 @@ export async function startMariadbServer(): Promise<MariadbServer> {
     return stdout.trim();
   };
 
+  const spawnOn = (port: number): ChildProcess => spawn('mariadbd', [
+    '--no-defaults', `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, '--bind-address=127.0.0.1', '--user=mysql',
+    `--pid-file=${join(dir, 'mysqld.pid')}`, `--log-error=${errLog}`, `--tmpdir=${dir}`, '--skip-name-resolve',
+    `--ssl-cert=${certs.certFile}`, `--ssl-key=${certs.keyFile}`, `--ssl-ca=${certs.caFile}`,
+    '--innodb-buffer-pool-size=16M', '--max-connections=60', '--performance-schema=ON',
+  ], { stdio: 'ignore' });
+  const accepting = (child: ChildProcess): Promise<boolean> => waitFor(async () => child.exitCode !== null || (await sql('SELECT 1').then(() => true, () => false)), {
+    what: 'mariadbd to accept connections', timeoutMs: 30_000, intervalMs: 200,
+  }).then(() => child.exitCode === null, () => false);
+  const kill = async (child: ChildProcess): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+
   // Another process may take the free port before mariadbd binds it: try a few.
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const child = spawn('mariadbd', [
-      '--no-defaults', `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, '--bind-address=127.0.0.1', '--user=mysql',
-      `--pid-file=${join(dir, 'mysqld.pid')}`, `--log-error=${errLog}`, `--tmpdir=${dir}`, '--skip-name-resolve',
-      `--ssl-cert=${certs.certFile}`, `--ssl-key=${certs.keyFile}`, `--ssl-ca=${certs.caFile}`,
-      '--innodb-buffer-pool-size=16M', '--max-connections=60', '--performance-schema=ON',
-    ], { stdio: 'ignore' });
-    const entry: Live = { child, dir };
+    const entry: Live = { child: spawnOn(port), dir };
     live.add(entry);
-    const up = await waitFor(async () => child.exitCode !== null || (await sql('SELECT 1').then(() => true, () => false)), {
-      what: 'mariadbd to accept connections', timeoutMs: 30_000, intervalMs: 200,
-    }).catch(() => false);
-    if (child.exitCode !== null) {
+    const up = await accepting(entry.child);
+    if (entry.child.exitCode !== null) {
       live.delete(entry);
       if (existsSync(errLog) && readFileSync(errLog, 'utf8').includes('Address already in use')) continue;
       rmSync(dir, { recursive: true, force: true });
-      throw fail(`mariadbd exited with code ${child.exitCode}`);
+      throw fail(`mariadbd exited with code ${entry.child.exitCode}`);
     }
     if (!up) {
       live.delete(entry);
@@ -134,15 +147,18 @@ export async function startMariadbServer(): Promise<MariadbServer> {
       caFile: certs.caFile,
       otherCaFile: certs.otherCaFile,
       sql,
+      async stopServer() {
+        await kill(entry.child);
+      },
+      async startServer() {
+        entry.child = spawnOn(port);
+        if (!(await accepting(entry.child))) throw fail('it did not come back on its port within 30 s');
+      },
       async stop() {
         if (stopped) return;
         stopped = true;
         // The data is thrown away, so no graceful shutdown: SIGKILL, and wait for the exit.
-        if (child.exitCode === null && child.signalCode === null) {
-          const exited = new Promise<void>((r) => child.once('exit', () => r()));
-          child.kill('SIGKILL');
-          await exited;
-        }
+        await kill(entry.child);
         live.delete(entry);
         killAndRemove(entry);
       },

@@ -27,6 +27,10 @@ export interface PgCluster {
   otherCaFile?: string;
   /** Runs SQL as the superuser over the unix socket; returns psql's unaligned, tuples-only output. */
   psql(sql: string, database?: string): Promise<string>;
+  /** Stops the server (immediate shutdown, as a crash would) and keeps the data directory. */
+  stopServer(): Promise<void>;
+  /** Starts it again on the same port after stopServer(). */
+  startServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -159,6 +163,12 @@ export async function startPgCluster(opts: { ssl?: boolean } = {}): Promise<PgCl
       caFile: certs?.caFile,
       otherCaFile: certs?.otherCaFile,
       psql,
+      async stopServer() {
+        await asPostgres([`${BIN}/pg_ctl`, '-D', data, '-m', 'immediate', '-w', 'stop']);
+      },
+      async startServer() {
+        await asPostgres([`${BIN}/pg_ctl`, '-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '30', 'start']);
+      },
       async stop() {
         if (stopped) return;
         stopped = true;

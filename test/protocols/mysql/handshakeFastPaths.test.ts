@@ -5,6 +5,7 @@
  * used before), errors included.
  */
 import fc from 'fast-check';
+import { fuzzParams } from '../fuzzParams';
 import {
   CLIENT_CONNECT_ATTRS,
   GATEWAY_CAPABILITIES,
@@ -47,7 +48,7 @@ describe('HandshakeV10Template', () => {
           expect(template.packet(connectionId, authPluginData).equals(expected)).toBe(true);
         }
       }),
-      { numRuns: 500 },
+      fuzzParams(500),
     );
   });
 
@@ -136,7 +137,7 @@ const blockOf = (pairs: Array<[string, string]>) => Buffer.concat(pairs.flatMap(
 
 describe('connection attributes, decoded lazily', () => {
   it('agree with a full decoding, duplicates included (the later one wins)', () => {
-    fc.assert(fc.property(attrPairs, fc.array(attrString, { maxLength: 4 }), (pairs, probes) => agree(blockOf(pairs), probes)), { numRuns: 1000 });
+    fc.assert(fc.property(attrPairs, fc.array(attrString, { maxLength: 4 }), (pairs, probes) => agree(blockOf(pairs), probes)), fuzzParams(1000));
   });
 
   it('reject a corrupted or cut block exactly as a full decoding does', () => {
@@ -146,12 +147,12 @@ describe('connection attributes, decoded lazily', () => {
         if (block.length > 0) block[at % block.length] = v;
         agree(block.subarray(0, cut % (block.length + 1)));
       }),
-      { numRuns: 2000 },
+      fuzzParams(2000),
     );
   });
 
   it('reject random bytes exactly as a full decoding does', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => agree(Buffer.from(b))), { numRuns: 2000 });
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => agree(Buffer.from(b))), fuzzParams(2000));
   });
 
   it('handle 2-byte lengths, and long or bad length bytes', () => {

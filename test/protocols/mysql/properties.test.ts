@@ -1,5 +1,6 @@
 /** Property-based checks: hostile input only ever yields typed errors; encoders and decoders agree. */
 import fc from 'fast-check';
+import { fuzzParams } from '../fuzzParams';
 import {
   CLIENT_DEPRECATE_EOF,
   CLIENT_SSL,
@@ -61,7 +62,7 @@ describe('decoders on random bytes', () => {
           () => readLenencInt(b, 0),
         ]) onlyTypedErrors(f);
       }),
-      { numRuns: 3000 },
+      fuzzParams(3000),
     );
   });
   it('HandshakeResponse41 variants built from a valid one, then corrupted, throw only typed errors', () => {
@@ -81,7 +82,7 @@ describe('decoders on random bytes', () => {
         b[at] = v;
         onlyTypedErrors(() => decodeHandshakeResponse41(b.subarray(0, cut), GATEWAY_CAPABILITIES));
       }),
-      { numRuns: 3000 },
+      fuzzParams(3000),
     );
   });
 });
@@ -98,6 +99,7 @@ describe('framer on random streams', () => {
           }
         });
       }),
+      fuzzParams(100),
     );
   });
   it('random chunkings of encoded packets yield the same packets', () => {
@@ -116,6 +118,7 @@ describe('framer on random streams', () => {
         expect(out.map((p) => p.sequenceId)).toEqual(payloads.map((_, i) => i));
         expect(framer.atBoundary).toBe(true);
       }),
+      fuzzParams(100),
     );
   });
 });
@@ -148,6 +151,7 @@ describe('PacketFramer.scan', () => {
         expect(b).toEqual(a);
         expect(a).toHaveLength(keep < 0 ? 0 : payloads.length);
       }),
+      fuzzParams(100),
     );
   });
 });
@@ -167,7 +171,7 @@ describe('response tracker on random packets', () => {
           }
         });
       }),
-      { numRuns: 3000 },
+      fuzzParams(3000),
     );
   });
   it('onPacketAt reads only data[start, end): same results and errors as onPacket on the prefix alone', () => {
@@ -194,7 +198,7 @@ describe('response tracker on random packets', () => {
         };
         expect(run(true)).toEqual(run(false));
       }),
-      { numRuns: 2000 },
+      fuzzParams(2000),
     );
   });
   it('skips 16 MiB continuation packets inside rows', () => {
@@ -221,6 +225,7 @@ describe('round trips', () => {
         const w = writeLenencInt(n);
         expect(readLenencInt(w, 0)).toEqual({ value: n, next: w.length });
       }),
+      fuzzParams(100),
     );
   });
   const text = fc.string({ maxLength: 40 }).filter((s) => !s.includes('\0'));
@@ -230,11 +235,13 @@ describe('round trips', () => {
         const o = decodeOk(encodeOk({ affectedRows: a, lastInsertId: id, statusFlags: st, warnings: w, info }, GATEWAY_CAPABILITIES), GATEWAY_CAPABILITIES);
         expect(o).toEqual({ affectedRows: a, lastInsertId: id, statusFlags: st, warnings: w, info });
       }),
+      fuzzParams(100),
     );
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 0xffff }), fc.stringMatching(/^[0-9A-Z]{5}$/), fc.string({ maxLength: 80 }), (code, sqlState, message) => {
         expect(decodeErr(encodeErr({ code, sqlState, message }))).toEqual({ code, sqlState, message });
       }),
+      fuzzParams(100),
     );
   });
   it('greeting, SSLRequest, HandshakeResponse41, AuthSwitchRequest', () => {
@@ -244,11 +251,13 @@ describe('round trips', () => {
         const d = decodeHandshakeV10(encodeHandshakeV10(h));
         expect({ ...d, mariadbCapabilities: undefined }).toEqual({ ...h, mariadbCapabilities: undefined });
       }),
+      fuzzParams(100),
     );
     fc.assert(
       fc.property(fc.nat(0xffffffff), fc.nat(0xffffffff), fc.nat(255), (c, m, cs) => {
         expect(decodeSslRequest(encodeSslRequest({ capabilities: c, maxPacketSize: m, characterSet: cs }))).toEqual({ capabilities: (c | CLIENT_SSL) >>> 0, maxPacketSize: m, characterSet: cs });
       }),
+      fuzzParams(100),
     );
     fc.assert(
       fc.property(text, fc.uint8Array({ maxLength: 600 }), text, text, fc.dictionary(fc.string({ maxLength: 10 }), fc.string({ maxLength: 20 }), { maxKeys: 5 }), (user, auth, db, plugin, attrs) => {
@@ -256,11 +265,13 @@ describe('round trips', () => {
         const d = decodeHandshakeResponse41(encodeHandshakeResponse41(r), GATEWAY_CAPABILITIES);
         expect({ ...d, connectAttributes: { ...d.connectAttributes } }).toEqual(r);
       }),
+      fuzzParams(100),
     );
     fc.assert(
       fc.property(text, fc.uint8Array({ maxLength: 40 }), (name, data) => {
         expect(decodeAuthSwitchRequest(encodeAuthSwitchRequest(name, Buffer.from(data)))).toEqual({ pluginName: name, pluginData: Buffer.from(data) });
       }),
+      fuzzParams(100),
     );
   });
 });

@@ -1,5 +1,6 @@
 /** Property-based fuzzing (fast-check): no input crashes or hangs the codec; valid streams survive any chunking. */
 import fc from 'fast-check';
+import { fuzzParams } from '../fuzzParams';
 import {
   backendKeyData,
   decodeAuthentication,
@@ -25,7 +26,6 @@ import {
 } from '../../../protocols/postgres';
 import { EMPTY } from './golden';
 
-const RUNS = { numRuns: 300 };
 
 /** Splits bytes at the given (unsorted, possibly out-of-range) cut points. */
 function chunk(bytes: Uint8Array, cuts: number[]): Buffer[] {
@@ -76,7 +76,7 @@ test('framer: random bytes in random chunks throw only FrameError and honour cap
         }
       });
     }),
-    RUNS,
+    fuzzParams(300),
   );
 });
 
@@ -95,7 +95,7 @@ test('framer: any valid message sequence survives any chunking', () => {
       expect(f.atBoundary).toBe(true);
       expect(f.buffered).toBe(0);
     }),
-    RUNS,
+    fuzzParams(300),
   );
 });
 
@@ -131,7 +131,7 @@ test('framer: startup packets then typed messages survive any chunking', () => {
       }
       expect(kinds).toEqual(['ssl', 'startup', ...msgs.map((m) => String.fromCharCode(m.type))]);
     }),
-    RUNS,
+    fuzzParams(300),
   );
 });
 
@@ -155,7 +155,7 @@ test('decoders: random bodies throw only ProtocolError', () => {
       expect(typeof decodeQuery(b)).toBe('string');
       expect(typeof decodeParse(b).query).toBe('string');
     }),
-    { numRuns: 1000 },
+    fuzzParams(1000),
   );
 });
 
@@ -167,7 +167,7 @@ test('decoders: structured-but-wrong startup packets throw only ProtocolError', 
       const b = Buffer.concat([Buffer.from([c >>> 24, (c >>> 16) & 255, (c >>> 8) & 255, c & 255]), Buffer.from(pieces.join(''))]);
       expectOnly([ProtocolError], () => decodeStartupPacket(b));
     }),
-    { numRuns: 1000 },
+    fuzzParams(1000),
   );
 });
 
@@ -177,7 +177,7 @@ describe('round trips', () => {
       fc.property(noNul, noNul, (name, value) => {
         expect(decodeParameterStatus(parameterStatus(name, value).subarray(5))).toEqual({ name, value });
       }),
-      RUNS,
+      fuzzParams(300),
     );
   });
 
@@ -196,7 +196,7 @@ describe('round trips', () => {
           });
         }
       }),
-      RUNS,
+      fuzzParams(300),
     );
   });
 
@@ -218,7 +218,7 @@ describe('round trips', () => {
           });
         },
       ),
-      RUNS,
+      fuzzParams(300),
     );
   });
 });
