@@ -14,6 +14,8 @@ export class FrameError extends Error {
     message: string,
     /** The length field that was refused, for callers that explain a too-large message in their own terms. */
     readonly lengthField?: number,
+    /** The refused message's type byte (none for a startup packet). */
+    readonly messageType?: number,
   ) {
     super(message);
     this.name = 'FrameError';

@@ -326,6 +326,7 @@ export class PgFramer {
         `${this.describeCurrent()} has length ${lengthField}, the limit is ${limit} bytes` +
           (startup ? '; is this a PostgreSQL client? (TLS without SSLRequest and HTTP also look like this)' : ''),
         lengthField,
+        startup ? undefined : this.type,
       );
     }
     this.bodyLength = bodyLength;

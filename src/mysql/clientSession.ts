@@ -200,8 +200,11 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
     try {
       response = decodeHandshakeResponse41(packet.payload, this.greetingCapabilities);
     } catch (err) {
-      if (err instanceof MysqlDecodeError && err.code === 'too_long' && err.what.endsWith('auth response') && err.length !== undefined) {
-        this.refuseOversizedToken(err.length); // a token sent with the login (mysql_clear_password offered in the greeting)
+      // A token sent with the login (mysql_clear_password offered in the greeting) that is too large;
+      // a length the packet cannot even hold is a malformed packet, not a token.
+      if (err instanceof MysqlDecodeError && err.code === 'too_long' && err.what.endsWith('auth response') && err.length !== undefined &&
+        err.length < packet.payload.length) {
+        this.refuseOversizedToken(err.length);
         return false;
       }
       this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, `invalid handshake response: ${(err as Error).message}`);

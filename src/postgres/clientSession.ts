@@ -28,6 +28,12 @@ type Handshake = 'startup' | 'password' | 'connecting' | 'done';
 
 /** The largest password message body: an access token and its NUL. Startup packets have their own, lower bound. */
 const MAX_PASSWORD_MESSAGE = MAX_ACCESS_TOKEN_BYTES + 1;
+/**
+ * A longer password message is refused as a token too large for an access token; past
+ * PostgreSQL's own limit on a message (1 GiB, MaxAllocSize) the length is not a password's but
+ * a broken or hostile stream, refused as a protocol violation.
+ */
+const MAX_PLAUSIBLE_MESSAGE = 0x40000000;
 const SETTINGS_TIMEOUT_MS = 10_000;
 const EMPTY = Buffer.alloc(0);
 /** Terminate: 'X' and a length of 4, nothing else. */
@@ -151,7 +157,8 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
       try {
         frames = this.framer.push(input);
       } catch (err) {
-        if (this.handshake === 'password' && err instanceof FrameError && err.code === 'length_too_large' && err.lengthField !== undefined) {
+        if (this.handshake === 'password' && err instanceof FrameError && err.code === 'length_too_large' && err.messageType === FrontendType.PasswordMessage &&
+          err.lengthField !== undefined && err.lengthField <= MAX_PLAUSIBLE_MESSAGE) {
           this.refuseOversizedToken(err.lengthField - 5, this.where()); // the body less its NUL
         } else {
           this.protocolViolation(err);

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
 import { Client } from 'pg';
+import { MAX_ACCESS_TOKEN_BYTES } from '../../src/identity/tokenSize';
 import { startGatewayHarness, AUDIENCE, type PgHarness } from '../integration/harness';
 import { makeTestCertificates } from '../helpers/tlsCert';
 import { waitFor } from '../helpers/waitFor';
@@ -156,12 +157,18 @@ describe('length fields', () => {
     expect(reason).toBe('protocol_violation'); // refused on the header, not by the timeout
   });
 
-  // Typed messages after the startup: type byte, int32 length. The password message cap is 64 KiB.
+  // Typed messages after the startup: type byte, int32 length. A password message longer than any
+  // access token (MAX_ACCESS_TOKEN_BYTES) is refused as one (28P01, token_too_large); lengths no
+  // message can have are protocol violations.
+  test('password message length just above the token cap: 28P01 token_too_large at once', async () => {
+    const { reason } = await expectRefused([pgStartup({ user: 'reader', database: 'app' }), Buffer.concat([Buffer.from('p'), int32s(MAX_ACCESS_TOKEN_BYTES + 6)])], '28P01');
+    expect(reason).toBe('token_too_large');
+  });
+
   test.each([
     ['0', 0],
     ['negative (0x80000000)', 0x80000000],
     ['3 (shorter than the length field)', 3],
-    ['just above the cap (65536 + 5)', 65536 + 5],
     ['2^31-1', 0x7fffffff],
   ])('password message length %s: 08P01 at once', async (_name, length) => {
     const { reason } = await expectRefused([pgStartup({ user: 'reader', database: 'app' }), Buffer.concat([Buffer.from('p'), int32s(length)])], '08P01');
