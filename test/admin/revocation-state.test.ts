@@ -113,11 +113,12 @@ describe('revocations across a restart and by the clock', () => {
   });
 
   test('a revocation lapses by itself once oidc.maxTokenLifetime has passed since it was made', async () => {
+    // The token first: its iat (whole seconds, rounded down) is then at or before the revocation's time.
+    const token = await h.token();
     const clock = new ManualClock();
     const other = adminFiles();
     try {
       const g = await h.startGateway({ admin: true, extraYaml: other.yaml, core: { clock } });
-      const token = await h.token();
       const r = await call(g.gateway, 'POST', '/revocations', { bearer: other.token, body: { client: 'svc-reporting' } });
       expect(Date.parse(r.body.expiresAt)).toBe(clock.now() + 3_600_000);
       expect((await connect(g, token)).code).toBe('28P01');
