@@ -51,7 +51,7 @@ export interface Gateway {
   pools: PoolRegistry;
   state: SharedState;
   audit: AuditLog;
-  /** GET /readyz: the listeners, the issuer's keys, each upstream; add more with readiness.add(name, check). */
+  /** GET /readyz: the listeners, the issuer's keys, the audit log, each upstream; add more with readiness.add(name, check). */
   readiness: Readiness;
   /** The Prometheus metrics (GET /metrics); collected only when listen.admin is set, the one place they are served. */
   metrics?: GatewayMetrics;
@@ -135,6 +135,8 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   const readiness = new Readiness();
   readiness.add('listeners', () => (closing ? { ok: false, detail: 'shutting down' } : { ok: true }));
   readiness.add('issuer', () => issuerKeysCheck(verifier));
+  // With audit.onFailure: refuse, new sessions are refused while the audit log cannot be written.
+  readiness.add('audit', () => (audit.admitsSessions ? { ok: true } : { ok: false, detail: `the audit log ${config().audit.file} cannot be written; new sessions are refused (audit.onFailure: refuse)` }));
   addUpstreamChecks(readiness, initial);
 
   const admission = new Admission({

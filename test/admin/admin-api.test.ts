@@ -51,7 +51,7 @@ describe('open endpoints', () => {
     const ready = await call(h.gateway, 'GET', '/readyz');
     expect(ready.status).toBe(200);
     expect(ready.body.ready).toBe(true);
-    expect(Object.keys(ready.body.checks).sort()).toEqual(['issuer', 'listeners', 'upstream:app-pg']);
+    expect(Object.keys(ready.body.checks).sort()).toEqual(['audit', 'issuer', 'listeners', 'upstream:app-pg']);
     expect(Object.values(ready.body.checks).every((c) => (c as { ok: boolean }).ok)).toBe(true);
   });
 
@@ -72,11 +72,19 @@ describe('open endpoints', () => {
     } finally {
       h.gateway.config.swap(running);
     }
-    h.gateway.readiness.add('audit', () => ({ ok: false, detail: 'cannot write' }));
+    h.gateway.readiness.add('custom', () => ({ ok: false, detail: 'cannot write' }));
     const r = await call(h.gateway, 'GET', '/readyz');
-    expect([r.status, r.body.checks.audit]).toEqual([503, { ok: false, detail: 'cannot write' }]);
-    h.gateway.readiness.remove('audit');
+    expect([r.status, r.body.checks.custom]).toEqual([503, { ok: false, detail: 'cannot write' }]);
+    h.gateway.readiness.remove('custom');
     expect((await call(h.gateway, 'GET', '/readyz')).status).toBe(200);
+  });
+
+  test('/readyz is 503 while the audit log cannot be written (audit.onFailure: refuse)', async () => {
+    const g = await h.startGateway({ admin: true });
+    g.audit.healthy = false;
+    const r = await call(g.gateway, 'GET', '/readyz');
+    expect(r.status).toBe(503);
+    expect(r.body.checks.audit).toEqual({ ok: false, detail: 'the audit log stdout cannot be written; new sessions are refused (audit.onFailure: refuse)' });
   });
 
   test('/readyz is 503 while the issuer\'s keys cannot be fetched, and ready once they can', async () => {

@@ -6,6 +6,8 @@ export class MemoryTransport implements AuditSink {
   readonly records: Record<string, unknown>[] = [];
   /** Every line exactly as it would have been written (for "no secret anywhere" checks). */
   readonly lines: string[] = [];
+  /** Set false to act as an audit file that cannot be written. */
+  healthy = true;
 
   write(line: string): void {
     this.lines.push(line);
