@@ -177,19 +177,19 @@ test('500 concurrent sessions across both protocols survive an upstream restart 
   const errors = outcomes.filter((o): o is Extract<Outcome, { ok: false }> => !o.ok);
   const codes = errors.reduce<Record<string, number>>((m, e) => ({ ...m, [`${e.code} (${e.during})`]: (m[`${e.code} (${e.during})`] ?? 0) + 1 }), {});
 
-  // The pools recovered without a restart: sessions that started after the upstreams came back succeeded.
+  // How many sessions met the outage depends on the machine's speed; what must hold is that every
+  // failure happened around it, not before, and that the pools recover (checked below).
   const okAfter = ok.filter((o) => o.at > upAt).length;
-  expect(okAfter).toBeGreaterThan(0);
-  expect(ok.length).toBeGreaterThan(outcomes.length / 2);
-  // Every failure happened around the outage, not before it.
+  expect(ok.length).toBeGreaterThan(0);
   expect(errors.every((e) => e.at >= downAt)).toBe(true);
 
   // After the clients leave: no live session, and memory close to the baseline.
   await waitFor(() => gateway.sessions.size === 0, { what: 'every session to end', timeoutMs: 30_000 });
-  for (const proto of ['postgres', 'mysql'] as const) {
-    const c = proto === 'postgres' ? await pgSession('after', token, gateway.postgres!.port) : await mySession('after', token, gateway.mysql!.port);
-    expect(c).toMatchObject({ ok: true });
-  }
+  // The pools recovered without a gateway restart: a new wave of sessions all succeed.
+  const wave = await Promise.all(Array.from({ length: 10 }, (_, i) => [
+    pgSession(`after-pg-${i}`, token, gateway.postgres!.port), mySession(`after-my-${i}`, token, gateway.mysql!.port),
+  ]).flat());
+  expect(wave.filter((o) => !o.ok)).toEqual([]);
   gc();
   const after = process.memoryUsage();
   console.log([
