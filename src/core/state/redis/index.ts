@@ -61,7 +61,7 @@ export class RedisState {
     this.link.on('up', () => void this.#beat());
     this.link.on('resubscribed', () => void this.#beat());
     this.link.on('down', (cause) => {
-      troubleLog.report('error', 'redis:down', `lost Redis (${this.link.where}): ${cause}. ${this.failOpen
+      troubleLog.report('error', `redis:down:${instance.id}`, `instance ${instance.id} lost Redis (${this.link.where}): ${cause}. ${this.failOpen
         ? 'redis.onUnavailable is fail-open: new connections are served with this instance\'s own state (connection caps count only its sessions, revocations made elsewhere meanwhile are not seen)'
         : 'redis.onUnavailable is fail-closed: new connections are refused until Redis is back'}; live sessions continue, revocations already known keep applying`);
     });

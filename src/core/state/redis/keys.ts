@@ -11,6 +11,11 @@ export class RedisKeys {
     return `${this.prefix}{state}:revocation:${id}`;
   }
 
+  /** Marks a revocation removed (until it would have lapsed), so an instance that missed the removal does not write it back. */
+  removedRevocation(id: string): string {
+    return `${this.prefix}{state}:revocation-removed:${id}`;
+  }
+
   /** Sorted set: revocation id -> lapse time (ms; +inf for none), to read them all. */
   get revocations(): string {
     return `${this.prefix}{state}:revocations`;

@@ -24,6 +24,9 @@ interface Announcement {
 /** A revocation as stored (JSON-safe: no undefined fields). */
 type StoredRevocation = Revocation;
 
+/** How long a removal is remembered: longer than any instance can be away without a resync. */
+const REMOVAL_MEMORY_MS = 7 * 24 * 3600 * 1000;
+
 export class RedisRevocations extends InProcessRevocations {
   /** Changes made here not yet in Redis: id -> the revocation added, or null when removed. */
   readonly #unwritten = new Map<string, Revocation | null>();
@@ -71,6 +74,7 @@ export class RedisRevocations extends InProcessRevocations {
           m.zadd(this.keys.revocations, r.expiresAt ?? '+inf', id);
           m.publish(this.keys.revocationChannel, JSON.stringify({ from: this.instanceId, added: r } satisfies Announcement));
         } else {
+          m.set(this.keys.removedRevocation(id), '1', 'PX', REMOVAL_MEMORY_MS);
           m.del(this.keys.revocation(id));
           m.zrem(this.keys.revocations, id);
           m.publish(this.keys.revocationChannel, JSON.stringify({ from: this.instanceId, removed: id } satisfies Announcement));
@@ -120,7 +124,23 @@ export class RedisRevocations extends InProcessRevocations {
       }
     });
     for (const r of inRedis.values()) this.#learn(r);
-    for (const r of this.list(now)) if (!inRedis.has(r.id) && !this.#unwritten.has(r.id)) this.#forget(r.id);
+    const missing = this.list(now).filter((r) => !inRedis.has(r.id) && !this.#unwritten.has(r.id));
+    if (missing.length === 0) return;
+    // Not in Redis: removed elsewhere (a marker says so), or lost by Redis (restarted without
+    // persistence, failed over before replication): then it is written back, as failing closed.
+    const removed = await c.mget(missing.map((r) => this.keys.removedRevocation(r.id)));
+    const lost: string[] = [];
+    missing.forEach((r, i) => {
+      if (removed[i] !== null) this.#forget(r.id);
+      else {
+        this.#unwritten.set(r.id, r);
+        lost.push(r.id);
+      }
+    });
+    if (lost.length) {
+      log.warn(`Redis no longer holds revocation(s) ${lost.join(', ')} that this instance knows (was Redis restarted without persistence?); writing them back`);
+      await this.flush();
+    }
   }
 
   #learn(r: Revocation): void {
