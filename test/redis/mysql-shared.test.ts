@@ -62,8 +62,9 @@ test('KILL QUERY with a connection id of another instance interrupts the stateme
   await killer.query(`KILL QUERY ${victim.threadId}`);
   const outcome = await running;
   expect(Date.now() - started).toBeLessThan(5000);
-  // MariaDB ends an interrupted SLEEP() early with the result 1.
-  expect(outcome).toEqual([{ slept: 1 }]);
+  // MariaDB ends an interrupted SLEEP() early with the result 1, or with 1317 when the kill lands before the sleep starts.
+  const early = Array.isArray(outcome) ? outcome : (outcome as MyError).errno;
+  expect([[{ slept: 1 }], 1317]).toContainEqual(early);
   expect((await victim.query('SELECT 1 AS one'))[0]).toEqual([{ one: 1 }]);
 
   // Another identity's id is unknown, wherever it lives.
