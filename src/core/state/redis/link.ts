@@ -97,6 +97,7 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     const wasDown = this.#downSince !== undefined;
     this.#up = true;
     this.#downSince = undefined;
+    this.#lastError = 'the connection was closed';
     if (wasDown) log.warn(`Redis (${this.where}) is reachable again: shared state is back in use`);
     else log.info(`shared state in Redis (${this.where})`);
     this.emit('up');
