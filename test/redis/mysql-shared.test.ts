@@ -98,3 +98,20 @@ test('limits.maxClientConnections counts the clients of every instance', async (
   expect(refused).toMatchObject({ errno: 1040 });
   expect(refused!.message).toContain('limits.maxClientConnections');
 });
+
+test('Redis stopped (fail-closed): new MySQL clients get 1105 in place of the greeting, live ones continue; back when Redis is', async () => {
+  const live = await connected(b, await tokenFor(subject()));
+  await redis.kill();
+  await waitFor(() => !h.gateway.redis!.link.available, { what: '0a0a noticing Redis is gone' });
+  const refused = await connectMysql2(h, await tokenFor(subject())).then(() => undefined, (e: MyError) => e);
+  expect(refused).toMatchObject({ errno: 1105 });
+  expect(refused!.message).toContain('cannot reach its shared state (Redis)');
+  expect(h.audit.records.some((r) => r.event === 'connection_rejected' && r.reason === 'shared_state_unavailable')).toBe(true);
+  expect((await live.query('SELECT 5 AS five'))[0]).toEqual([{ five: 5 }]);
+  await redis.restart();
+  await waitFor(async () => {
+    const c = await connectMysql2(h, await tokenFor(subject())).catch(() => undefined);
+    c?.destroy();
+    return c !== undefined;
+  }, { what: '0a0a serving again', timeoutMs: 15_000, intervalMs: 200 });
+}, 30_000);
