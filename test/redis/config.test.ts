@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { ConfigError, parseConfig } from '../../src/config/load';
+import { sharedStateProblem } from '../../src/core/state/redis/needsSharedState';
 import { baseDoc, ENV, tempDir } from '../config/helpers';
 
 /** The redis: section: one of url / sentinels + name / nodes, secrets by ${ENV} or file, defaults. */
@@ -57,4 +58,10 @@ test('mistakes are reported at their key, and an inline password is not echoed',
   expect(typed.join('\n')).not.toContain(REDIS_PASSWORD);
   expect(problems({ url: 'redis://a:6379', password: '${NOPE_UNSET}' })).toEqual([expect.stringMatching(/^redis\.password: environment variable NOPE_UNSET is not set/)]);
   expect(problems({ url: 'redis://a:6379', onUnavailable: 'maybe' })[0]).toMatch(/^redis\.onUnavailable:/);
+});
+
+test('several workers need a redis: section', () => {
+  expect(sharedStateProblem({ redis: undefined }, 1)).toBeUndefined();
+  expect(sharedStateProblem({ redis: undefined }, 2)).toMatch(/^2 worker processes need shared state: add a redis: section/);
+  expect(sharedStateProblem(load({ url: 'redis://a:6379' }), 4)).toBeUndefined();
 });
