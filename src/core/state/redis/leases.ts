@@ -72,10 +72,9 @@ export class RedisConnectionLeases implements ConnectionLeases {
     private readonly instanceId: string,
     private readonly o: { ttlMs: number; failOpen: boolean },
   ) {
-    for (const client of [link.client]) {
-      client.defineCommand('tgAcquire', { lua: ACQUIRE });
-      client.defineCommand('tgRenew', { lua: RENEW });
-    }
+    // EVALSHA, falling back to EVAL once after a Redis restart emptied its script cache.
+    link.client.defineCommand('tgAcquire', { lua: ACQUIRE });
+    link.client.defineCommand('tgRenew', { lua: RENEW });
   }
 
   acquire(requests: readonly LeaseRequest[]): LeaseResult | Promise<LeaseResult> {
