@@ -36,7 +36,7 @@ export class RedisState {
   readonly #keys: RedisKeys;
   readonly #bus: PeerBus;
   readonly #revocations: RedisRevocations;
-  readonly #leases: RedisConnectionLeases;
+  readonly leases: RedisConnectionLeases;
   readonly #instances: InstanceRegistry;
   #heartbeat?: NodeJS.Timeout;
   #stopped = false;
@@ -46,11 +46,11 @@ export class RedisState {
     this.#keys = new RedisKeys(config.keyPrefix);
     this.#bus = new PeerBus(this.link, this.#keys, instance, config.commandTimeoutMs);
     this.#revocations = new RedisRevocations(this.link, this.#keys, instance.id, clock);
-    this.#leases = new RedisConnectionLeases(this.link, this.#keys, instance.id, { ttlMs: config.leaseTtlMs, failOpen: this.failOpen });
+    this.leases = new RedisConnectionLeases(this.link, this.#keys, instance.id, { ttlMs: config.leaseTtlMs, failOpen: this.failOpen });
     this.#instances = new InstanceRegistry(this.link, this.#keys, instance, config.leaseTtlMs);
     this.state = {
       revocations: this.#revocations,
-      leases: this.#leases,
+      leases: this.leases,
       cancelKeys: new InstanceCancelKeys(instance, this.#bus),
       connectionIds: new InstanceConnectionIds(instance, this.#bus),
     };
@@ -139,7 +139,7 @@ export class RedisState {
     if (this.#stopped || !this.link.available) return;
     try {
       await this.#instances.announce(this.clock.now());
-      await this.#leases.renew();
+      await this.leases.renew();
       await this.#revocations.resync();
     } catch (err) {
       troubleLog.report('warn', 'redis:heartbeat', `the heartbeat to Redis (${this.link.where}) failed: ${(err as Error).message}`);

@@ -65,6 +65,8 @@ export class RedisConnectionLeases implements ConnectionLeases {
   /** Every lease this instance holds, by member name. */
   readonly #held = new Map<string, Held>();
   #next = 0;
+  /** Called with each login's lease round trip to Redis, in seconds (for metrics). */
+  onRoundTrip?: (seconds: number) => void;
 
   constructor(
     private readonly link: RedisLink,
@@ -107,12 +109,14 @@ export class RedisConnectionLeases implements ConnectionLeases {
   async #takeShared(requests: readonly LeaseRequest[]): Promise<LeaseResult> {
     const member = `${this.instanceId}:${++this.#next}`;
     let answer: [number, number];
+    const started = performance.now();
     try {
       answer = await this.#scripts.tgAcquire(requests.length, ...requests.map((r) => this.keys.lease(r.key)), member, this.o.ttlMs,
         ...requests.map((r) => (Number.isFinite(r.limit) ? r.limit : -1)));
     } catch (err) {
       return this.#unavailable(requests, `the Redis command failed: ${(err as Error).message}`);
     }
+    this.onRoundTrip?.((performance.now() - started) / 1000);
     const [full, count] = answer.map(Number);
     if (full > 0) {
       const r = requests[full - 1];

@@ -35,6 +35,8 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   #downSince?: number;
   #lastError = 'not connected yet';
   #closed = false;
+  /** How many times the command connection was lost (for metrics). */
+  disconnects = 0;
 
   constructor(readonly config: RedisConfig) {
     super();
@@ -106,8 +108,10 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   #lost(): void {
     if (this.#closed) return;
     if (!this.#up && this.#downSince !== undefined) return;
+    const wasUp = this.#up;
     this.#up = false;
     this.#downSince = Date.now();
+    if (wasUp) this.disconnects++;
     this.emit('down', this.#lastError);
   }
 
