@@ -96,9 +96,19 @@ export class RedisConnectionLeases implements ConnectionLeases {
     if (!this.link.available || this.#held.size === 0) return;
     const pairs: [string, string][] = [];
     for (const [member, h] of this.#held) for (const key of h.keys) pairs.push([this.keys.lease(key), member]);
-    for (let i = 0; i < pairs.length; i += RENEW_BATCH) {
-      const batch = pairs.slice(i, i + RENEW_BATCH);
-      await this.#scripts.tgRenew(batch.length, ...batch.map(([k]) => k), this.o.ttlMs, ...batch.map(([, m]) => m));
+    try {
+      for (let i = 0; i < pairs.length; i += RENEW_BATCH) {
+        const batch = pairs.slice(i, i + RENEW_BATCH);
+        await this.#scripts.tgRenew(batch.length, ...batch.map(([k]) => k), this.o.ttlMs, ...batch.map(([, m]) => m));
+      }
+    } finally {
+      // A lease released while the renewal was on its way may have been put back by it: take it out again.
+      const gone = pairs.filter(([, m]) => !this.#held.has(m));
+      if (gone.length && this.link.available) {
+        const m = this.link.client.multi();
+        for (const [key, member] of gone) m.zrem(key, member);
+        await m.exec().catch(() => undefined);
+      }
     }
   }
 
