@@ -1,5 +1,18 @@
-# tokengate developer targets. `make test` is what CI runs (through .ci/run).
-.PHONY: build test lint demo clean bench
+# tokengate developer targets. `make check` is what CI runs (through .ci/run).
+.PHONY: build test lint check demo clean bench
+
+# Everything on a fresh Debian clone: install and start what the tests need (.ci/test-services),
+# the npm packages (npm ci, only when node_modules is missing or does not match package.json;
+# never through a linked node_modules, which others share), the type check, then the whole suite.
+check:
+	.ci/test-services
+	@if [ ! -e node_modules ]; then npm ci --no-audit --no-fund; \
+	elif ! npm ls --depth=0 >/dev/null 2>&1; then \
+	  if [ -L node_modules ]; then echo "node_modules is a link and does not match package.json: run npm ci where it points" >&2; exit 1; fi; \
+	  npm ci --no-audit --no-fund; \
+	fi
+	npm run lint
+	npm test
 
 build:
 	npm run build

@@ -6,8 +6,8 @@
 # The token goes in MYSQL_PWD (or -p"$TOKEN"), never through the interactive -p prompt: the
 # prompt reads at most 79 characters and silently cuts an access token (1-2 KB) short.
 # libmariadb answers tokengate's mysql_clear_password request without any extra flag; the
-# Oracle mysql client needs --enable-cleartext-plugin. Use TLS (--ssl --ssl-ca=...) unless
-# the gateway runs on this machine.
+# Oracle mysql client needs --enable-cleartext-plugin. Use TLS unless the gateway runs on this
+# machine: --ssl-ca=CA.pem --ssl-verify-server-cert (plain --ssl falls back to plaintext).
 # Ctrl-C on a running query works as usual: the CLI sends KILL QUERY <tokengate connection id>
 # on a new connection with the same token, and tokengate interrupts your query upstream.
 set -euo pipefail

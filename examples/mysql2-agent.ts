@@ -1,9 +1,14 @@
 /**
  * An agent that talks to MySQL/MariaDB through tokengate with mysql2.
  *
+ *   npx tsc --outDir .tmp/examples --module commonjs --target es2022 --esModuleInterop --skipLibCheck examples/mysql2-agent.ts
  *   TOKENGATE_TOKEN="$(your-okta-client-credentials-flow)" \
  *   TOKENGATE_HOST=127.0.0.1 TOKENGATE_MYSQL_PORT=6033 TOKENGATE_ROLE=reader TOKENGATE_DATABASE=app \
- *   npx tsx examples/mysql2-agent.ts        # any TypeScript runner; the tests import runAgent()
+ *   node .tmp/examples/mysql2-agent.js
+ *
+ * (tsc comes with the clone's devDependencies; any TypeScript runner, e.g. npx tsx, works too.
+ * With `npx tokengate demo --mysql URL` running: TOKENGATE_TOKEN="$(npx tokengate token --demo)"
+ * and the MySQL port the demo prints.)
  *
  * Two mysql2 settings matter:
  * - enableCleartextPlugin: true. tokengate asks for the password with mysql_clear_password (it

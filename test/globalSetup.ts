@@ -13,7 +13,7 @@ interface JestGlobalConfig {
 }
 
 /** Where the tests that run bin/tokengate.js live; add a directory here when another suite does. */
-const BINARY_TEST_DIRS = ['test/cli', 'test/demo', 'test/v8', 'test/lifecycle'];
+const BINARY_TEST_DIRS = ['test/cli', 'test/demo', 'test/v8', 'test/lifecycle', 'test/security'];
 /** Serializes builds of engineers and CI jobs sharing this tree. */
 const BUILD_LOCK = '/tmp/tokengate-build.lock';
 

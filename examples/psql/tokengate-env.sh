@@ -8,8 +8,8 @@
 #   psql -c 'select 1'                       # PGPASSWORD as of sourcing (valid for the token lifetime)
 #
 # The token is cached in a 0600 file and reused until 60 s before it expires, so tgpsql costs
-# one token request per token lifetime. TOKENGATE names the tokengate command
-# (default: tokengate; e.g. TOKENGATE="npx tokengate" inside a clone).
+# one token request per token lifetime. TOKENGATE names the tokengate command; without it the
+# script uses `tokengate` from PATH, else the clone it lives in (bash), else `npx tokengate`.
 
 : "${OIDC_ISSUER:?set OIDC_ISSUER to your Okta custom authorization server, e.g. https://acme.okta.com/oauth2/default}"
 : "${OIDC_CLIENT_ID:?set OIDC_CLIENT_ID to the service app client id}"
@@ -24,11 +24,22 @@ export PGDATABASE="${TOKENGATE_DATABASE:-app}"   # a database alias from the gat
 export PGSSLMODE=verify-full                     # the token is a bearer credential: verify who gets it
 export PGSSLROOTCERT="$TOKENGATE_CA"
 
+# This file's clone, for running tokengate from it (bash knows where a sourced file is).
+_tokengate_clone="$(cd "$(dirname "${BASH_SOURCE[0]:-.}")/../.." 2>/dev/null && pwd)"
+
+_tokengate() {
+  if [ -n "${TOKENGATE:-}" ]; then ${TOKENGATE} "$@"
+  elif command -v tokengate >/dev/null 2>&1; then tokengate "$@"
+  elif [ -f "$_tokengate_clone/bin/tokengate.js" ]; then node "$_tokengate_clone/bin/tokengate.js" "$@"
+  else npx tokengate "$@"
+  fi
+}
+
 TOKENGATE_TOKEN_CACHE="${TOKENGATE_TOKEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tokengate/token-$OIDC_CLIENT_ID.json}"
 mkdir -p -m 700 "$(dirname "$TOKENGATE_TOKEN_CACHE")"
 
 tokengate_token() {
-  ${TOKENGATE:-tokengate} token --issuer "$OIDC_ISSUER" --client-id "$OIDC_CLIENT_ID" \
+  _tokengate token --issuer "$OIDC_ISSUER" --client-id "$OIDC_CLIENT_ID" \
     --client-secret-file "$OIDC_CLIENT_SECRET_FILE" --scope "${OIDC_SCOPE:-db.connect}" \
     --cache "$TOKENGATE_TOKEN_CACHE"
 }

@@ -14,11 +14,14 @@ export type MysqlDecodeErrorCode =
 export class MysqlDecodeError extends Error {
   readonly code: MysqlDecodeErrorCode;
   readonly what: string;
-  constructor(code: MysqlDecodeErrorCode, what: string, detail: string) {
+  /** For too_long: the length that was refused, so a caller can explain it in its own terms. */
+  readonly length?: number;
+  constructor(code: MysqlDecodeErrorCode, what: string, detail: string, length?: number) {
     super(`MySQL protocol: ${what}: ${detail}`);
     this.name = 'MysqlDecodeError';
     this.code = code;
     this.what = what;
+    this.length = length;
   }
 }
 

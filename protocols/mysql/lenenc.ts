@@ -48,7 +48,7 @@ export function readLenencInt(buf: Buffer, offset: number, what = 'length-encode
 export function readLenencNumber(buf: Buffer, offset: number, max: number, what: string): Read<number> {
   const r = readLenencInt(buf, offset, what);
   if (r.value > BigInt(max)) {
-    throw new MysqlDecodeError('too_long', what, `value ${r.value} exceeds the limit of ${max}`);
+    throw new MysqlDecodeError('too_long', what, `value ${r.value} exceeds the limit of ${max}`, Number(r.value));
   }
   return { value: Number(r.value), next: r.next };
 }
@@ -182,7 +182,7 @@ export class PayloadReader {
     const end = this.buf.indexOf(0, start);
     const length = (end === -1 ? this.buf.length : end) - start;
     if (length > max) {
-      throw new MysqlDecodeError('too_long', this.what(field), `longer than the limit of ${max} bytes`);
+      throw new MysqlDecodeError('too_long', this.what(field), `longer than the limit of ${max} bytes`, length);
     }
     if (end === -1) {
       if (!allowUnterminated) {

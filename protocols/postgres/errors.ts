@@ -12,6 +12,8 @@ export class FrameError extends Error {
   constructor(
     readonly code: FrameErrorCode,
     message: string,
+    /** The length field that was refused, for callers that explain a too-large message in their own terms. */
+    readonly lengthField?: number,
   ) {
     super(message);
     this.name = 'FrameError';

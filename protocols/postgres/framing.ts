@@ -325,6 +325,7 @@ export class PgFramer {
         'length_too_large',
         `${this.describeCurrent()} has length ${lengthField}, the limit is ${limit} bytes` +
           (startup ? '; is this a PostgreSQL client? (TLS without SSLRequest and HTTP also look like this)' : ''),
+        lengthField,
       );
     }
     this.bodyLength = bodyLength;

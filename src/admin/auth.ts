@@ -38,11 +38,12 @@ export class AdminAuth {
   #fileDigest?: Buffer;
 
   constructor(private readonly deps: AdminAuthDeps) {
-    this.refresh();
+    // At start, a readable file is among the config warnings start prints (configWarnings).
+    this.refresh(false);
   }
 
   /** Reads admin.tokenFile again (at start, when the config changes and on every reload). */
-  refresh(): void {
+  refresh(warnIfReadable = true): void {
     const file = this.deps.admin().tokenFile;
     this.#fileDigest = undefined;
     if (file === undefined) return;
@@ -60,7 +61,7 @@ export class AdminAuth {
     }
     this.#fileDigest = digest(token);
     const mode = statSync(file).mode & 0o777;
-    if (mode & 0o077) log.warn(`admin.tokenFile ${file} can be read by other users (mode 0${mode.toString(8)}); chmod 600 it`);
+    if (warnIfReadable && mode & 0o077) log.warn(`admin.tokenFile ${file} can be read by other users (mode 0${mode.toString(8)}); chmod 600 it`);
   }
 
   async authenticate(authorization: string | undefined): Promise<AuthOutcome> {

@@ -21,6 +21,7 @@ export class AuditLog {
   private sink: AuditSink;
   #config: AuditConfig;
   readonly #injected: boolean;
+  readonly #observers: ((event: AuditEvent) => void)[] = [];
 
   constructor(config: AuditConfig, sink?: AuditSink) {
     this.#config = config;
@@ -66,7 +67,13 @@ export class AuditLog {
     await this.sink.reopen?.();
   }
 
+  /** Hears every record write() makes (the metrics count connections and session ends from them). */
+  onWrite(observer: (event: AuditEvent) => void): void {
+    this.#observers.push(observer);
+  }
+
   write(event: AuditEvent): void {
+    for (const observe of this.#observers) observe(event);
     this.sink.write(formatRecord(event, isoNow()));
   }
 

@@ -9,14 +9,15 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .description('run a development issuer, a database and the gateway on this machine, and print commands to try')
     .option('--port <port>', 'the gateway\'s PostgreSQL port (0 = any free port)', '6432')
-    .option('--postgres <url>', 'use this PostgreSQL instead of the embedded one, e.g. postgres://postgres@127.0.0.1:5432/test (both roles log in with its credentials)')
-    .option('--mysql <url>', 'also serve this MySQL/MariaDB on a MySQL listener, e.g. mysql://agent:secret@127.0.0.1:3306/test (both roles log in as its user)')
+    .option('--postgres <url>', 'use this PostgreSQL instead of the embedded one, e.g. postgres://postgres@127.0.0.1:5432/test (both roles log in with its credentials; the demo creates the schema --schema there with its sample tables)')
+    .option('--mysql <url>', 'also serve this MySQL/MariaDB on a MySQL listener, e.g. mysql://agent:secret@127.0.0.1:3306/tokengate_demo (both roles log in as its user; the demo creates that database with its sample tables)')
     .option('--mysql-port <port>', 'the gateway\'s MySQL port, with --mysql (0 = any free port)', '6033')
-    .action(async (opts: { port: string; mysqlPort: string; postgres?: string; mysql?: string }) => {
+    .option('--schema <name>', 'with --postgres/--mysql: the schema (MySQL: database) the demo creates for its sample tables; default tokengate_demo; it never touches one it did not create')
+    .action(async (opts: { port: string; mysqlPort: string; postgres?: string; mysql?: string; schema?: string }) => {
       const notice = (msg: string): void => void process.stderr.write(`tokengate demo: ${msg}\n`);
       let demo;
       try {
-        demo = await startDemo({ port: Number(opts.port), mysqlPort: Number(opts.mysqlPort), postgres: opts.postgres, mysql: opts.mysql, notice });
+        demo = await startDemo({ port: Number(opts.port), mysqlPort: Number(opts.mysqlPort), postgres: opts.postgres, mysql: opts.mysql, schema: opts.schema, notice });
       } catch (err) {
         notice((err as Error).message);
         process.exit(err instanceof DemoError || err instanceof DemoStateError ? 2 : 1);

@@ -2,8 +2,9 @@ import type { Config, RoleConfig, UpstreamConfig } from '../config/schema';
 import { formatHostPort } from '../config/hostport';
 import { DiscoveryError, discoverIssuer } from '../identity/discovery';
 import { IssuerKeys } from '../identity/keys';
-import { connectPgUpstream, UpstreamLoginError } from '../postgres/login';
-import { connectMysqlUpstream, MysqlLoginError } from '../mysql/login';
+import { classifyUpstreamFailure } from '../core/upstreamFailure';
+import { connectPgUpstream } from '../postgres/login';
+import { connectMysqlUpstream } from '../mysql/login';
 import { log } from '../log';
 
 /**
@@ -30,19 +31,14 @@ const MAX_PARALLEL_LOGINS = 4;
 /** utf8mb4_general_ci: understood by every MySQL >= 5.5 and MariaDB. */
 const MYSQL_CHARSET = 45;
 
-/** Server answers that mean "busy or starting", not "wrong settings": PostgreSQL SQLSTATEs and MySQL error codes. */
-const TRANSIENT_PG_STATES = new Set(['53000', '53300', '57P03']);
-const TRANSIENT_MYSQL_CODES = new Set([1040, 1053, 1203]);
-
 /**
- * A login the server refused (it answered with an error: wrong password, unknown role or
- * database, no privilege) is a configuration error; no answer at all (refused connection,
- * DNS, timeout) or a busy server is "unreachable".
+ * The gateway's own classification (as agents are told): a login the server refused for the
+ * configuration's sake (wrong password, unknown role or database, no privilege) is a
+ * configuration error; no answer (refused connection, DNS, timeout) or a busy server is
+ * "unreachable".
  */
 export function classifyLoginFailure(err: unknown): CheckProblem {
-  if (err instanceof UpstreamLoginError && err.sqlState !== undefined) return TRANSIENT_PG_STATES.has(err.sqlState) ? 'unreachable' : 'configuration';
-  if (err instanceof MysqlLoginError && err.code !== undefined) return TRANSIENT_MYSQL_CODES.has(err.code) ? 'unreachable' : 'configuration';
-  return 'unreachable';
+  return classifyUpstreamFailure(err) === 'login_refused' ? 'configuration' : 'unreachable';
 }
 
 async function loginCheck(upstream: UpstreamConfig, role: RoleConfig, alias: string): Promise<CheckResult> {

@@ -13,7 +13,7 @@ import {
   type ClientAuth,
   type ClientCredentialsRequest,
 } from './clientCredentials';
-import { readDemoState } from '../dev/demo/stateFile';
+import { readDemoState, type DemoClientState } from '../dev/demo/stateFile';
 
 /**
  * `tokengate token`: a client-credentials access token on stdout and nothing else, so that
@@ -98,7 +98,18 @@ function timeoutMs(o: TokenOptions): number {
   }
 }
 
-/** The request for the running demo: its issuer, and a demo client's development secret. */
+/** A demo client's credentials: its development secret, or (svc-agent) its private key for private_key_jwt. */
+function demoClientAuth(o: TokenOptions, client: DemoClientState): ClientAuth {
+  if (client.clientSecret !== undefined) return { method: o.auth === 'post' ? 'client_secret_post' : 'client_secret_basic', clientSecret: client.clientSecret };
+  if (client.privateKeyFile === undefined) throw new UsageError(`the demo client ${client.clientId} has no credentials in the demo state; restart the demo`);
+  try {
+    return { method: 'private_key_jwt', key: parsePrivateKey(readSmallFile(client.privateKeyFile, 'private key file'), client.privateKeyFile, client.keyId) };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** The request for the running demo: its issuer, and a demo client's development credentials. */
 function demoRequest(o: TokenOptions, clientId: string | undefined, base: Pick<ClientCredentialsRequest, 'scopes' | 'extraParams' | 'timeoutMs'>): ClientCredentialsRequest {
   const extra = ['issuer', 'config', 'tokenEndpoint', 'clientSecret', 'clientSecretFile', 'privateKey', 'keyId', 'cache'] as const;
   const clash = extra.filter((k) => o[k] !== undefined);
@@ -110,7 +121,7 @@ function demoRequest(o: TokenOptions, clientId: string | undefined, base: Pick<C
     ...base,
     tokenEndpoint: o.expired ? state.expiredTokenEndpoint : state.tokenEndpoint,
     clientId: client.clientId,
-    auth: { method: o.auth === 'post' ? 'client_secret_post' : 'client_secret_basic', clientSecret: client.clientSecret },
+    auth: demoClientAuth(o, client),
   };
 }
 
@@ -153,14 +164,14 @@ export function registerToken(program: Command): void {
     .option('-c, --config <path>', 'take the issuer from this tokengate.yaml (default ./tokengate.yaml, then /etc/tokengate/tokengate.yaml)')
     .option('--token-endpoint <url>', 'skip discovery and use this token endpoint')
     .option('--client-id <id>', "the app's client id")
-    .option('--client <id>', 'same as --client-id (with --demo: svc-reporting or svc-billing)')
+    .option('--client <id>', 'same as --client-id (with --demo: svc-reporting, svc-billing, or svc-agent, which uses private_key_jwt)')
     .option('--client-secret <secret>', 'the client secret (visible to other local users in the process list: prefer --client-secret-file or TOKENGATE_CLIENT_SECRET)')
     .option('--client-secret-file <path>', 'read the client secret from this file')
     .option('--auth <method>', 'how to send the secret: basic (client_secret_basic) or post (client_secret_post)', 'basic')
     .option('--private-key <path>', 'private_key_jwt: sign a client assertion with this private key (PEM or JWK)')
     .option('--key-id <kid>', 'the kid to put in the assertion header (default: the JWK\'s kid)')
     .option('--scope <scope>', 'a scope to request (repeatable; e.g. db.connect)', collect, [])
-    .option('--audience <aud>', 'send audience=AUD (IdPs that pick the audience per request; Okta does not)')
+    .option('--audience <aud>', 'send audience=AUD (IdPs that pick the audience per request; Okta does not; the demo issuer does, to show a wrong-audience refusal)')
     .option('--resource <uri>', 'send resource=URI (RFC 8707 resource indicator)')
     .option('--cache <path>', 'keep the token in this file (mode 600) and reuse it until 60 s before it expires')
     .option('--timeout <duration>', 'HTTP timeout for discovery and the token request', '10s')

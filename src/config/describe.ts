@@ -8,13 +8,19 @@ import { configWarnings } from './warnings';
  * and upstream users exist, and who may reach what. Secrets appear only as their source.
  */
 
+/** "one of a, b" / "a": a list as a sentence. */
+function oneOf(values: string[]): string {
+  return values.length === 1 ? values[0] : `one of ${values.join(', ')}`;
+}
+
+/** A grant's match as a sentence: "tokens whose groups include db-readers and that carry the scope db.connect". */
 function matchText(match: GrantMatch): string {
   const parts: string[] = [];
-  if (match.groups) parts.push(`in any group of [${match.groups.join(', ')}]`);
-  if (match.clients) parts.push(`client id any of [${match.clients.join(', ')}]`);
-  if (match.subjects) parts.push(`subject any of [${match.subjects.join(', ')}]`);
-  if (match.scopes) parts.push(`with all scopes [${match.scopes.join(', ')}]`);
-  return parts.length ? `tokens ${parts.join(' AND ')}` : 'nobody (empty match)';
+  if (match.groups) parts.push(`whose groups include ${oneOf(match.groups)}`);
+  if (match.clients) parts.push(`from the client ${oneOf(match.clients)}`);
+  if (match.subjects) parts.push(`whose subject is ${oneOf(match.subjects)}`);
+  if (match.scopes) parts.push(`that carry the scope${match.scopes.length > 1 ? 's' : ''} ${match.scopes.join(' and ')}`);
+  return parts.length ? `tokens ${parts.join(' and ')}` : 'nobody (empty match)';
 }
 
 function grantText(grant: GrantConfig, up: UpstreamConfig | undefined): string[] {

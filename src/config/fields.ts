@@ -70,7 +70,7 @@ export interface ListOptions {
 
 /** A list of non-empty strings; a single string is accepted as a one-item list. */
 export function stringList(opts: ListOptions = {}) {
-  const error = expected('a list of strings', shown, 'is required: expected a list of strings');
+  const error = expected('a string or a list of strings', shown, 'is required: expected a string or a list of strings');
   const list = z.array(text(), { error });
   return z.union([text().transform((s) => [s]), opts.allowEmpty ? list : list.min(1, { error: 'must list at least one value' })], { error });
 }

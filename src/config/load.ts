@@ -67,16 +67,40 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
 const MAX_YAML_ERRORS = 5;
 
 /**
- * YAML errors carry a code frame of the offending line and quote the offending token, either of
- * which could be an inline password: keep only the first line, with quoted text removed.
+ * The offending line as the user wrote it, with every value hidden: only the indentation, a list
+ * dash and a leading `key:` are shown, because anything after it (or a quoted string, or a word
+ * that merely looks like a key later on the line) could be an inline password.
  */
-function yamlProblem(err: { message: string }): string {
-  const first = err.message.split('\n')[0].replace(/:$/, '').replace(/"(?:[^"\\]|\\.)*"/g, '(text not shown)');
-  return `YAML syntax error: ${first}`;
+export function maskedLine(line: string): string {
+  const m = /^(\s*)((?:-\s+)*)([A-Za-z_][A-Za-z0-9_.-]*:(?=\s|$))?(.*)$/.exec(line)!;
+  const [, indent, dashes, key = '', rest] = m;
+  const hidden = rest.trim() === '' ? '' : `${key ? ' ' : ''}...`;
+  return `${indent}${dashes}${key}${hidden}`;
 }
 
-function yamlError(source: string, errors: { message: string }[]): ConfigError {
-  const problems = errors.slice(0, MAX_YAML_ERRORS).map((e) => ({ path: '', message: yamlProblem(e) }));
+/** "at line 3": the line itself (or, when it is blank, the nearest written line above it, where the problem began). */
+function offendingLine(text: string, line: number | undefined): string | undefined {
+  if (line === undefined) return undefined;
+  const lines = text.split(/\r?\n/);
+  for (let n = Math.min(line, lines.length); n >= 1; n--) {
+    if (lines[n - 1].trim() !== '') return `line ${n} reads (values hidden): ${JSON.stringify(maskedLine(lines[n - 1]))}`;
+  }
+  return undefined;
+}
+
+/**
+ * YAML errors carry a code frame of the offending line and quote the offending token, either of
+ * which could be an inline password: keep only the first line, with quoted text removed, and show
+ * the line with its values masked.
+ */
+function yamlProblem(err: { message: string; linePos?: { line: number }[] }, text: string): string {
+  const first = err.message.split('\n')[0].replace(/:$/, '').replace(/"(?:[^"\\]|\\.)*"/g, '(text not shown)');
+  const where = offendingLine(text, err.linePos?.[0]?.line);
+  return `YAML syntax error: ${first}${where ? `; ${where}` : ''}`;
+}
+
+function yamlError(source: string, errors: { message: string; linePos?: { line: number }[] }[], text: string): ConfigError {
+  const problems = errors.slice(0, MAX_YAML_ERRORS).map((e) => ({ path: '', message: yamlProblem(e, text) }));
   if (errors.length > MAX_YAML_ERRORS) problems.push({ path: '', message: `(${errors.length - MAX_YAML_ERRORS} more YAML errors follow from the first ones)` });
   return new ConfigError(source, problems);
 }
@@ -106,13 +130,13 @@ export function parseConfig(yamlText: string, source: string, env: NodeJS.Proces
     throw new ConfigError(source, [{ path: '', message: `the config is larger than ${MAX_CONFIG_BYTES} bytes` }]);
   }
   const doc = parseDocument(quoteEnvReferences(yamlText), { uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length > 0) throw yamlError(source, doc.errors);
+  if (doc.errors.length > 0) throw yamlError(source, doc.errors, yamlText);
   let data: unknown;
   try {
     // maxAliasCount bounds "billion laughs" alias expansion.
     data = doc.toJS({ maxAliasCount: 100 }) ?? {};
   } catch (err) {
-    throw yamlError(source, [err as Error]);
+    throw yamlError(source, [err as Error], yamlText);
   }
   const problems: ConfigProblem[] = [];
   removeProtoKeys(data, [], problems);

@@ -4,9 +4,21 @@ import { isLoopbackHost } from './hostport';
 import { secretFilePath } from './resolveSecret';
 import type { Config } from './schema';
 
+/** A warning when the secret file at `path` can be read by its group or others; none when it cannot be stat'ed. */
+function exposedSecretFile(key: string, path: string): string | undefined {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch {
+    return undefined; // it was readable at load time; a later stat failure is not worth a warning here
+  }
+  if (!(mode & 0o077)) return undefined;
+  return `${key} ${path} is readable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 600 on it (and chown it to the tokengate user)`;
+}
+
 /**
  * Things that are allowed but probably not intended, for `check-config` and the startup log.
- * Reads only file metadata (password file permissions), never contents.
+ * Reads only file metadata (secret file permissions), never contents.
  */
 export function configWarnings(config: Config): string[] {
   const out: string[] = [];
@@ -51,16 +63,13 @@ export function configWarnings(config: Config): string[] {
     }
     for (const role of Object.values(up.roles)) {
       const file = secretFilePath(role.password);
-      if (!file) continue;
-      try {
-        const mode = statSync(file).mode;
-        if (mode & 0o077) {
-          out.push(`upstreams.${up.name}.roles.${role.name}.passwordFile ${file} is readable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 600 on it`);
-        }
-      } catch {
-        // It was readable at load time; a later stat failure is not worth a warning here.
-      }
+      const warning = file && exposedSecretFile(`upstreams.${up.name}.roles.${role.name}.passwordFile`, file);
+      if (warning) out.push(warning);
     }
+  }
+  for (const [key, file] of [['tls.keyFile', tls.keyFile], ['admin.tokenFile', admin.tokenFile]] as const) {
+    const warning = file && exposedSecretFile(key, file);
+    if (warning) out.push(warning);
   }
   return out;
 }

@@ -61,6 +61,8 @@ export interface AdmissionDeps {
   clock: Clock;
   /** False while new sessions must be refused because the audit log cannot be written (audit.onFailure: refuse). */
   auditWritable?: () => boolean;
+  /** Told how long each pool acquire took, handed out or not (metrics). */
+  onAcquire?: (protocol: Protocol, upstream: string, role: string, seconds: number) => void;
   /** Why new sessions are refused while the shared state (Redis) is unavailable (redis.onUnavailable: fail-closed); undefined while they are not. */
   sharedStateRefusal?: () => string | undefined;
 }
@@ -147,9 +149,13 @@ export class Admission {
         return refuse('not_granted', 'upstream_removed', `upstream "${upstream}" or its role "${role}" was removed from the gateway's config while you connected; connect again`);
       }
       const pool = poolFor(up, r);
+      const started = this.deps.clock.now();
       try {
-        return { ok: true, value: { pool, conn: await pool.acquire() } };
+        const conn = await pool.acquire();
+        this.deps.onAcquire?.(up.protocol, upstream, role, (this.deps.clock.now() - started) / 1000);
+        return { ok: true, value: { pool, conn } };
       } catch (err) {
+        this.deps.onAcquire?.(up.protocol, upstream, role, (this.deps.clock.now() - started) / 1000);
         if (err instanceof PoolClosedError && attempt === 0) continue;
         if (err instanceof PoolExhaustedError) return refuse('pool_exhausted', 'pool_exhausted', err.message);
         return upstreamFailure(upstream, up.host, up.port, role, err as Error);

@@ -3,6 +3,7 @@ import type tls from 'node:tls';
 import type { AuditLog } from '../audit/auditLog';
 import { identityFields, type IdentityFields } from '../audit/events';
 import type { Config, Protocol } from '../config/schema';
+import { tokenTooLargeMessage } from '../identity/tokenSize';
 import type { Identity } from '../identity/types';
 import { formatRemote, isLoopbackAddress } from '../net/address';
 import { endWith } from '../net/endWith';
@@ -16,6 +17,8 @@ import { randomId } from './random';
 import type { Notice, Relay, RelayEnd } from './relay';
 import type { AdmittedAs, SessionAccess, EndReason, LiveSession, SessionInfo, SessionRegistry } from './sessionRegistry';
 import type { Lease } from './state/connectionLeases';
+import type { QueryStats } from '../metrics/queryStats';
+import type { SessionMetrics } from '../metrics/metrics';
 
 /** What every client session needs from the rest of the gateway. */
 export interface SessionDeps {
@@ -27,6 +30,8 @@ export interface SessionDeps {
   clock: Clock;
   /** The certificate for client TLS, or undefined when none is configured. */
   tlsContext: () => tls.SecureContext | undefined;
+  /** Present when metrics are collected (listen.admin is set). */
+  metrics?: SessionMetrics;
 }
 
 /** A protocol's error codes (a SQLSTATE, a MySQL error) for the endings the lifecycle makes. */
@@ -236,6 +241,11 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     this.#grantLease = undefined;
   }
 
+  /** A password larger than any access token: refused as soon as its size is known, before it is parsed or verified. */
+  protected refuseOversizedToken(bytes: number, where: RefusalContext = {}): void {
+    this.reject('token_too_large', this.codes.refusal.token, tokenTooLargeMessage(bytes), where);
+  }
+
   protected refuse(r: Refusal, where: RefusalContext): void {
     this.reject(r.reason, this.codes.refusal[r.kind], r.message, { ...where, detail: r.detail ?? where.detail });
   }
@@ -287,6 +297,11 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
       upstreamDatabase: details.upstreamDatabase, applicationName: details.applicationName, ...this.identityFields(),
     });
     this.#phase = 'relay';
+  }
+
+  /** Where the relay counts this session's statements (after accepted()); undefined without metrics. */
+  protected queryStats(): QueryStats | undefined {
+    return this.deps.metrics?.queryStats(this.protocol, this.access!.grant);
   }
 
   /** Runs the relay until it ends; the token's expiry ends it at a message boundary. */

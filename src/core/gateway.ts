@@ -1,6 +1,6 @@
 import { AdminAuth } from '../admin/auth';
 import { Readiness, tcpProbe } from '../admin/readiness';
-import { AdminServer, type MetricsProvider } from '../admin/server';
+import { AdminServer } from '../admin/server';
 import { LocalSessionDirectory } from '../admin/sessionDirectory';
 import { AuditLog, type AuditSink } from '../audit/auditLog';
 import { loadConfig } from '../config/load';
@@ -15,6 +15,7 @@ import { loadServerTlsContext } from '../net/tlsContext';
 import type { TcpListener } from '../net/tcpListener';
 import { PgListener } from '../postgres/listener';
 import { PgPoolRegistry } from '../postgres/pool';
+import { GatewayMetrics } from '../metrics/metrics';
 import { keepNextTickShape } from '../v8/nextTickShape';
 import { Admission } from './admission';
 import { systemClock, type Clock } from './clock';
@@ -28,6 +29,7 @@ import { instanceIdentity, type InstanceIdentity } from './instance';
 import { SessionRegistry } from './sessionRegistry';
 import { inProcessState, type SharedState } from './state';
 import { RedisState } from './state/redis';
+import { registerRedisMetrics } from './state/redis/metrics';
 import { openRevocationFile } from './state/revocationFile';
 import { refuses, type NewRevocation, type Revocation } from './state/revocations';
 
@@ -40,8 +42,6 @@ export interface GatewayOptions {
   state?: SharedState;
   /** How reload() reads the config again (default: loadConfig on the config's source file). */
   loadConfig?: (source: string) => Config;
-  /** GET /metrics on the admin API. */
-  metrics?: MetricsProvider;
   /** This process's instance id (GET /sessions' `instance`; the worker supervisor gives one per worker); default: 4 random hex digits. */
   instanceId?: string;
 }
@@ -63,7 +63,8 @@ export interface Gateway {
   audit: AuditLog;
   /** GET /readyz: the listeners, the issuer's keys, each upstream; add more with readiness.add(name, check). */
   readiness: Readiness;
-  metrics?: MetricsProvider;
+  /** The Prometheus metrics (GET /metrics); collected only when listen.admin is set, the one place they are served. */
+  metrics?: GatewayMetrics;
   /** The token verifier for the current issuer settings. */
   verifier(): TokenVerifier;
   /** Records a revocation made now (bounded by oidc.maxTokenLifetime); the live sessions it refuses end at once. */
@@ -104,7 +105,11 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   const audit = new AuditLog(initial.audit, opts.auditTransport);
   const registry = new SessionRegistry();
   const pools = new PoolRegistry(clock);
-  let verifier = new TokenVerifier(initial.oidc);
+  const metrics = initial.listen.admin ? new GatewayMetrics({ sessions: registry, pools, revocations: state.revocations, clock }) : undefined;
+  if (metrics) audit.onWrite(metrics.audited);
+  if (metrics && redis) registerRedisMetrics(metrics.registry, redis);
+  const verifierOptions = { observer: metrics };
+  let verifier = new TokenVerifier(initial.oidc, verifierOptions);
   // Warm discovery and JWKS, without making startup depend on the IdP being up.
   let keysFetched = prefetch(verifier);
   let tlsContext = loadServerTlsContext(initial.tls);
@@ -113,7 +118,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
 
   store.on('swap', (next, _previous, change) => {
     if (change.oidc) {
-      verifier = new TokenVerifier(next.oidc); // its verified-token cache starts empty
+      verifier = new TokenVerifier(next.oidc, verifierOptions); // its verified-token cache starts empty
       keysFetched = prefetch(verifier);
     }
     if (change.tls) tlsContext = reloadTls(next, tlsContext);
@@ -150,10 +155,11 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   if (redis) readiness.add('redis', () => redis.check());
 
   const admission = new Admission({
-    config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock, auditWritable: () => audit.admitsSessions,
+    config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock,
+    auditWritable: () => audit.admitsSessions, onAcquire: metrics && ((...a) => metrics.acquired(...a)),
     sharedStateRefusal: redis && (() => redis.refusal()),
   });
-  const deps: SessionDeps = { config, admission, registry, audit, clock, tlsContext: () => tlsContext };
+  const deps: SessionDeps = { config, admission, registry, audit, clock, tlsContext: () => tlsContext, metrics };
   const listeners: TcpListener[] = [];
   const mysqlConnections = new MysqlConnectionRegistry(state.connectionIds);
   const directory = redis ? redis.attach({ registry, mysql: mysqlConnections }) : new LocalSessionDirectory(registry, instance.id);
@@ -207,7 +213,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     redis,
     audit,
     readiness,
-    metrics: opts.metrics,
+    metrics,
     verifier: () => verifier,
     revoke(input) {
       const revocation = state.revocations.add(input, clock.now(), config().oidc.maxTokenLifetimeMs);
@@ -216,6 +222,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     keysFetched: () => keysFetched,
     async reload() {
       const outcome = reloadConfig(store, opts.loadConfig ?? loadConfig);
+      metrics?.reloaded(outcome.ok);
       // The token file may have been rotated without a config change: read it on every reload.
       if (outcome.ok && !outcome.changed.includes('admin')) adminAuth?.refresh();
       // The certificate files may have been replaced under the same names (a renewal): read them again.

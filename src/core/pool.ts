@@ -48,7 +48,7 @@ export class PoolExhaustedError extends Error {
   ) {
     super(
       `All ${maxConnections} upstream connections of pool ${poolName} are in use; waited ${waitedMs} ms for one to be released. ` +
-        'Retry later, end idle sessions, or raise the upstream\'s pool.maxConnections (or pool.acquireTimeoutMs) in the gateway config.',
+        'Retry later, end idle sessions, or raise the upstream\'s pool.maxConnections (or pool.acquireTimeout, how long to wait for one) in the gateway config.',
     );
     this.name = 'PoolExhaustedError';
   }

@@ -19,8 +19,20 @@ interface Entry {
   protocol: Protocol;
   upstream: string;
   role: string;
+  /** The upstream database name (the first key part). */
+  database: string;
   fingerprint: string;
   name: string;
+}
+
+/** A pool in service, named by config names (for metrics), with its counts now. */
+export interface PoolSnapshot {
+  name: string;
+  protocol: Protocol;
+  upstream: string;
+  role: string;
+  database: string;
+  stats: PoolStats;
 }
 
 /**
@@ -51,7 +63,7 @@ export class PoolRegistry {
     let entry = this.#entries.get(id);
     if (!entry) {
       const pool = make(this.clock) as unknown as Pool<UpstreamConnection>;
-      entry = { pool, protocol: key.protocol, upstream: key.upstream.name, role: key.role.name, fingerprint, name: key.name() };
+      entry = { pool, protocol: key.protocol, upstream: key.upstream.name, role: key.role.name, database: String(key.parts[0] ?? ''), fingerprint, name: key.name() };
       this.#entries.set(id, entry);
     }
     byParts.set(parts, entry);
@@ -80,6 +92,15 @@ export class PoolRegistry {
   stats(protocol?: Protocol): Record<string, PoolStats> {
     const out: Record<string, PoolStats> = {};
     for (const e of this.#entries.values()) if (!protocol || e.protocol === protocol) out[e.name] = e.pool.stats();
+    return out;
+  }
+
+  /** Every pool in service with its counts (pools retired by a reload are no longer listed). */
+  snapshot(): PoolSnapshot[] {
+    const out: PoolSnapshot[] = [];
+    for (const e of this.#entries.values()) {
+      out.push({ name: e.name, protocol: e.protocol, upstream: e.upstream, role: e.role, database: e.database, stats: e.pool.stats() });
+    }
     return out;
   }
 

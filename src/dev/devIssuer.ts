@@ -48,6 +48,8 @@ export interface MintOptions {
   issuedAtSec?: number;
   kid?: string;
   omit?: string[];
+  /** Header extensions the signer lets through in `crit` (to mint tokens with critical extensions). */
+  crit?: Record<string, boolean>;
 }
 
 /** How an unavailable issuer misbehaves: HTTP 503, reset connections, or never answer. */
@@ -195,7 +197,7 @@ export async function startDevIssuer(o: DevIssuerOptions): Promise<DevIssuer> {
     };
     for (const name of m.omit ?? []) delete claims[name];
     const header = { alg: 'RS256', kid: m.kid ?? current.kid, ...m.header };
-    return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(current.privateKey);
+    return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(current.privateKey, m.crit ? { crit: m.crit } : undefined);
   };
 
   /** jti values of accepted client assertions, until they expire: a replayed assertion is refused. */
@@ -281,7 +283,11 @@ export async function startDevIssuer(o: DevIssuerOptions): Promise<DevIssuer> {
     const scopes = requested.length > 0 ? requested : client.scopes;
     // An expired token looks exactly like a real one that outlived its lifetime (plus a minute).
     const timing = expired ? { issuedAtSec: Math.floor(Date.now() / 1000) - lifetimeSec - 60, expiresInSec: -60 } : {};
-    const token = await mintToken({ clientId: client.clientId, claims: { scp: scopes }, ...timing });
+    // audience=... (as IdPs that pick the audience per request take it; Okta ignores it): a token
+    // for that audience, so a wrong-audience refusal can be tried.
+    const audience = form.get('audience');
+    const claims = { scp: scopes, ...(audience ? { aud: audience } : {}) };
+    const token = await mintToken({ clientId: client.clientId, claims, ...timing });
     sendJson(res, 200, { token_type: 'Bearer', expires_in: expired ? 0 : lifetimeSec, access_token: token, scope: scopes.join(' ') });
   };
 

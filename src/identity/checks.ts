@@ -70,12 +70,98 @@ export function checkType(header: Claims): CheckResult {
   return fail('type', 'malformed', `the token type ${quote(typ, 40)} is not an access token (expected no typ, at+jwt or JWT); send an access token, not an ID or other token`);
 }
 
+/** Header parameters that bring their own key, or a URL to fetch one from: attacker-controlled by construction. */
+const KEY_HEADERS = ['jwk', 'x5c', 'jku', 'x5u'] as const;
+
+/**
+ * Keys come only from the issuer's JWKS: a token that carries a key (jwk, x5c) or points at one
+ * (jku, x5u) is refused without looking at it, and nothing it names is fetched. `crit` lists
+ * extensions the verifier must understand (RFC 7515 §4.1.11); the gateway implements none.
+ */
+export function checkHeaderParameters(header: Claims, issuer: string): CheckResult {
+  const present = KEY_HEADERS.filter((k) => header[k] !== undefined);
+  if (present.length > 0) {
+    return fail('header', 'key_in_header',
+      `the token header carries ${present.map((k) => `"${k}"`).join(', ')}: a key or key location chosen by whoever made the token; the gateway takes signing keys only from the JWKS of ${issuer} and never fetches a URL from a token. Request an access token from ${issuer}`);
+  }
+  if (header.crit !== undefined) {
+    return fail('header', 'unsupported_critical_header',
+      `the token header marks extensions as critical (crit ${quote(header.crit, 60)}), which the gateway does not implement, so it must refuse the token; request a plain access token from ${issuer}`);
+  }
+  return pass('header', 'no embedded keys, key URLs or critical extensions');
+}
+
 // --- claims ---------------------------------------------------------------------------------
+
+type ClaimType = 'string' | 'number' | 'string[]' | 'string or string[]';
+
+function hasType(v: unknown, t: ClaimType): boolean {
+  const isStrings = (x: unknown): boolean => Array.isArray(x) && x.every((e) => typeof e === 'string');
+  switch (t) {
+    case 'string': return typeof v === 'string';
+    case 'number': return isNumericDate(v);
+    case 'string[]': return isStrings(v);
+    case 'string or string[]': return typeof v === 'string' || isStrings(v);
+  }
+}
+
+const TYPE_WORDS: Record<ClaimType, string> = {
+  string: 'a string',
+  number: 'a number (seconds since the epoch)',
+  'string[]': 'an array of strings',
+  'string or string[]': 'a string or an array of strings',
+};
+
+function jsonType(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return v.every((e) => typeof e === 'string') ? 'an array of strings' : 'an array with non-string values';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+/**
+ * Every claim the gateway reads must have the JSON type the specs give it; a value of another
+ * type is refused, naming the claim, rather than read leniently (a groups string is not a list
+ * of groups, a numeric scp is not a scope). Absent claims are left to the checks that need them.
+ */
+export function checkClaimTypes(claims: Claims, groupsClaim: string): CheckResult {
+  const expected: [string, ClaimType][] = [
+    ['iss', 'string'], ['sub', 'string'], ['aud', 'string or string[]'],
+    ['exp', 'number'], ['nbf', 'number'], ['iat', 'number'],
+    ['jti', 'string'], ['cid', 'string'], ['client_id', 'string'], ['azp', 'string'], ['uid', 'string'],
+    // Okta sends scp as an array; some issuers (Entra ID) as a space-separated string.
+    ['scp', 'string or string[]'], ['scope', 'string'],
+    [groupsClaim, 'string[]'],
+  ];
+  for (const [name, type] of expected) {
+    const v = claims[name];
+    if (v === undefined || hasType(v, type)) continue;
+    return fail('claim-types', 'invalid_claim',
+      `the token's "${quote(name, 40)}" claim is ${jsonType(v)} (${quote(JSON.stringify(v) ?? String(v), 40)}), but it must be ${TYPE_WORDS[type]}; the issuer's claim mapping is wrong: ask your Okta admin to fix the "${quote(name, 40)}" claim of the authorization server`);
+  }
+  return pass('claim-types', 'every claim the gateway reads has its expected type');
+}
+
+/**
+ * A sender-constrained token (RFC 7800 `cnf`: DPoP's jkt, mTLS's x5t#S256) is valid only with a
+ * proof of a key the agent holds. The database protocols cannot carry that proof, so accepting
+ * it as a bearer password would drop the very binding its issuer asked for.
+ */
+export function checkNotSenderConstrained(claims: Claims): CheckResult {
+  const cnf = claims.cnf;
+  if (cnf === undefined) return pass('sender-constraint', 'a bearer token (no cnf claim)');
+  const bound = cnf !== null && typeof cnf === 'object' ? Object.keys(cnf).map((k) => quote(k, 20)).join(', ') : quote(cnf, 20);
+  return fail('sender-constraint', 'sender_constrained',
+    `the token is sender-constrained (cnf ${bound}): it is bound to a key the agent holds and is valid only with a proof of that key (DPoP or mutual TLS), which the PostgreSQL and MySQL protocols cannot carry, so it must not be used as a bearer password; request a plain bearer access token (without DPoP) for this gateway's audience`);
+}
 
 export function checkIssuer(claims: Claims, issuer: string): CheckResult {
   const iss = claims.iss;
   if (iss === undefined) return fail('issuer', 'missing_claim', `the token has no "iss" claim; expected ${issuer}`);
   if (iss !== issuer) {
+    // Only a trailing slash apart: the same issuer, so a fresh token would not help; the gateway's config must change.
+    if (typeof iss === 'string' && iss.replace(/\/+$/, '') === issuer.replace(/\/+$/, '')) {
+      return fail('issuer', 'bad_issuer', `the token was issued by ${quote(iss)}, but this gateway's oidc.issuer is ${issuer}; they differ only in the trailing slash, so a new token will not help: the gateway operator must set oidc.issuer to ${quote(iss)} exactly`);
+    }
     return fail('issuer', 'bad_issuer', `the token was issued by ${quote(iss)}, but this gateway accepts tokens only from ${issuer}; request a token from ${issuer}`);
   }
   return pass('issuer', `iss is ${issuer}`);
@@ -169,12 +255,10 @@ export function checkScopes(claims: Claims, required: string[]): CheckResult {
   return pass('scopes', `has ${required.join(', ')}`);
 }
 
-/** Values of the groups claim: an array of strings or a single string. */
+/** Values of the groups claim, an array of strings (checkClaimTypes refuses any other type); none when absent. */
 export function groupsOf(claims: Claims, claimName: string): string[] {
   const v = claims[claimName];
-  if (typeof v === 'string') return [v];
-  if (Array.isArray(v)) return v.filter((g): g is string => typeof g === 'string');
-  return [];
+  return Array.isArray(v) ? v.filter((g): g is string => typeof g === 'string') : [];
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);

@@ -1,7 +1,5 @@
+import { MAX_ACCESS_TOKEN_BYTES, tokenTooLargeMessage } from './tokenSize';
 import { TokenRejectedError } from './types';
-
-/** Larger than any real access token (Okta's are 1–2 KiB) and small enough to parse cheaply. */
-export const MAX_TOKEN_BYTES = 16 * 1024;
 
 export interface DecodedJws {
   header: Record<string, unknown>;
@@ -13,7 +11,7 @@ const BASE64URL = /^[A-Za-z0-9_-]*$/;
 function malformed(what: string): TokenRejectedError {
   return new TokenRejectedError(
     'malformed',
-    `the password is not a usable access token: ${what}. Put a JWT access token from your issuer (three base64url parts separated by dots) in the password field`,
+    `the token is not a usable access token: ${what}. Use a JWT access token from your issuer (three base64url parts separated by dots) as it is`,
   );
 }
 
@@ -36,7 +34,9 @@ function decodeJsonPart(part: string, name: string): Record<string, unknown> {
  */
 export function decodeCompactJws(token: string): DecodedJws {
   if (typeof token !== 'string' || token.length === 0) throw malformed('it is empty');
-  if (token.length > MAX_TOKEN_BYTES) throw malformed(`it is ${token.length} bytes long, more than the ${MAX_TOKEN_BYTES}-byte limit`);
+  if (token.length > MAX_ACCESS_TOKEN_BYTES) throw new TokenRejectedError('token_too_large', tokenTooLargeMessage(Buffer.byteLength(token)));
+  // An Authorization header pasted whole: the most common copy-and-paste slip.
+  if (/^bearer\s/i.test(token)) throw malformed('it starts with "Bearer ", the HTTP header\'s prefix; drop that word and send only the token after it');
   const parts = token.split('.');
   if (parts.length === 5) {
     throw malformed('it is an encrypted token (JWE); the gateway needs a signed access token (JWS), so disable access-token encryption for this audience');

@@ -3,5 +3,5 @@ export { discoverIssuer, DiscoveryError, type IssuerMetadata } from './discovery
 export { IssuerKeys, IdpUnavailableError } from './keys';
 export { requireSecureUrl, isLoopbackHost, InsecureUrlError } from './secureUrl';
 export { TokenCache, tokenDigest } from './tokenCache';
-export { MAX_TOKEN_BYTES } from './compactJws';
+export { MAX_ACCESS_TOKEN_BYTES, tokenTooLargeMessage } from './tokenSize';
 export { TokenRejectedError, type Identity, type TokenRejectReason } from './types';

@@ -68,10 +68,13 @@ export class IssuerKeys {
   #fallbackSeq = 0;
   #fallback: LocalSet | undefined;
   #lastFailure: { at: number; message: string } | undefined;
+  readonly #onJwksFetch: ((ok: boolean) => void) | undefined;
 
-  constructor(oidc: OidcConfig, opts: { now?: () => number } = {}) {
+  /** `onJwksFetch` hears of every JWKS request: ok when it answered 200 (metrics). */
+  constructor(oidc: OidcConfig, opts: { now?: () => number; onJwksFetch?: (ok: boolean) => void } = {}) {
     this.#oidc = oidc;
     this.#now = opts.now ?? Date.now;
+    this.#onJwksFetch = opts.onJwksFetch;
     requireSecureUrl(oidc.issuer, 'OIDC issuer (oidc.issuer)');
     if (oidc.jwksUri) {
       requireSecureUrl(oidc.jwksUri, 'JWKS URL (oidc.jwksUri)');
@@ -183,8 +186,15 @@ export class IssuerKeys {
 
   #createRemote(jwksUri: string): RemoteSet {
     const countingFetch = async (url: string, init: RequestInit): Promise<Response> => {
-      const res = await boundedFetch(url, init);
+      let res: Response;
+      try {
+        res = await boundedFetch(url, init);
+      } catch (err) {
+        this.#onJwksFetch?.(false);
+        throw err;
+      }
       if (res.status === 200) this.#fetchSeq++;
+      this.#onJwksFetch?.(res.status === 200);
       return res;
     };
     return createRemoteJWKSet(new URL(jwksUri), {

@@ -31,7 +31,17 @@ export type TokenRejectReason =
   | 'lifetime_too_long'
   | 'missing_scope'
   | 'issued_in_future'
-  | 'idp_unavailable';
+  | 'idp_unavailable'
+  /** A claim of the wrong JSON type (groups as a string, scp as a number, exp as a string...). */
+  | 'invalid_claim'
+  /** A sender-constrained token (`cnf`): bound to a key the agent holds, never a bearer password. */
+  | 'sender_constrained'
+  /** A header that brings its own key or key location (jwk, x5c, jku, x5u). */
+  | 'key_in_header'
+  /** A `crit` header naming extensions the gateway does not implement. */
+  | 'unsupported_critical_header'
+  /** Longer than MAX_ACCESS_TOKEN_BYTES: refused before any parsing or signature work. */
+  | 'token_too_large';
 
 export class TokenRejectedError extends Error {
   constructor(

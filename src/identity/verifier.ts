@@ -4,6 +4,9 @@ import {
   allowedAlgorithms,
   checkAlgorithm,
   checkAudience,
+  checkClaimTypes,
+  checkHeaderParameters,
+  checkNotSenderConstrained,
   checkExpiry,
   checkIssuedAt,
   checkIssuer,
@@ -16,9 +19,10 @@ import {
   quote,
   type CheckResult,
 } from './checks';
-import { decodeCompactJws, MAX_TOKEN_BYTES } from './compactJws';
+import { decodeCompactJws } from './compactJws';
 import { IdpUnavailableError, IssuerKeys } from './keys';
 import { TokenCache, tokenDigest } from './tokenCache';
+import { MAX_ACCESS_TOKEN_BYTES } from './tokenSize';
 import { TokenRejectedError, type Identity, type TokenRejectReason } from './types';
 
 /** What `tokengate verify-token` prints: every check, not just the first failure. */
@@ -30,11 +34,20 @@ export interface TokenReport {
   error?: { reason: TokenRejectReason; message: string };
 }
 
+/** Told of every verification and every JWKS request (the gateway's metrics). */
+export interface VerificationObserver {
+  /** `result` is ok, a rejection reason, or error (not a verdict on the token); `cached`: no signature check of its own. */
+  verification(result: 'ok' | TokenRejectReason | 'error', cached: boolean): void;
+  /** One HTTP request for the JWKS; ok when it answered 200. */
+  jwksFetch(ok: boolean): void;
+}
+
 export interface TokenVerifierOptions {
   /** Clock in ms since the epoch, for tests. */
   now?: () => number;
   /** Verified-token cache size (default 10 000). */
   cacheEntries?: number;
+  observer?: VerificationObserver;
 }
 
 interface Evaluation {
@@ -67,6 +80,7 @@ export class TokenVerifier {
   readonly #inflight = new Map<string, Promise<Identity>>();
   #signatureChecks = 0;
   #cacheHits = 0;
+  readonly #observer: VerificationObserver | undefined;
 
   constructor(oidc: OidcConfig, opts: TokenVerifierOptions = {}) {
     this.#oidc = oidc;
@@ -76,7 +90,8 @@ export class TokenVerifier {
       throw new Error(`oidc.algorithms (${oidc.algorithms.join(', ') || 'empty'}) allows no asymmetric algorithm; "none" and HS* are never accepted. Use RS256 for Okta`);
     }
     if (oidc.audience.length === 0) throw new Error('oidc.audience is empty; set it to the audience of your authorization server, e.g. api://tokengate');
-    this.#keys = new IssuerKeys(oidc, { now: this.#now });
+    this.#observer = opts.observer;
+    this.#keys = new IssuerKeys(oidc, { now: this.#now, onJwksFetch: opts.observer && ((ok) => opts.observer!.jwksFetch(ok)) });
     this.#cache = new TokenCache<Identity>(opts.cacheEntries);
   }
 
@@ -101,17 +116,32 @@ export class TokenVerifier {
 
   /** Returns the token's identity or throws TokenRejectedError. */
   async verify(token: string): Promise<Identity> {
-    if (typeof token !== 'string' || token.length > MAX_TOKEN_BYTES) {
+    let cached = false;
+    try {
+      const found = this.#verify(token);
+      cached = found.cached;
+      const identity = await found.result;
+      this.#observer?.verification('ok', cached);
+      return identity;
+    } catch (err) {
+      this.#observer?.verification(err instanceof TokenRejectedError ? err.reason : 'error', cached);
+      throw err;
+    }
+  }
+
+  /** The identity from the cache, from a verification of the same token in flight, or from a new one (cached: false). */
+  #verify(token: string): { result: Promise<Identity>; cached: boolean } {
+    if (typeof token !== 'string' || token.length > MAX_ACCESS_TOKEN_BYTES) {
       decodeCompactJws(token); // throws the right 'malformed' error without hashing a huge input
     }
     const digest = tokenDigest(token);
     const hit = this.#cache.get(digest, this.#now());
     if (hit) {
       this.#cacheHits++;
-      return hit;
+      return { result: Promise.resolve(hit), cached: true };
     }
     const pending = this.#inflight.get(digest);
-    if (pending) return pending;
+    if (pending) return { result: pending, cached: true };
     const work = this.#evaluate(token, true)
       .then((result) => {
         if (result.failure || !result.identity) {
@@ -124,7 +154,7 @@ export class TokenVerifier {
       })
       .finally(() => this.#inflight.delete(digest));
     this.#inflight.set(digest, work);
-    return work;
+    return { result: work, cached: false };
   }
 
   /** Every check with its outcome; never cached, never throws for a bad token. */
@@ -161,7 +191,7 @@ export class TokenVerifier {
     let claims = result.claims as Record<string, unknown>;
 
     const alg = checkAlgorithm(header, this.#algorithms);
-    if (record(alg) || record(checkType(header))) return result;
+    if (record(alg) || record(checkType(header)) || record(checkHeaderParameters(header, this.#oidc.issuer))) return result;
     // The issuer is checked before the signature: a token from another issuer would otherwise
     // show up as an "unknown key" and cost a JWKS refetch.
     if (record(checkIssuer(claims, this.#oidc.issuer))) return result;
@@ -177,6 +207,8 @@ export class TokenVerifier {
     const now = this.#now();
     const skew = this.#oidc.clockSkewMs;
     const rest = [
+      () => checkClaimTypes(claims, this.#oidc.groupsClaim),
+      () => checkNotSenderConstrained(claims),
       () => checkAudience(claims, this.#oidc.audience),
       () => checkExpiry(claims, now, skew),
       () => checkNotBefore(claims, now, skew),

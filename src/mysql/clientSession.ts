@@ -3,10 +3,12 @@ import tls from 'node:tls';
 import type { Refusal } from '../core/admission';
 import { ClientSession, type LifecycleCodes, type SessionDeps } from '../core/clientSession';
 import type { Pool } from '../core/pool';
+import { MAX_ACCESS_TOKEN_BYTES } from '../identity/tokenSize';
 import { PrefixedStream } from '../net/prefixedStream';
 import { MAX_CLEAR_PASSWORD_BYTES, decodeClearPassword, encodeAuthSwitchRequest } from '../../protocols/mysql/auth';
 import { encodeInitDb, encodeQuery } from '../../protocols/mysql/command';
 import { CLIENT_PLUGIN_AUTH, CLIENT_SSL, ErrorCode, GATEWAY_CAPABILITIES, MYSQL_CLEAR_PASSWORD, MYSQL_NATIVE_PASSWORD, SERVER_STATUS_AUTOCOMMIT, UTF8MB4_GENERAL_CI, formatCapabilities, type ErrorCodeDef } from '../../protocols/mysql/constants';
+import { MysqlDecodeError } from '../../protocols/mysql/errors';
 import { encodePacket } from '../../protocols/mysql/framing';
 import { HandshakeV10Template, SCRAMBLE_LENGTH, decodeHandshakeResponse41, decodeSslRequest, isSslRequest, type DecodedHandshakeResponse41 } from '../../protocols/mysql/handshake';
 import { randomBytes } from '../core/random';
@@ -148,6 +150,11 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
     if (this.closed) return;
     this.reader.push(chunk);
     while (!this.closed && this.login !== 'done') {
+      const announced = this.reader.peekLength();
+      if (this.login === 'token' && announced !== undefined && announced > MAX_ACCESS_TOKEN_BYTES + 1) {
+        this.refuseOversizedToken(announced - 1, this.requested()); // the token less its NUL, refused before it is read
+        return;
+      }
       let packet: HandshakePacket | undefined;
       try {
         packet = this.reader.next();
@@ -193,6 +200,10 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
     try {
       response = decodeHandshakeResponse41(packet.payload, this.greetingCapabilities);
     } catch (err) {
+      if (err instanceof MysqlDecodeError && err.code === 'too_long' && err.what.endsWith('auth response') && err.length !== undefined) {
+        this.refuseOversizedToken(err.length); // a token sent with the login (mysql_clear_password offered in the greeting)
+        return false;
+      }
       this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, `invalid handshake response: ${(err as Error).message}`);
       return false;
     }
@@ -228,6 +239,10 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
   private onToken(clearPassword: Buffer): void {
     if (this.reader.buffered > 0) {
       this.reject('protocol_violation', ErrorCode.BAD_HANDSHAKE, 'received data after the password before the login finished', this.requested());
+      return;
+    }
+    if (clearPassword.length > MAX_ACCESS_TOKEN_BYTES + 1) {
+      this.refuseOversizedToken(clearPassword.length - 1, this.requested());
       return;
     }
     let token: string;
@@ -358,6 +373,7 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
       clientCapabilities: this.capabilities,
       statusFlags,
       intercept: (cmd) => interceptCommand(policy, cmd),
+      queryStats: this.queryStats(),
       onEnd: this.relayEnded,
     });
     if (this.conn) relay.setUpstream(this.conn);

@@ -24,6 +24,11 @@ export class MysqlHandshakeReader {
     return this.buffer.length;
   }
 
+  /** The payload length the next packet's header announces, once its header has arrived. */
+  peekLength(): number | undefined {
+    return this.buffer.length < PACKET_HEADER_LENGTH ? undefined : this.buffer.readUIntLE(0, 3);
+  }
+
   /** The next complete packet, or undefined until more bytes arrive. Throws PacketError past the bound. */
   next(): HandshakePacket | undefined {
     if (this.buffer.length < PACKET_HEADER_LENGTH) return undefined;

@@ -15,6 +15,7 @@ import { endWith } from '../net/endWith';
 import { PacketError } from '../../protocols/mysql/errors';
 import { log } from '../log';
 import { coarseNow } from '../core/coarseClock';
+import type { QueryStats } from '../metrics/queryStats';
 
 /** A client command as the policy sees it. */
 export interface MysqlCommand {
@@ -47,6 +48,8 @@ export interface MysqlRelayOptions {
   /** Status flags for the gateway's own OK packets until an upstream reports some. */
   statusFlags: number;
   intercept(cmd: MysqlCommand): Interception;
+  /** Counts and times completed query commands for the metrics: plain fields, resolved once per session (src/metrics/queryStats.ts says why). */
+  queryStats?: QueryStats;
   onEnd(end: RelayEnd): void;
 }
 
@@ -113,6 +116,14 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
   private readonly wantSql: boolean;
   /** The server chunk being scanned carries an unsolicited ERR (set by onServerPacket). */
   private unsolicited = false;
+  /** The chunk onServerData is scanning, so a packet lying whole in it can be cut out. */
+  private scanning: Buffer | undefined;
+  /**
+   * While the session ends at a boundary (hold), the ERR the server gave the statement the gateway
+   * interrupted ("1317 Query execution was interrupted"): the client gets the session's own notice
+   * (1927, "your access token expired ...") in its place, with its sequence id, so it is told why.
+   */
+  private interruptedErr: { sequenceId: number; from: number } | undefined;
   private ended = false;
   /** Set by hold(): called whenever the session comes to rest. */
   private onRest: (() => void) | undefined;
@@ -312,11 +323,12 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
 
   private forward(item: Extract<ClientItem, { kind: 'command' }>, cmd: MysqlCommand): void {
     const c = cmd.command;
-    const audited = this.wantSql && isQueryCommand(c.command);
+    const query = isQueryCommand(c.command);
+    const audited = this.wantSql && query;
     const entry: InFlight = {
       command: c.command,
       cursor: c.command === COM_STMT_EXECUTE && ResponseTracker.isCursorFlags(c.cursorFlags),
-      startedAt: audited ? Date.now() : 0,
+      startedAt: audited || (query && this.o.queryStats) ? Date.now() : 0,
     };
     if (audited) {
       if (c.command === COM_STMT_EXECUTE && c.statementId === LAST_PREPARED_STATEMENT) {
@@ -385,7 +397,7 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
     const bytes = encodePacket(seq, payload);
     this.bytesToClient += bytes.length;
     this.o.client.write(bytes);
-    if (!this.countQuery(cmd.command.command)) return;
+    if (!this.countQuery(cmd.command.command, startedAt)) return;
     const clipped = this.o.audit.clip(this.auditSql(cmd.command));
     const err = payload[0] === ERR_HEADER ? decodeErr(payload) : undefined;
     this.writeQueryAudit(clipped.sql, clipped.truncated || cmd.command.truncated, startedAt, err ? undefined : 'OK (tokengate)', err);
@@ -408,10 +420,11 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
     }
   }
 
-  /** Counts a query command for RelayEnd.queries; true when its audit record is to be written. */
-  private countQuery(command: number): boolean {
+  /** Counts a query command for RelayEnd.queries and the metrics; true when its audit record is to be written. */
+  private countQuery(command: number, startedAt: number): boolean {
     if (!isQueryCommand(command)) return false;
     this.queries++;
+    this.o.queryStats?.observe(Date.now() - startedAt);
     return this.wantSql;
   }
 
@@ -464,6 +477,7 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
   private readonly onServerData = (chunk: Buffer): void => {
     if (this.ended) return;
     this.unsolicited = false;
+    this.scanning = chunk;
     try {
       this.framer!.scan(chunk, this.onServerPacket);
     } catch (err) {
@@ -472,7 +486,17 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
       this.stop('upstream_protocol_error', { code: ErrorCode.NET_READ_ERROR, message: 'tokengate received an invalid packet from the upstream server; reconnect' });
       return;
     }
+    this.scanning = undefined;
     if (this.ended) return; // onServerPacket ended the session: the chunk is not relayed
+    const cut = this.interruptedErr;
+    if (cut && this.onRest !== undefined) {
+      // What came before the interrupted statement's ERR, then the session's notice instead of it.
+      const before = chunk.subarray(0, cut.from);
+      this.bytesToClient += before.length;
+      if (before.length > 0) this.o.client.write(before);
+      this.onRest();
+      return;
+    }
     this.bytesToClient += chunk.length;
     const { client } = this.o;
     if (!client.write(chunk) && this.server) {
@@ -512,6 +536,10 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
     }
     if (r === 'done') {
       const head = this.inFlight.shift()!;
+      const error = tracker.outcome?.error;
+      if (this.onRest !== undefined && error?.code === ER_QUERY_INTERRUPTED && data === this.scanning && start >= 4 && this.inFlight.length === 0) {
+        this.interruptedErr = { sequenceId, from: start - 4 };
+      }
       this.complete(head, tracker.outcome);
       if (this.inFlight.length > 0) this.busySince = this.inFlight[0].startedAt || coarseNow();
       this.beginHead();
@@ -524,7 +552,7 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
 
   private complete(head: InFlight, outcome: ResponseOutcome | undefined): void {
     if (outcome?.statusFlags !== undefined) this.statusFlags = outcome.statusFlags;
-    if (!this.countQuery(head.command)) return;
+    if (!this.countQuery(head.command, head.startedAt)) return;
     if (head.command === COM_STMT_PREPARE && outcome) {
       const prepared = outcome.results.find((r) => r.kind === 'prepared');
       if (prepared && prepared.kind === 'prepared') this.prepared.prepared(prepared.statementId, head.sql ?? '');
@@ -561,12 +589,16 @@ export class MysqlRelay implements Relay<ErrorCodeDef> {
    * to a command still waiting in the queue, or 0 (unsolicited) when the client waits for nothing.
    */
   private noticeSequence(): number {
+    if (this.interruptedErr) return this.interruptedErr.sequenceId;
     if (this.inFlight.length > 0) return this.nextClientSeq;
     const next = this.items[0];
     if (next && next.kind === 'command') return (next.sequenceId + 1) & 0xff;
     return 0;
   }
 }
+
+/** ER_QUERY_INTERRUPTED: the server's answer to a statement stopped by KILL QUERY. */
+const ER_QUERY_INTERRUPTED = 1317;
 
 /** Commands that make a query record and count in RelayEnd.queries. */
 function isQueryCommand(command: number): boolean {

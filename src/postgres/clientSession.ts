@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import type { Refusal } from '../core/admission';
 import { ClientSession, type LifecycleCodes, type SessionDeps } from '../core/clientSession';
 import type { CancelKey, CancelKeyStore } from '../core/state/cancelKeys';
+import { MAX_ACCESS_TOKEN_BYTES } from '../identity/tokenSize';
 import { PrefixedStream } from '../net/prefixedStream';
 import { authenticationCleartextPassword, authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion, readyForQuery } from '../../protocols/postgres/backend';
 import { FrontendType, SqlState } from '../../protocols/postgres/constants';
@@ -25,10 +26,13 @@ export interface PgSessionDeps extends SessionDeps {
 /** Sub-states of the handshake, in order. */
 type Handshake = 'startup' | 'password' | 'connecting' | 'done';
 
-/** A password message can hold a large token, but nothing near PG's 1 GB limit. */
-const MAX_PASSWORD_MESSAGE = 64 * 1024;
+/** The largest password message body: an access token and its NUL. Startup packets have their own, lower bound. */
+const MAX_PASSWORD_MESSAGE = MAX_ACCESS_TOKEN_BYTES + 1;
 const SETTINGS_TIMEOUT_MS = 10_000;
 const EMPTY = Buffer.alloc(0);
+/** Terminate: 'X' and a length of 4, nothing else. */
+const isTerminate = (chunk: Buffer): boolean => chunk.length === 5 && chunk[0] === 0x58 && chunk.readUInt32BE(1) === 4;
+
 /** The first byte of a TLS record carrying a handshake: a ClientHello sent without an SSLRequest (PG17 direct TLS). */
 const TLS_HANDSHAKE_RECORD = 0x16;
 
@@ -121,6 +125,12 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
       this.startDirectTls(chunk);
       return;
     }
+    // A Terminate instead of a startup packet (node-postgres sends its buffered one when end()
+    // follows connect() at once): the client is leaving; close without a word, as PostgreSQL does.
+    if (this.handshake === 'startup' && this.framer.buffered === 0 && isTerminate(chunk)) {
+      this.closeQuietly('terminate_before_startup');
+      return;
+    }
     // In startup mode the framer yields one packet per push and holds what follows, so
     // drain it with empty pushes until it has nothing complete left.
     let input = chunk;
@@ -129,7 +139,11 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
       try {
         frames = this.framer.push(input);
       } catch (err) {
-        this.protocolViolation(err);
+        if (this.handshake === 'password' && err instanceof FrameError && err.code === 'length_too_large' && err.lengthField !== undefined) {
+          this.refuseOversizedToken(err.lengthField - 5, this.where()); // the body less its NUL
+        } else {
+          this.protocolViolation(err);
+        }
         return;
       }
       if (frames.length === 0) return;
@@ -236,6 +250,11 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
       this.protocolViolation(err);
       return;
     }
+    if (token.trim() === '') {
+      this.reject('no_token', SqlState.INVALID_PASSWORD,
+        'no access token: put your Okta access token where the password goes (PGPASSWORD, the password of the connection string, or the driver\'s password option)', this.where());
+      return;
+    }
     this.handshake = 'connecting';
     this.busy = true;
     this.stream.pause();
@@ -244,11 +263,15 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
     });
   }
 
+  /** The role and database the startup message asked for, for refusals. */
+  private where(): { role: string; database: string } {
+    return { role: this.parameters.user, database: this.parameters.database || this.parameters.user };
+  }
+
   /** Verify the token, decide the grant, get an upstream connection, greet the client. */
   private async admit(token: string): Promise<void> {
-    const role = this.parameters.user;
-    const database = this.parameters.database || role;
-    const where = { role, database };
+    const where = this.where();
+    const { role, database } = where;
     const identity = await this.identify(token.trim(), where);
     if (!identity || this.closed) return;
     const { admission } = this.deps;
@@ -332,6 +355,7 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
       sessionId: this.id,
       identity: this.identityFields(),
       greeting: Buffer.concat(greeting),
+      queryStats: this.queryStats(),
       onEnd: this.relayEnded,
     }));
     this.stream.resume();

@@ -10,6 +10,7 @@ import { decodeParse, decodeQuery } from '../../protocols/postgres/frontend';
 import type { FrameHandler } from '../../protocols/postgres/framing';
 import { PgQueryTracker, type CompletedQuery } from './queryTracker';
 import { endWith } from '../net/endWith';
+import type { QueryStats } from '../metrics/queryStats';
 
 export interface PgRelayOptions {
   client: net.Socket;
@@ -19,6 +20,8 @@ export interface PgRelayOptions {
   identity: IdentityFields;
   /** Written to the client before any relayed byte (AuthenticationOk ... ReadyForQuery). */
   greeting: Buffer;
+  /** Counts and times completed statements for the metrics: plain fields, resolved once per session (src/metrics/queryStats.ts says why). */
+  queryStats?: QueryStats;
   onEnd: (end: RelayEnd) => void;
 }
 
@@ -32,6 +35,8 @@ const MAX_MESSAGE = 0x3fffffff;
 const NAME_PREFIX = 256;
 /** Upstream errors are recorded in the audit; longer ones (huge DETAIL/CONTEXT) are noted, not stored. */
 const MAX_ERROR_CAPTURE = 64 * 1024;
+/** Enough of an ErrorResponse for its severity fields (S and V come first). */
+const SEVERITY_CAPTURE = 64;
 /** PostgreSQL command tags are under 64 bytes. */
 const TAG_CAPTURE = 128;
 /** Terminate is exactly 'X' + int32 4. */
@@ -63,12 +68,14 @@ export class PgRelay implements Relay<string> {
   private afterTerminate = false;
   /** Part of a message reached the upstream that the client never completed there: do not reuse it. */
   private upstreamDirty = false;
+  /** The upstream sent a FATAL (or PANIC) ErrorResponse: it is closing and has told the client why. */
+  private upstreamFatal = false;
   private queryLog?: QueryLog;
 
   constructor(private readonly o: PgRelayOptions) {
     this.wantSql = o.audit.config.queries;
-    // Durations only feed query records: without them, no clock read per statement.
-    this.tracker = new PgQueryTracker(this.wantSql ? Date.now : noClock);
+    // Durations only feed query records and metrics: without them, no clock read per statement.
+    this.tracker = new PgQueryTracker(this.wantSql || o.queryStats ? Date.now : noClock);
     const captures = capturesFor(this.wantSql, o.audit.config.maxQueryBytes);
     this.clientFramer = new PgFramer({ maxBodyLength: MAX_MESSAGE, capture: captures.client });
     this.serverFramer = new PgFramer({ maxBodyLength: MAX_MESSAGE, capture: captures.server });
@@ -111,6 +118,7 @@ export class PgRelay implements Relay<string> {
       && !this.upstreamDirty && !reason.startsWith('upstream');
     if (reusable) this.o.server.attach(this.tracker.txStatus);
     if (notice && !client.destroyed) endWith(client, errorResponse({ severity: 'FATAL', ...notice }));
+    else if (reason === 'upstream_closed') endWith(client); // after the upstream's own FATAL: let it reach the client
     else client.destroy();
     this.o.onEnd({ reason, upstreamReusable: reusable, bytesFromClient: this.bytesFromClient, bytesToClient: this.bytesToClient, queries: this.queries });
   }
@@ -209,7 +217,10 @@ export class PgRelay implements Relay<string> {
       }
       // CommandComplete and ErrorResponse are captured only for query records (wantSql).
       case CommandComplete: this.onCommandComplete(data.subarray(start, end), bodyLength); break;
-      case ErrorResponse: this.onServerError(data.subarray(start, end), bodyLength); break;
+      case ErrorResponse:
+        if (isFatal(data.subarray(start, end))) this.upstreamFatal = true;
+        if (this.wantSql) this.onServerError(data.subarray(start, end), bodyLength);
+        break;
     }
   };
 
@@ -238,11 +249,18 @@ export class PgRelay implements Relay<string> {
   }
 
   private readonly onServerGone = (): void => {
+    // PostgreSQL sends one FATAL and closes (57P01 from pg_terminate_backend, ...): when the upstream
+    // sent its own, that is the client's only error, as drivers expect; ours only when it said nothing.
+    if (this.upstreamFatal) {
+      this.stop('upstream_closed');
+      return;
+    }
     this.stop('upstream_closed', { code: SqlState.CONNECTION_FAILURE, message: 'the upstream database closed the connection; reconnect to get a new session' });
   };
 
   private auditQuery(q: CompletedQuery): void {
     this.queries++;
+    this.o.queryStats?.observe(q.durationMs);
     if (!this.o.audit.config.queries) return;
     const clipped = this.o.audit.clip(q.sql);
     // The session's fields are serialized once, in its query log, not with every statement.
@@ -304,7 +322,7 @@ function capturesFor(wantSql: boolean, maxQueryBytes: number): RelayCaptures {
         switch (type) {
           case ReadyForQuery: return 1;
           case CommandComplete: return wantSql ? TAG_CAPTURE : -1;
-          case ErrorResponse: return wantSql ? MAX_ERROR_CAPTURE : -1;
+          case ErrorResponse: return wantSql ? MAX_ERROR_CAPTURE : SEVERITY_CAPTURE;
           default: return -1;
         }
       }),
@@ -313,6 +331,25 @@ function capturesFor(wantSql: boolean, maxQueryBytes: number): RelayCaptures {
   }
   return captures;
 }
+
+/**
+ * FATAL or PANIC, from an ErrorResponse body (or its first bytes): the non-localized severity (V)
+ * when present, else S. PostgreSQL sends both first, so SEVERITY_CAPTURE bytes hold them.
+ */
+function isFatal(body: Buffer): boolean {
+  let severity: string | undefined;
+  for (let pos = 0; pos < body.length && body[pos] !== 0;) {
+    const type = body[pos];
+    const end = body.indexOf(0, pos + 1);
+    if (end < 0) break;
+    if (type === 0x56 /* V */) return isFatalSeverity(body.toString('latin1', pos + 1, end));
+    if (type === 0x53 /* S */) severity = body.toString('latin1', pos + 1, end);
+    pos = end + 1;
+  }
+  return severity !== undefined && isFatalSeverity(severity);
+}
+
+const isFatalSeverity = (s: string): boolean => s === 'FATAL' || s === 'PANIC';
 
 function endsWithTerminate(chunk: Buffer): boolean {
   const at = chunk.length - TERMINATE_LENGTH;

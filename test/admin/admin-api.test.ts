@@ -96,16 +96,16 @@ describe('open endpoints', () => {
     }
   });
 
-  test('GET /metrics serves the provider\'s text, open unless admin.metricsRequireAuth', async () => {
-    const metrics = { contentType: 'text/plain; version=0.0.4; charset=utf-8', render: async () => 'tokengate_up 1\n' };
+  test('GET /metrics serves the Prometheus text, open unless admin.metricsRequireAuth', async () => {
     const other = adminFiles();
     try {
-      const g = await h.startGateway({ admin: true, extraYaml: other.yaml, core: { metrics } });
+      const g = await h.startGateway({ admin: true, extraYaml: other.yaml });
       const open = await call(g.gateway, 'GET', '/metrics');
-      expect([open.status, open.text, open.headers.get('content-type')]).toEqual([200, 'tokengate_up 1\n', metrics.contentType]);
-      const locked = await h.startGateway({ admin: true, extraYaml: other.yaml.replace('admin:\n', 'admin:\n  metricsRequireAuth: true\n'), core: { metrics } });
+      expect([open.status, open.headers.get('content-type')]).toEqual([200, g.gateway.metrics!.contentType]);
+      expect(open.text).toContain('# TYPE tokengate_sessions_active gauge');
+      const locked = await h.startGateway({ admin: true, extraYaml: other.yaml.replace('admin:\n', 'admin:\n  metricsRequireAuth: true\n') });
       expect((await call(locked.gateway, 'GET', '/metrics')).status).toBe(401);
-      expect((await call(locked.gateway, 'GET', '/metrics', { bearer: other.token })).text).toBe('tokengate_up 1\n');
+      expect((await call(locked.gateway, 'GET', '/metrics', { bearer: other.token })).text).toContain('tokengate_connections_accepted_total');
     } finally {
       other.cleanup();
     }

@@ -40,6 +40,8 @@ export interface BenchEnvironment {
   gateway: BenchGateway;
   /** The same gateway config with audit.queries: true, for the one run that measures query auditing. */
   gatewayAudit?: BenchGateway;
+  /** The same gateway config with listen.admin set (metrics collected), for the one run that measures their cost. */
+  gatewayMetrics?: BenchGateway;
   /** A bare Node.js relay to PostgreSQL: the runtime's own cost, for reference. */
   nodePipe?: NodePipe;
   /** The same bare Node.js pipe in front of MariaDB (the client logs in to MariaDB through it). */
@@ -90,6 +92,7 @@ export interface SetupNeeds {
   pgbouncer: boolean;
   mariadb: boolean;
   auditGateway: boolean;
+  metricsGateway: boolean;
   nodePipe: boolean;
   mysqlPipe: boolean;
   mysqlBareRelay: boolean;
@@ -161,6 +164,11 @@ export async function setUpEnvironment(
       gatewayAudit = await startBenchGateway({ ...gatewayOptions, name: 'tokengate-audit', dir: path.join(dir, 'gateway-audit'), auditQueries: true });
       stops.push(() => gatewayAudit!.stop());
     }
+    let gatewayMetrics: BenchGateway | undefined;
+    if (needs.metricsGateway) {
+      gatewayMetrics = await startBenchGateway({ ...gatewayOptions, name: 'tokengate-metrics', dir: path.join(dir, 'gateway-metrics'), auditQueries: false, metrics: true });
+      stops.push(() => gatewayMetrics!.stop());
+    }
     let gatewayBaseline: BenchGateway | undefined;
     if (baseline && needs.baselineGateway) {
       log(`starting tokengate-baseline (${baseline.describe})`);
@@ -191,7 +199,7 @@ export async function setUpEnvironment(
     }
 
     const env: BenchEnvironment = {
-      dir, root, cert, pg, bouncer, mariadb, issuer, token, gateway, gatewayAudit, nodePipe, mysqlPipe, mysqlBareRelay, nodeTlsPipe,
+      dir, root, cert, pg, bouncer, mariadb, issuer, token, gateway, gatewayAudit, gatewayMetrics, nodePipe, mysqlPipe, mysqlBareRelay, nodeTlsPipe,
       baseline, gatewayBaseline, gatewayOptions, missing, pgBin, stop,
     };
     // Fail early with a clear message if a login through a gateway does not work at all.

@@ -32,7 +32,7 @@ interface CountedProxy {
 /** pgbouncer runs as postgres (see startPgbouncer). */
 const AS_POSTGRES = ['setpriv', '--reuid=postgres', '--regid=postgres', '--clear-groups'];
 
-type GatewayName = 'tokengate' | typeof BASELINE_ID;
+type GatewayName = 'tokengate' | 'tokengate-metrics' | typeof BASELINE_ID;
 type ProxyName = GatewayName | 'pgbouncer-scram' | 'pgbouncer-plain' | 'pgbouncer-tls' | 'node-pipe' | 'node-tls-pipe' | 'mysql-pipe' | 'mysql-bare-relay';
 
 interface CountSystem {
@@ -110,6 +110,8 @@ const BOUNCER_LABELS: Partial<Record<ProxyName, string>> = {
   'pgbouncer-tls': 'pgbouncer session, SCRAM, client_tls_sslmode=require',
 };
 
+const METRICS_GATEWAY = { proxy: 'tokengate-metrics', label: 'tokengate, metrics on (listen.admin)' } as const;
+
 /** Where the running proxies are; workloads ask when they run, after the proxies started. */
 interface Running {
   gateway(name: GatewayName): BenchGateway;
@@ -134,7 +136,9 @@ function workloads(env: BenchEnvironment, o: BenchOptions, { gateway: gw, port }
     const via = (p: ProxyName) => (): PgTarget => ({ ...pgTargetDirect(env, sslmode), port: port(p) });
     const systems: CountSystem[] = [];
     for (const b of bouncers) systems.push({ proxy: b, label: BOUNCER_LABELS[b]!, run: w(via(b)), logins: l(via(b)) });
-    for (const g of gateways) {
+    // Metrics cost per statement: counted next to tokengate on the two relay workloads.
+    const counted = scenario === '1' || scenario === '2' ? [...gateways, METRICS_GATEWAY] : gateways;
+    for (const g of counted) {
       const target = (): PgTarget => pgTargetGateway(env, gw(g.proxy), sslmode);
       systems.push({ proxy: g.proxy, label: g.label, run: w(target), logins: l(target) });
     }
@@ -223,9 +227,13 @@ export async function countInstructions(env: BenchEnvironment, o: BenchOptions, 
     let proxy: CountedProxy;
     switch (p) {
       case 'tokengate':
+      case 'tokengate-metrics':
       case BASELINE_ID: {
         const root = p === BASELINE_ID ? env.baseline!.dir : env.root;
-        const gateway = await startBenchGateway({ ...env.gatewayOptions, root, name: `${p}-callgrind`, dir: path.join(env.dir, `${p}-callgrind`), auditQueries: false, wrapper: wrapper(p), fetchTimeout: '60s' });
+        const gateway = await startBenchGateway({
+          ...env.gatewayOptions, root, name: `${p}-callgrind`, dir: path.join(env.dir, `${p}-callgrind`), auditQueries: false, wrapper: wrapper(p), fetchTimeout: '60s',
+          metrics: p === 'tokengate-metrics',
+        });
         gateways.set(p, gateway);
         proxy = gateway;
         break;

@@ -5,6 +5,7 @@ import {
 } from './environment';
 import type { ScenarioNumber } from './options';
 import type { NodePipe } from './services/nodePipe';
+import { SCRAPE_INTERVAL_MS, whileScraping } from './services/metricsScraper';
 import type { Target } from './report';
 import { runPgbench, runSysbench, type MysqlTarget, type PgTarget, type WorkloadResult } from './workloads';
 
@@ -30,6 +31,7 @@ export interface ThroughputSpec {
 
 export const TARGETS: Target[] = [
   { scenario: '1', description: 'select-only: tokengate / pgbouncer', numerator: 'tokengate', denominator: 'pgbouncer', minimum: 0.85 },
+  { scenario: '1', description: 'select-only: tokengate with metrics / without', numerator: 'tokengate-metrics', denominator: 'tokengate', minimum: 0.97 },
   { scenario: '2', description: 'TPC-B: tokengate / pgbouncer', numerator: 'tokengate', denominator: 'pgbouncer', minimum: 0.85 },
   { scenario: '3', description: 'connect per transaction: tokengate / pgbouncer auth_type=plain', numerator: 'tokengate', denominator: 'pgbouncer-plain', minimum: 0.5 },
   { scenario: '3', description: 'connect per transaction: tokengate / direct SCRAM login', numerator: 'tokengate', denominator: 'direct', minimum: 5 },
@@ -93,6 +95,14 @@ export function throughputScenarios(env: BenchEnvironment, wanted: Set<ScenarioN
     systems.push(pgSystem('tokengate', 'tokengate', pgTargetGateway(env, gw), SELECT_ONLY, gw.pid));
     if (env.gatewayAudit) {
       systems.push(pgSystem('tokengate-audit', 'tokengate, audit.queries on', pgTargetGateway(env, env.gatewayAudit), SELECT_ONLY, env.gatewayAudit.pid));
+    }
+    const gm = env.gatewayMetrics;
+    if (gm) {
+      const target = pgTargetGateway(env, gm);
+      systems.push({
+        id: 'tokengate-metrics', label: `tokengate, metrics on (listen.admin; /metrics scraped every ${SCRAPE_INTERVAL_MS / 1000} s)`, pid: gm.pid,
+        run: (seconds) => whileScraping(gm.adminPort!, () => runPgbench(target, SELECT_ONLY, seconds)),
+      });
     }
     if (env.nodePipe) systems.push(pgPipeSystem(env, env.nodePipe, SELECT_ONLY));
     out.push(pgBaseline({ id: '1', scenario: '1', title: 'select-only', command: pgbench(SELECT_ONLY), systems, notes: bouncerNote }, SELECT_ONLY));

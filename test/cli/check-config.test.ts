@@ -108,11 +108,30 @@ describe('tokengate check-config', () => {
     expect(out).toContain(`writer -> agent_rw (password from file ${join(dir, 'secrets', 'app_rw')})`);
     // Who may reach what.
     expect(out).toContain('Grants (who may reach what):');
-    expect(out).toContain('reporting-agents: tokens in any group of [db-readers]');
-    expect(out).toContain('etl-service: tokens client id any of [0oa1etlservice] AND with all scopes [db.write]');
+    expect(out).toContain('reporting-agents: tokens whose groups include db-readers');
+    expect(out).toContain('etl-service: tokens from the client 0oa1etlservice and that carry the scope db.write');
     expect(out).toMatch(/etl-service:.*\n\s+-> app-pg \(postgres db\.internal:5433\)\n\s+databases: \* = app, analytics\n\s+roles: +reader \(user agent_ro\), writer \(user agent_rw\)/);
     expect(out.endsWith('\n')).toBe(true);
     expect(out.endsWith('\n\n')).toBe(false);
+    expectNoPasswords(r);
+  });
+
+  test('a TLS key and an admin token file that others can read are warned about, without their contents', async () => {
+    const key = join(dir, 'secrets', 'tls.key');
+    const token = join(dir, 'secrets', 'admin.token');
+    writeFileSync(key, 'KEY-CONTENT-RECOGNISABLE\n');
+    writeFileSync(token, 'ADMIN-BEARER-RECOGNISABLE\n');
+    chmodSync(key, 0o644);
+    chmodSync(token, 0o640);
+    const file = join(dir, 'exposed.yaml');
+    writeFileSync(file, VALID.replace('tls:\n', `tls:\n  certFile: ${join(dir, 'secrets', 'tls.crt')}\n  keyFile: ${key}\n`)
+      .replace('  postgres: 127.0.0.1:6432\n', `  postgres: 127.0.0.1:6432\n  admin: 127.0.0.1:9187\nadmin:\n  tokenFile: ${token}\nstate:\n  dir: ${dir}\n`));
+    writeFileSync(join(dir, 'secrets', 'tls.crt'), 'not checked here\n');
+    const r = await runCli(['check-config', '--config', file], { env: { TG_TEST_RO_PASSWORD: ENV_PASSWORD } });
+    expectExit(r, 0);
+    expect(r.stdout).toContain(`tls.keyFile ${key} is readable by group or others (mode 644); run chmod 600 on it`);
+    expect(r.stdout).toContain(`admin.tokenFile ${token} is readable by group or others (mode 640); run chmod 600 on it`);
+    expect(r.stdout + r.stderr).not.toMatch(/KEY-CONTENT|ADMIN-BEARER/);
     expectNoPasswords(r);
   });
 

@@ -57,7 +57,7 @@ state:
   child.stderr.on('data', (d) => (output += d));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   try {
-    const warning = await waitFor(() => /warn.*startup check failed: upstream pg-local role ghost database main: configuration error \(retrying will not fix it\): .*28000 role "tgcli_start_no_such_role" does not exist/.exec(output)
+    const warning = await waitFor(() => /warn.*startup check failed: upstream pg-local role ghost database main: configuration error \(retrying will not fix it\): .*28000 role \\?"tgcli_start_no_such_role\\?" does not exist/.exec(output)
       ?? (child.exitCode !== null && 'exited'), { what: 'the startup check warning', timeoutMs: 30_000, detail: () => output });
     expect(warning).not.toBe('exited');
     expect(output).toMatch(/postgres listener on 127\.0\.0\.1:\d+/);

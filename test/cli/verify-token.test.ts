@@ -123,7 +123,7 @@ describe('tokengate verify-token', () => {
     expect(r.stdout).toContain(`"iss": "${issuer.issuer}"`);
     expect(r.stdout).toMatch(/"groups": \[\s*"db-readers"\s*\]/);
     expect(checkLines(r.stdout)).toEqual({
-      format: 'ok', algorithm: 'ok', type: 'ok', issuer: 'ok', signature: 'ok', audience: 'ok', expiry: 'ok',
+      format: 'ok', algorithm: 'ok', type: 'ok', header: 'ok', issuer: 'ok', signature: 'ok', 'claim-types': 'ok', 'sender-constraint': 'ok', audience: 'ok', expiry: 'ok',
       'not-before': 'ok', 'issued-at': 'ok', lifetime: 'ok', subject: 'ok', scopes: 'ok',
     });
     expect(r.stdout).toContain('grants that apply:\n  reporting-agents: postgres upstream app-pg, databases [app, analytics], roles [reader]\n');
@@ -131,11 +131,12 @@ describe('tokengate verify-token', () => {
     expectNoSecrets(r, token);
   });
 
-  test('a valid token that no grant matches says it cannot open any session', async () => {
+  test('a valid token that no grant matches says so in the verdict and exits 3', async () => {
     const token = await issuer.mintToken({ clientId: 'svc-marketing' });
     const r = await verifyToken([token]);
-    expectExit(r, 0);
+    expectExit(r, 3);
     expect(r.stdout).toContain('grants that apply:\n  none: this token cannot open any session\n');
+    expect(r.stdout.trimEnd()).toMatch(/verdict: VALID, but no grant applies: .*add a grant that matches it/);
     expectNoSecrets(r, token);
   });
 
@@ -191,8 +192,32 @@ describe('tokengate verify-token', () => {
     const garbage = 'not-a-token-but-a-secret-looking-string-0123456789abcdef';
     const r = await verifyToken([garbage]);
     expectExit(r, 1);
-    expect(r.stdout).toContain('FAIL format: the password is not a usable access token');
+    expect(r.stdout).toContain('FAIL format: the token is not a usable access token');
+    expect(r.stdout + r.stderr).not.toMatch(/password/);
     expect(r.stdout + r.stderr).not.toContain(garbage);
+  });
+
+  test('a pasted "Bearer " prefix is named, with the fix', async () => {
+    const token = await issuer.mintToken({ clientId: 'svc-reporting' });
+    const r = await verifyToken([`Bearer ${token}`]);
+    expectExit(r, 1);
+    expect(r.stdout).toContain('FAIL format: the token is not a usable access token: it starts with "Bearer "');
+    expect(r.stdout).toContain('drop that word and send only the token after it');
+    expectNoSecrets(r, token);
+  });
+
+  test('no token at all is a usage error (2), not a rejected token (1)', async () => {
+    for (const args of [[], ['-'], ['']]) {
+      const r = await verifyToken(args, '\n');
+      expectExit(r, 2);
+      expect(r.stderr).toBe('error: no token given: pass it as the argument, or - with the token on standard input (tokengate verify-token - < token.txt)\n');
+      expect(r.stdout).toBe('');
+    }
+    // Without an argument, a token piped in is read.
+    const token = await issuer.mintToken({ clientId: 'svc-reporting' });
+    const piped = await verifyToken([], token);
+    expectExit(piped, 0);
+    expect(piped.stdout).toContain('verdict: VALID');
   });
 
   test('an unreachable issuer fails the signature check with idp_unavailable, exit 1', async () => {

@@ -31,11 +31,11 @@ describe('describeConfig (the check-config report)', () => {
   });
 
   test('shows who may reach what for each grant', () => {
-    expect(report).toContain('reporting-agents: tokens in any group of [db-readers]');
-    expect(report).toContain('etl-service: tokens client id any of [0oa1etlservice] AND with all scopes [db.write]');
+    expect(report).toContain('reporting-agents: tokens whose groups include db-readers');
+    expect(report).toContain('etl-service: tokens from the client 0oa1etlservice and that carry the scope db.write');
     expect(report).toContain('databases: * = app, analytics');
     expect(report).toContain('roles:     reader (user agent_ro), writer (user agent_rw)');
-    expect(report).toContain('billing-oncall: tokens subject any of [alice@example.com]');
+    expect(report).toContain('billing-oncall: tokens whose subject is alice@example.com');
     expect(report).toContain('-> billing-mysql (mysql db.internal.example.com:3306)');
   });
 

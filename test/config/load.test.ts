@@ -4,7 +4,7 @@ import { inspect } from 'node:util';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import {
-  ConfigError, configWarnings, defaultConfigPaths, loadConfig, parseConfig, resolveConfigPath,
+  ConfigError, configWarnings, defaultConfigPaths, loadConfig, maskedLine, parseConfig, resolveConfigPath,
 } from '../../src/config/load';
 import { Secret } from '../../src/config/secret';
 import {
@@ -160,6 +160,7 @@ describe('every problem names its key path', () => {
     ['missing oidc', (d) => { delete d.oidc; }, 'oidc', /is required/],
     ['missing issuer', (d) => { delete d.oidc.issuer; }, 'oidc.issuer', /is required/],
     ['empty audience', (d) => { d.oidc.audience = []; }, 'oidc.audience', /at least one/],
+    ['missing audience', (d) => { delete d.oidc.audience; }, 'oidc.audience', /is required: expected a string or a list of strings$/],
     ['bad duration', (d) => { d.oidc.clockSkew = '30 parsecs'; }, 'oidc.clockSkew', /expected a duration.*got "30 parsecs"/],
     ['bad pool duration', (d) => { d.upstreams['app-pg'].pool = { idleTimeout: 'soon' }; }, 'upstreams.app-pg.pool.idleTimeout', /expected a duration/],
     ['zero acquire timeout', (d) => { d.upstreams['app-pg'].pool = { acquireTimeout: 0 }; }, 'upstreams.app-pg.pool.acquireTimeout', /at least/],
@@ -280,6 +281,26 @@ describe('secrets', () => {
     try { parseConfig(text, 'x.yaml', ENV); } catch (err) { expect((err as Error).message).not.toContain('hunter2'); }
   });
 
+  test('a YAML syntax error shows the offending line with its values hidden', () => {
+    const err = (text: string): string => {
+      try { parseConfig(text, 'x.yaml', ENV); } catch (e) { return (e as Error).message; }
+      throw new Error('accepted');
+    };
+    // The key is shown, so the user finds the line; the value is not.
+    const tab = err('listen:\n\tpostgres: 127.0.0.1:6432\n');
+    expect(tab).toContain('line 2 reads (values hidden): "\\tpostgres: ..."');
+    expect(tab).not.toContain('6432');
+    const flow = err('upstreams:\n  app:\n    roles:\n      reader: { user: x, password: "hunter2-flow\n');
+    expect(flow).toContain('line 4 reads (values hidden): "      reader: ..."');
+    expect(flow).not.toContain('hunter2');
+    const bare = err('password: hunter2: oops\n');
+    expect(bare).toContain('"password: ..."');
+    expect(bare).not.toContain('hunter2');
+    // A line that is all value (a list item, a continuation) shows nothing of it.
+    expect(maskedLine('  - "s3cret: x')).toBe('  - ...');
+    expect(maskedLine('  s3cret-continued')).toBe('  ...');
+  });
+
   test('a missing or empty env var names the key and the variable', () => {
     const err = configError(baseDoc(), {});
     expect(err.problems).toContainEqual({ path: 'upstreams.app-pg.roles.reader.password', message: expect.stringContaining('environment variable APP_RO_PASSWORD is not set') });
@@ -383,6 +404,28 @@ describe('configWarnings', () => {
     expect(warnings).toMatch(/upstreams.spare.tls is disable/);
     expect(warnings).toMatch(/passwordFile .*app_rw is readable by group or others \(mode 644\)/);
     expect(warnings).not.toMatch(/no TLS certificate/); // plaintext from anywhere already covers remote clients
+  });
+
+  test('a TLS key or admin token file readable by group or others is warned about; chmod 600 silences it', () => {
+    const dir = secretsDir();
+    const key = join(dir, 'secrets', 'tls.key');
+    const token = join(dir, 'secrets', 'admin.token');
+    writeFileSync(key, 'not really a key\n', { mode: 0o640 });
+    writeFileSync(token, 'admin-bearer\n', { mode: 0o604 });
+    chmodSync(key, 0o640);
+    chmodSync(token, 0o604);
+    const config = parseDoc(withDoc((d) => {
+      d.listen.admin = '127.0.0.1:9187';
+      d.tls = { certFile: '/x.crt', keyFile: key };
+      d.admin = { tokenFile: token };
+    }), ENV, dir);
+    const warnings = configWarnings(config).join('\n');
+    expect(warnings).toMatch(/tls\.keyFile .*tls\.key is readable by group or others \(mode 640\); run chmod 600/);
+    expect(warnings).toMatch(/admin\.tokenFile .*admin\.token is readable by group or others \(mode 604\)/);
+    expect(warnings).not.toContain('admin-bearer');
+    chmodSync(key, 0o600);
+    chmodSync(token, 0o400);
+    expect(configWarnings(config).join('\n')).not.toMatch(/readable by group or others/);
   });
 
   test('no certificate: remote clients cannot connect; no grants', () => {

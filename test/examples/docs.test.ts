@@ -162,9 +162,20 @@ describe('docs/grants.md: testing a grant against the demo', () => {
       const [commands] = blocks('grants.md').filter((b) => b.lang === 'sh');
       const r = await runCommand('bash', ['-c', `set -eo pipefail\ncd ${ROOT}\n${commands.body}`], { env: { TMPDIR: demoTmp }, timeoutMs: 120_000 });
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain('demo-readers: tokens in any group of [db-readers] AND with all scopes [db.connect]');
-      const promised = blocks('grants.md').find((b) => b.lang === 'text' && b.body.startsWith('grants that apply:'))!;
+      expect(r.stdout).toContain('demo-readers: tokens whose groups include db-readers and that carry the scope db.connect');
+      const quoted = (start: string): Block => blocks('grants.md').find((b) => b.lang === 'text' && b.body.startsWith(start))!;
+      const promised = quoted('grants that apply:\n  demo-writers:');
+      const noGrant = quoted('grants that apply:\n  none');
       expect(r.stdout.endsWith(promised.body)).toBe(true);
+
+      // The page's "no grant matches" output: the demo's config without its grants.
+      const config = `${demoTmp}/tokengate-demo/tokengate.yaml`;
+      const doc = parseYaml(readFileSync(config, 'utf8')) as Record<string, unknown>;
+      const bare = `${demoTmp}/tokengate-demo/no-grants.yaml`;
+      writeFileSync(bare, stringify({ ...doc, grants: [] }));
+      const none = await runCommand('bash', ['-c', `cd ${ROOT}\nnpx tokengate token --demo --client svc-billing | npx tokengate verify-token --config ${bare} -`], { env: { TMPDIR: demoTmp }, timeoutMs: 60_000 });
+      expect(none.code).toBe(3);
+      expect(none.stdout.endsWith(noGrant.body)).toBe(true);
     } finally {
       demo.child.kill('SIGINT');
       await demo.exited;

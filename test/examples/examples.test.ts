@@ -4,7 +4,7 @@
  * Python psycopg2 agent and the psql environment script in child processes, the LLM tool
  * in-process (its input and output are JavaScript values) and once from its command line.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGatewayHarness, CLIENTS, type PgHarness } from '../integration/harness';
@@ -139,6 +139,12 @@ describe('examples/psql/tokengate-env.sh', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('certificate verify failed');
     expect(h.audit.ofEvent('connection_accepted').length).toBe(tokensBefore);
+  });
+
+  test('in a clone, without TOKENGATE set, it runs the clone\'s tokengate', async () => {
+    const r = await script('tgpsql -XAtc "select current_user"', env({ TOKENGATE: '', PATH: process.env.PATH!.split(':').filter((d) => !existsSync(join(d, 'tokengate'))).join(':') }));
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toBe('agent_ro\n');
   });
 
   test('a missing setting stops the script with what to set', async () => {

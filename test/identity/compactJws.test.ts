@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { decodeCompactJws, MAX_TOKEN_BYTES } from '../../src/identity/compactJws';
+import { decodeCompactJws } from '../../src/identity/compactJws';
+import { MAX_ACCESS_TOKEN_BYTES } from '../../src/identity/tokenSize';
 import { TokenRejectedError } from '../../src/identity/types';
 
 const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
@@ -9,8 +10,9 @@ test('decodes header and payload of a compact JWS', () => {
 });
 
 test('the size limit is checked before decoding', () => {
-  const big = `${b64({ alg: 'RS256' })}.${'A'.repeat(MAX_TOKEN_BYTES)}.c2ln`;
-  expect(() => decodeCompactJws(big)).toThrow(/16384-byte limit/);
+  const big = `${b64({ alg: 'RS256' })}.${'A'.repeat(MAX_ACCESS_TOKEN_BYTES)}.c2ln`;
+  expect(() => decodeCompactJws(big)).toThrow(/too large for an access token \(at most 16384 bytes/);
+  expect(() => decodeCompactJws(big)).toThrow(expect.objectContaining({ reason: 'token_too_large' }));
 });
 
 test('arbitrary input never crashes: it decodes or throws a malformed rejection without echoing itself', () => {

@@ -54,10 +54,10 @@ describe('accepted tokens', () => {
     expect(String(claims.jti)).toMatch(/^AT\./);
   });
 
-  test('user token: uid, scope string, single-string groups, client_id fallback, aud array, typ at+jwt', async () => {
+  test('user token: uid, scope string, client_id fallback, aud array, typ at+jwt', async () => {
     const token = await dev.mintToken({
       header: { typ: 'at+jwt' },
-      claims: { sub: 'alice@example.com', uid: '00u1', scope: 'openid db:connect', groups: 'dba', client_id: 'cli-app', aud: ['api://other', 'api://tokengate'] },
+      claims: { sub: 'alice@example.com', uid: '00u1', scope: 'openid db:connect', groups: ['dba'], client_id: 'cli-app', aud: ['api://other', 'api://tokengate'] },
       omit: ['scp', 'cid'],
     });
     const id = await verifier.verify(token);
@@ -100,6 +100,13 @@ describe('rejections', () => {
     const msg = await expectRejected(await dev.mintToken({ claims: { iss: 'https://evil.example.com/oauth2/default' } }), 'bad_issuer');
     expect(msg).toContain('https://evil.example.com/oauth2/default');
     expect(msg).toContain(`accepts tokens only from ${dev.issuer}`);
+  });
+
+  test('an issuer that differs only in a trailing slash: the config must change, not the token', async () => {
+    const msg = await expectRejected(await dev.mintToken({ claims: { iss: `${dev.issuer}/` } }), 'bad_issuer');
+    expect(msg).toContain('differ only in the trailing slash');
+    expect(msg).toContain(`must set oidc.issuer to ${dev.issuer}/ exactly`);
+    expect(msg).not.toMatch(/request a token/);
   });
 
   test('wrong audience', async () => {
@@ -160,7 +167,41 @@ describe('rejections', () => {
   });
 
   test('non-numeric exp', async () => {
-    await expectRejected(await dev.mintToken({ claims: { exp: 'tomorrow' } }), 'malformed');
+    expect(await expectRejected(await dev.mintToken({ claims: { exp: 'tomorrow' } }), 'invalid_claim')).toMatch(/"exp" claim is a string .* must be a number/);
+  });
+
+  test.each([
+    ['groups as a string', { groups: 'db-admins' }, /"groups" claim is a string \("db-admins"\), but it must be an array of strings/],
+    ['groups as an object', { groups: { admin: true } }, /"groups" claim is an object .* must be an array of strings/],
+    ['groups with a non-string member', { groups: ['a', 1] }, /"groups" claim is an array with non-string values/],
+    ['scp as a number', { scp: 7 }, /"scp" claim is a number \(7\), but it must be a string or an array of strings/],
+    ['cid as a number', { cid: 42 }, /"cid" claim is a number/],
+    ['sub as an object', { sub: { id: 'x' } }, /"sub" claim is an object/],
+    ['aud as a number', { aud: 1 }, /"aud" claim is a number/],
+  ])('a claim of the wrong type: %s', async (_name, claims, text) => {
+    expect(await expectRejected(await dev.mintToken({ claims }), 'invalid_claim')).toMatch(text);
+  });
+
+  test('the configured groups claim is the one type-checked', async () => {
+    expect(await expectRejected(await dev.mintToken({ claims: { teams: 'x' } }), 'invalid_claim', verifierWith({ groupsClaim: 'teams' }))).toMatch(/"teams" claim/);
+  });
+
+  test('a sender-constrained token (cnf) is refused, saying why', async () => {
+    const msg = await expectRejected(await dev.mintToken({ claims: { cnf: { jkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs' } } }), 'sender_constrained');
+    expect(msg).toMatch(/cnf jkt.*bound to a key the agent holds.*must not be used as a bearer password/);
+  });
+
+  test.each([
+    ['jku', { jku: 'https://attacker.example/jwks' }, 'key_in_header', /"jku".*never fetches a URL from a token/],
+    ['x5u', { x5u: 'https://attacker.example/cert.pem' }, 'key_in_header', /"x5u"/],
+    ['jwk', { jwk: { kty: 'RSA', n: 'AQAB', e: 'AQAB' } }, 'key_in_header', /"jwk".*only from the JWKS/],
+    ['crit', { crit: ['http://example.com/ext'], 'http://example.com/ext': true }, 'unsupported_critical_header', /crit .*does not implement/],
+  ] as const)('a header with %s is refused before any key lookup', async (_name, header, reason, text) => {
+    const v = verifierWith({});
+    const token = await dev.mintToken({ header, crit: { 'http://example.com/ext': true } });
+    await expect(v.verify(token)).rejects.toMatchObject({ reason });
+    expect(v.stats.signatureChecks).toBe(0);
+    expect(await expectRejected(token, reason, v)).toMatch(text);
   });
 
   test('iat in the future', async () => {
@@ -187,13 +228,13 @@ describe('rejections', () => {
       '',
       'hunter2',
       'a.b.c.d.e',
-      `${h}.${'A'.repeat(17 * 1024)}.${s}`,
       `${h}.!!!.${s}`,
       `${h}.${Buffer.from('[1,2]').toString('base64url')}.${s}`,
       `${h}.${Buffer.from('not json').toString('base64url')}.${s}`,
     ];
     for (const token of inputs) await expectRejected(token, 'malformed');
     expect(await expectRejected('a.b.c.d.e', 'malformed')).toContain('JWE');
+    expect(await expectRejected(`${h}.${'A'.repeat(17 * 1024)}.${s}`, 'token_too_large')).toMatch(/too large for an access token/);
   });
 
   test('failures are not cached; each re-verify re-checks', async () => {
@@ -212,7 +253,7 @@ describe('inspect', () => {
     expect(report.error).toBeUndefined();
     expect(report.identity?.sub).toBe('svc-reporting');
     expect(report.header).toEqual({ alg: 'RS256', kid: expect.any(String), typ: undefined });
-    expect(report.checks.map((c) => c.name)).toEqual(['format', 'algorithm', 'type', 'issuer', 'signature', 'audience', 'expiry', 'not-before', 'issued-at', 'lifetime', 'subject', 'scopes']);
+    expect(report.checks.map((c) => c.name)).toEqual(['format', 'algorithm', 'type', 'header', 'issuer', 'signature', 'claim-types', 'sender-constraint', 'audience', 'expiry', 'not-before', 'issued-at', 'lifetime', 'subject', 'scopes']);
     expect(report.checks.every((c) => c.ok)).toBe(true);
   });
 

@@ -4,6 +4,10 @@
  * config, as an operator would run it. The protocol decides the upstream and the listener;
  * everything else (clients, grants, audit, secrets, tokens, shutdown) is the same.
  */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { parseConfig } from '../../src/config/load';
 import { startGateway, type Gateway, type GatewayOptions as CoreOptions } from '../../src/core/gateway';
@@ -44,6 +48,8 @@ export interface GatewayOptions {
   expiryGrace?: string;
   /** Appended to the config as is. */
   extraYaml?: string;
+  /** More oidc keys, e.g. { jwksCooldown: '1s', fetchTimeout: '1s' }. */
+  oidc?: Record<string, string>;
   /** Also listen.admin on 127.0.0.1:0 (the admin API). */
   admin?: boolean;
   /** Passed to startGateway (a clock, a metrics provider...); the audit transport is the harness's. */
@@ -155,7 +161,7 @@ oidc:
   maxTokenLifetime: 1h
   requiredScopes: [db.connect]
   groupsClaim: groups
-  devIssuer: true
+  devIssuer: true${Object.entries(o.oidc ?? {}).map(([k, v]) => `\n  ${k}: ${v}`).join('')}
 upstreams:
   ${name}:
     protocol: ${protocol}
@@ -185,5 +191,17 @@ audit:
 session:
   authTimeout: ${o.authTimeout ?? '5s'}
   expiryGrace: ${o.expiryGrace ?? '0s'}
-${o.extraYaml ?? ''}`;
+${/^state:/m.test(o.extraYaml ?? '') ? '' : `state:\n  dir: ${harnessStateDir()}\n`}${o.extraYaml ?? ''}`;
+}
+
+let stateDir: string | undefined;
+
+/** Revocations of test gateways go to a directory of this test process, never to /var/lib/tokengate. */
+function harnessStateDir(): string {
+  if (stateDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'tokengate-harness-state-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    stateDir = dir;
+  }
+  return join(stateDir, `gateway-${randomUUID()}`);
 }

@@ -214,16 +214,25 @@ describe('token expiry', () => {
     c.destroy();
   });
 
-  test('a running statement is interrupted, then the session ends', async () => {
+  test('a running statement is interrupted, and its answer says why: 1927, the token expired', async () => {
     const c = await connectMysql2(h, await h.token('svc-reporting', { expiresInSec: 2 }), { database: 'analytics' });
     const errors: MysqlError[] = [];
     c.on('error', (e: MysqlError) => errors.push(e));
     const started = Date.now();
     const outcome = await c.query('SELECT SLEEP(20)').then(() => 'finished', (e: MysqlError) => e);
     expect(Date.now() - started).toBeLessThan(10000);
-    expect(outcome).toMatchObject({ errno: 1317 });
+    expect(outcome).toMatchObject({ errno: 1927, sqlState: '70100', message: expect.stringMatching(/^your access token expired .*fetch a fresh token and reconnect$/) });
     await h.audit.waitFor((e) => e.event === 'session_end' && e.reason === 'token_expired');
     c.destroy();
+  });
+
+  test('the mariadb CLI shows the same: ERROR 1927 with the expiry message, not 1317', async () => {
+    const started = Date.now();
+    const r = await mariadbCli(h, await h.token('svc-reporting', { expiresInSec: 2 }), 'SELECT SLEEP(5) FROM seq_1_to_3', { db: 'analytics' });
+    expect(Date.now() - started).toBeLessThan(10000);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/^ERROR 1927 \(70100\) at line 1: your access token expired .*fetch a fresh token and reconnect$/m);
+    expect(r.stderr).not.toContain('1317');
   });
 });
 

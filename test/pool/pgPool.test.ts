@@ -148,6 +148,8 @@ describe('PgPool against a real PostgreSQL 15', () => {
     const e = err as PoolExhaustedError;
     expect(e.maxConnections).toBe(2);
     expect(e.message).toMatch(/All 2 upstream connections of pool main\/app_rw\/app are in use; waited \d+ ms/);
+    expect(e.message).toContain('pool.acquireTimeout,'); // the config key, not the internal field name
+    expect(e.message).not.toContain('acquireTimeoutMs');
     expect(e.message).toMatch(/maxConnections/);
     expect(pool.stats()).toEqual({ total: 2, idle: 0, active: 2, waiting: 0 });
     expect(Number(await pg.psql(`select count(*) from pg_stat_activity where usename = 'tg_scram' and application_name = 'tokengate' and pid in (${c1.processId}, ${c2.processId})`))).toBe(2);

@@ -54,7 +54,7 @@ function upstreamYaml(protocol: Protocol, up: DemoUpstream): string {
 }
 
 function grantsYaml(protocol: Protocol, clients: DemoClient[]): string {
-  const groupsOf = (role: string): string => clients.filter((cl) => cl.role === role).flatMap((cl) => cl.groups).join(', ');
+  const groupsOf = (role: string): string => [...new Set(clients.filter((cl) => cl.role === role).flatMap((cl) => cl.groups))].join(', ');
   const suffix = protocol === 'postgres' ? '' : '-mysql';
   return `  - name: demo-readers${suffix}
     match: { groups: [${groupsOf('reader')}], scopes: [${DEMO_SCOPE}] }

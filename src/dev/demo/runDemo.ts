@@ -1,17 +1,16 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadConfig } from '../../config/load';
-import { Secret } from '../../config/secret';
 import type { HostPort, Protocol } from '../../config/schema';
 import { startGateway, type Gateway } from '../../core/gateway';
 import { startDevIssuer } from '../devIssuer';
-import { connectPgUpstream } from '../../postgres/login';
 import { demoBanner } from './banner';
 import { DEMO_AUDIENCE, demoClients } from './clients';
 import { DEMO_DATABASE_ALIAS, demoConfigYaml, passwordFile, placeholderPassword, type DemoUpstream } from './demoConfig';
 import { startEmbeddedPostgres } from './embeddedPostgres';
 import { anyFreePort, portFree } from './port';
 import { DEMO_DB_USERS } from './seed';
+import { checkSchemaName, DEFAULT_DEMO_SCHEMA, mysqlAccountHelp, SeedError, seedMysql, seedPostgres, type SeededSchema } from './seedServer';
 import { parseServerUrl, type ServerTarget } from './serverUrl';
 import { demoStatePath, ensureDemoDir, processAlive, removeDemoState, writeDemoState, type DemoState } from './stateFile';
 
@@ -28,6 +27,8 @@ export interface DemoOptions {
   postgres?: string;
   /** A real MySQL/MariaDB, served on a MySQL listener next to the PostgreSQL one. */
   mysql?: string;
+  /** The schema (MySQL: database) the sample tables go in on a real server; default tokengate_demo. */
+  schema?: string;
   /** Progress and notices for the operator (stderr). */
   notice: (msg: string) => void;
 }
@@ -79,23 +80,28 @@ function checkPort(port: number): void {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new DemoError(`a port must be a number from 0 to 65535, got ${port}`);
 }
 
-/** Both roles log in as the URL's user. */
-function upstreamFor(t: ServerTarget): DemoUpstream {
+/** Both roles log in as the URL's user, to `database`. */
+function upstreamFor(t: ServerTarget, database = t.database): DemoUpstream {
   const login = { user: t.user, password: t.password };
-  return { host: t.host, port: t.port, database: t.database, tls: t.tls, reader: login, writer: login };
+  return { host: t.host, port: t.port, database, tls: t.tls, reader: login, writer: login };
 }
 
-/** Log in to a real PostgreSQL once, so a wrong URL fails now with the server's reason, not at the first client. */
-async function checkPostgresLogin(t: ServerTarget): Promise<void> {
+/** The sample tables on a real server; its refusals become the demo's (exit 2). */
+async function seeded(run: () => Promise<SeededSchema>): Promise<SeededSchema> {
   try {
-    const conn = await connectPgUpstream({
-      host: t.host, port: t.port, tls: t.tls, user: t.user, password: new Secret(t.password, 'demo'), database: t.database,
-      parameters: { application_name: 'tokengate demo check' }, connectTimeoutMs: 10_000,
-    });
-    conn.close();
+    return await run();
   } catch (err) {
-    throw new DemoError(`cannot use ${t.display} as the demo database: ${(err as Error).message}`);
+    if (err instanceof SeedError) throw new DemoError(err.message);
+    throw err;
   }
+}
+
+/** MySQL: the demo's database is the URL's, or --schema's (they must agree), or tokengate_demo. */
+function mysqlSchema(t: ServerTarget, schema: string | undefined): string {
+  if (t.database && schema !== undefined && t.database !== schema) {
+    throw new DemoError(`--mysql names the database ${t.database} and --schema ${schema}: on MySQL the demo's tables go in a database of their own, so give one name`);
+  }
+  return t.database || schema || DEFAULT_DEMO_SCHEMA;
 }
 
 /** The upstream passwords as 0600 files beside the config (files, not the environment, so check-config works on it too). */
@@ -131,6 +137,15 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
   };
   const pgTarget = target(o.postgres, 'postgres');
   const myTarget = target(o.mysql, 'mysql');
+  let pgSchema = DEFAULT_DEMO_SCHEMA;
+  let mySchema = DEFAULT_DEMO_SCHEMA;
+  try {
+    if (o.schema !== undefined) pgSchema = checkSchemaName(o.schema);
+    if (myTarget) mySchema = checkSchemaName(mysqlSchema(myTarget, o.schema));
+  } catch (err) {
+    throw err instanceof SeedError ? new DemoError(err.message) : err;
+  }
+  if (myTarget && !myTarget.password) throw new DemoError(mysqlAccountHelp(myTarget, mySchema));
   refuseSecondDemo();
   const dir = ensureDemoDir();
 
@@ -145,13 +160,15 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
     }
   };
   try {
-    const clients = demoClients();
+    const clients = demoClients(dir);
+    cleanups.push(() => { for (const c of clients) if (c.privateKeyFile) rmSync(c.privateKeyFile, { force: true }); });
     const issuer = await startDevIssuer({ audience: DEMO_AUDIENCE, clients, tokenLifetimeSec: 300, expiredTokenEndpoint: true });
     cleanups.push(() => issuer.stop());
 
     let postgres: DemoUpstream;
+    const made: { postgres?: SeededSchema; mysql?: SeededSchema } = {};
     if (pgTarget) {
-      await checkPostgresLogin(pgTarget);
+      made.postgres = await seeded(() => seedPostgres(pgTarget, pgSchema));
       postgres = upstreamFor(pgTarget);
     } else {
       o.notice('starting the embedded PostgreSQL (PGlite)...');
@@ -159,7 +176,8 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
       cleanups.push(() => pg.stop());
       postgres = { host: pg.host, port: pg.port, database: pg.database, tls: 'disable', reader: { user: DEMO_DB_USERS.reader, password: '' }, writer: { user: DEMO_DB_USERS.writer, password: '' } };
     }
-    const mysql = myTarget ? upstreamFor(myTarget) : undefined;
+    if (myTarget) made.mysql = await seeded(() => seedMysql(myTarget, mySchema));
+    const mysql = myTarget ? upstreamFor(myTarget, mySchema) : undefined;
     cleanups.push(() => rmSync(join(dir, 'secrets'), { recursive: true, force: true }));
     writePasswordFiles(dir, 'postgres', postgres);
     if (mysql) writePasswordFiles(dir, 'mysql', mysql);
@@ -187,18 +205,18 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
       tokenEndpoint: issuer.tokenEndpoint,
       expiredTokenEndpoint: issuer.expiredTokenEndpoint!,
       audience: DEMO_AUDIENCE,
-      clients: clients.map(({ clientId, clientSecret, groups, scopes, role }) => ({ clientId, clientSecret, groups, scopes, role })),
+      clients: clients.map(({ clientId, clientSecret, privateKeyFile, keyId, groups, scopes, role }) => ({ clientId, clientSecret, privateKeyFile, keyId, groups, scopes, role })),
       postgres: hostPort(gateway.postgres!),
       mysql: mysql ? hostPort(gateway.mysql!) : undefined,
       database: DEMO_DATABASE_ALIAS,
       upstream: pgTarget ? pgTarget.display : 'embedded PGlite',
-      mysqlUpstream: myTarget?.display,
+      mysqlUpstream: myTarget && (myTarget.database ? myTarget.display : `${myTarget.display}/${mySchema}`),
       configFile,
     };
     writeDemoState(state);
     cleanups.push(() => removeDemoState());
     const notes = [pgPort.note, myPort?.note].filter((n): n is string => n !== undefined);
-    return { state, gateway, banner: demoBanner({ state, projectDir: projectDir(), embedded: !pgTarget, notes }), stop };
+    return { state, gateway, banner: demoBanner({ state, projectDir: projectDir(), embedded: !pgTarget, notes, made }), stop };
   } catch (err) {
     await stop();
     throw err;

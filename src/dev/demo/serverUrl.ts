@@ -7,7 +7,7 @@ export interface ServerTarget {
   port: number;
   database: string;
   user: string;
-  /** Empty when the URL has none (a server that trusts loopback logins). */
+  /** Empty when the URL has none (a server that trusts loopback logins; MySQL refuses that later, with help). */
   password: string;
   tls: UpstreamTlsMode;
   /** The URL without its password, for messages and the state file. */
@@ -17,7 +17,7 @@ export interface ServerTarget {
 const SCHEMES: Record<Protocol, string[]> = { postgres: ['postgres:', 'postgresql:'], mysql: ['mysql:', 'mariadb:'] };
 const DEFAULTS: Record<Protocol, { port: number; user: string; example: string }> = {
   postgres: { port: 5432, user: 'postgres', example: 'postgres://postgres@127.0.0.1:5432/test' },
-  mysql: { port: 3306, user: 'root', example: 'mysql://agent:secret@127.0.0.1:3306/test' },
+  mysql: { port: 3306, user: 'root', example: 'mysql://agent:secret@127.0.0.1:3306/tokengate_demo' },
 };
 const SSLMODES: Record<string, UpstreamTlsMode> = { disable: 'disable', allow: 'prefer', prefer: 'prefer', require: 'require' };
 
@@ -45,10 +45,8 @@ export function parseServerUrl(text: string, protocol: Protocol): ServerTarget {
   const user = decodeURIComponent(url.username) || d.user;
   const password = decodeURIComponent(url.password);
   const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || (protocol === 'postgres' ? user : '');
-  if (!database) throw new Error(`${flag} URL needs a database to map to the alias "app", e.g. ${d.example}`);
-  if (protocol === 'mysql' && !password) {
-    throw new Error(`${flag} URL needs a password: tokengate logs in to MySQL with one, so an account without a password cannot be used (e.g. ${d.example})`);
-  }
+  // MySQL: the database is the demo's own (created by it), named here or by --schema.
+  if (!database && protocol === 'postgres') throw new Error(`${flag} URL needs a database to map to the alias "app", e.g. ${d.example}`);
   return {
     protocol,
     host: url.hostname.replace(/^\[|\]$/g, ''),
@@ -57,6 +55,6 @@ export function parseServerUrl(text: string, protocol: Protocol): ServerTarget {
     user,
     password,
     tls,
-    display: `${url.protocol}//${encodeURIComponent(user)}@${url.host}/${encodeURIComponent(database)}`,
+    display: `${url.protocol}//${encodeURIComponent(user)}@${url.host}${database ? `/${encodeURIComponent(database)}` : ''}`,
   };
 }

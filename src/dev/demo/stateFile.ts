@@ -9,7 +9,11 @@ import { join } from 'node:path';
 
 export interface DemoClientState {
   clientId: string;
-  clientSecret: string;
+  /** client_secret_basic clients. */
+  clientSecret?: string;
+  /** The private_key_jwt client: its PEM key file (0600) and kid. */
+  privateKeyFile?: string;
+  keyId?: string;
   groups: string[];
   scopes: string[];
   /** The role and database alias this client's grant allows, for the printed examples. */
