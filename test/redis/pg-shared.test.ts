@@ -212,11 +212,13 @@ test('Redis stopped: fail-closed refuses new connections with a clear error whil
   const ready = await call(h.gateway, 'GET', '/readyz');
   expect(ready.status).toBe(503);
   expect(ready.body.checks.redis).toMatchObject({ ok: false, detail: expect.stringContaining('fail-closed') });
+  expect((await call(h.gateway, 'GET', '/metrics')).text).toMatch(/^tokengate_redis_up 0$/m);
   expect((await live.query('SELECT 3 AS three')).rows).toEqual([{ three: 3 }]);
   expect(logs.text()).toMatch(/instance a001 lost Redis \(redis:\/\/127\.0\.0\.1:\d+\/?\).*fail-closed: new connections are refused/);
 
   await redis.restart();
   await waitFor(async () => (await refusal(h, await tokenFor(subject()))).message === 'connected', { what: 'a001 serving again once Redis is back', timeoutMs: 15_000, intervalMs: 200 });
+  expect((await call(h.gateway, 'GET', '/metrics')).text).toMatch(/^tokengate_redis_up 1$/m);
   await waitFor(() => b.gateway.redis!.link.available && c.gateway.redis!.link.available, { what: 'b002 and c003 reconnected', timeoutMs: 15_000 });
   // Pub/sub works again: a revocation still crosses instances.
   const sub = subject();
