@@ -36,14 +36,15 @@ export function freePort(): Promise<number> {
 }
 
 /** Starts `redis-server` with `args` on `port`; resolves once it accepts connections. */
-export async function spawnRedis(port: number, args: string[] = [], dir = mkdtempSync(join(tmpdir(), 'tg-redis-'))): Promise<ChildProcess> {
+/** `probePort` is where readiness is checked (a TLS-only server has `port` 0 and listens on its --tls-port). */
+export async function spawnRedis(port: number, args: string[] = [], dir = mkdtempSync(join(tmpdir(), 'tg-redis-')), probePort = port): Promise<ChildProcess> {
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   child.once('exit', () => live.delete(child));
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   const deadline = Date.now() + 10_000;
-  while (!(await accepts(port))) {
+  while (!(await accepts(probePort))) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server on ${port} did not start: ${output.slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -9,8 +9,8 @@ export interface RedisCheckResult {
   detail: string;
 }
 
-/** Redis refused the credentials or the ACL user may not run a command: retrying will not help. */
-const REFUSED = /WRONGPASS|NOAUTH|NOPERM|invalid password|invalid username/i;
+/** Redis refused the credentials, the ACL user may not run a command, or its certificate does not verify with the configured CA: retrying will not help. */
+const REFUSED = /WRONGPASS|NOAUTH|NOPERM|invalid password|invalid username|certificate|altnames/i;
 
 export async function checkRedis(config: RedisConfig): Promise<RedisCheckResult> {
   const link = new RedisLink(config);
@@ -24,7 +24,7 @@ export async function checkRedis(config: RedisConfig): Promise<RedisCheckResult>
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), config.connectTimeoutMs).unref()),
     ]);
     if (!ready) {
-      const cause = errors.find((e) => REFUSED.test(e)) ?? errors.at(-1) ?? `no answer within redis.connectTimeout (${config.connectTimeoutMs} ms)`;
+      const cause = errors.find((e) => REFUSED.test(e)) ?? errors.find((e) => !/Connection is closed/.test(e)) ?? errors.at(-1) ?? `no answer within redis.connectTimeout (${config.connectTimeoutMs} ms)`;
       return { name: 'redis', ok: false, problem: REFUSED.test(cause) ? 'configuration' : 'unreachable', detail: `${link.where}: ${cause}` };
     }
     const info = await link.client.info('server');
