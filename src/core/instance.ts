@@ -12,6 +12,8 @@ export interface InstanceIdentity {
   id: string;
   /** 0..65535: the bits of cancel keys and connection ids that name this instance. */
   number: number;
+  /** Unique to this process's run (the id plus random bits): what other instances address it by, so two instances given the same id by mistake still tell their messages and leases apart. */
+  key: string;
   host: string;
   pid: number;
   startedAt: number;
@@ -22,7 +24,7 @@ export const INSTANCE_NUMBER_BITS = 16;
 /** `id` as given (GatewayOptions.instanceId), or a random one. */
 export function instanceIdentity(id: string | undefined, now: number): InstanceIdentity {
   const chosen = id ?? crypto.randomInt(0, 1 << INSTANCE_NUMBER_BITS).toString(16).padStart(4, '0');
-  return { id: chosen, number: instanceNumber(chosen), host: os.hostname(), pid: process.pid, startedAt: now };
+  return { id: chosen, number: instanceNumber(chosen), key: `${chosen}.${crypto.randomBytes(4).toString('hex')}`, host: os.hostname(), pid: process.pid, startedAt: now };
 }
 
 /**

@@ -1,5 +1,6 @@
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load';
+import { log } from '../../src/log';
 import { systemClock } from '../../src/core/clock';
 import { instanceIdentity } from '../../src/core/instance';
 import { RedisState } from '../../src/core/state/redis';
@@ -52,4 +53,13 @@ test('leases of an instance that stops renewing lapse after leaseTtl', async () 
   const t0 = Date.now();
   await waitFor(async () => (await acquire(b, 'identity:tg-redis-crash', 1)).ok, { what: 'the lapsed lease', timeoutMs: 5000, intervalMs: 100 });
   expect(Date.now() - t0).toBeGreaterThan(300);
+});
+
+test('two instances given the same id by mistake keep their leases apart, and the log says so', async () => {
+  const errors = jest.spyOn(log, 'error');
+  const [a, b] = [await instance('1ec1'), await instance('1ec1')];
+  for (const s of [a, b]) expect((await acquire(s, 'identity:tg-redis-dup', 2)).ok).toBe(true);
+  expect((await acquire(a, 'identity:tg-redis-dup', 2)).ok).toBe(false);
+  await waitFor(() => errors.mock.calls.some((c) => String(c[0]).includes('two live tokengate instances share the instance id 1ec1')), { what: 'the duplicate reported' });
+  errors.mockRestore();
 });

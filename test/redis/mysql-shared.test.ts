@@ -87,7 +87,8 @@ test('sessions of both instances are listed and killed from either; a revocation
   const err = await end;
   expect(Date.now() - started).toBeLessThan(1000);
   expect(err.errno ?? err.code).toBe(1927);
-  await expect(connectMysql2(b, await tokenFor(sub))).rejects.toMatchObject({ errno: 1045 });
+  const old = await h.token('svc-reporting', { claims: { sub }, issuedAtSec: Math.floor(Date.now() / 1000) - 5 });
+  await expect(connectMysql2(b, old)).rejects.toMatchObject({ errno: 1045 });
 });
 
 test('limits.maxClientConnections counts the clients of every instance', async () => {

@@ -49,6 +49,8 @@ let n = 0;
 const tokenFor = (sub: string, o: { issuedAtSec?: number } = {}): Promise<string> =>
   h.token('svc-reporting', { claims: { sub }, ...o });
 const subject = (): string => `tg-redis-pg-${process.pid}-${++n}`;
+/** A token issued before any revocation the test makes (iat is whole seconds: one minted "now" may already be newer). */
+const oldToken = (sub: string): Promise<string> => tokenFor(sub, { issuedAtSec: Math.floor(Date.now() / 1000) - 5 });
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -113,7 +115,7 @@ test('a revocation made on one instance ends the matching sessions on the others
   expect(eb.message).toContain('an operator revoked this access (reason: tg-redis test)');
 
   for (const g of [h, b, c]) {
-    const refused = await refusal(g, await tokenFor(sub));
+    const refused = await refusal(g, await oldToken(sub));
     expect(refused.code).toBe('28P01');
     expect(refused.message).toContain('was revoked by the operator');
   }
@@ -239,13 +241,13 @@ test('Redis stopped: fail-open serves with local state, says so in /readyz, and 
   const served = await connected(e, await tokenFor(subject()));
   expect((await served.query('SELECT 4 AS four')).rows).toEqual([{ four: 4 }]);
   // Revocations it knew keep applying.
-  expect((await refusal(e, await tokenFor(known))).code).toBe('28P01');
+  expect((await refusal(e, await oldToken(known))).code).toBe('28P01');
   const ready = await call(e.gateway, 'GET', '/readyz');
   expect(ready.body.checks.redis).toMatchObject({ ok: true, detail: expect.stringContaining('fail-open') });
   await redis.restart();
   await waitFor(() => e.gateway.redis!.link.available, { what: 'e005 reconnected', timeoutMs: 15_000 });
   // Redis came back empty (no persistence): the instance writes back the revocation it knows.
-  await waitFor(async () => (await refusal(h, await tokenFor(known))).code === '28P01', { what: 'the revocation written back and read by a001', timeoutMs: 15_000, intervalMs: 200 });
+  await waitFor(async () => (await refusal(h, await oldToken(known))).code === '28P01', { what: 'the revocation written back and read by a001', timeoutMs: 15_000, intervalMs: 200 });
   await served.end();
 }, 40_000);
 

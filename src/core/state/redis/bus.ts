@@ -11,7 +11,7 @@ import type { RedisLink } from './link';
 
 export interface BusMessage {
   type: string;
-  /** The sending instance's id. */
+  /** The sending instance's key (InstanceIdentity.key). */
   from: string;
   /** Set on requests: the reply carries it back. */
   requestId?: string;
@@ -42,7 +42,7 @@ export class PeerBus {
 
   /** The channels this instance listens on. */
   get channels(): string[] {
-    return [this.keys.broadcastChannel, this.keys.instanceChannel(this.self.number), this.keys.replyChannel(this.self.id)];
+    return [this.keys.broadcastChannel, this.keys.instanceChannel(this.self.number), this.keys.replyChannel(this.self.key)];
   }
 
   handle(type: string, handler: BusHandler): void {
@@ -51,7 +51,7 @@ export class PeerBus {
 
   /** A one-way message to the instance(s) with number `n`; false when Redis cannot be reached. */
   async send(n: number, type: string, body: unknown): Promise<boolean> {
-    return this.#publish(this.keys.instanceChannel(n), { type, from: this.self.id, body });
+    return this.#publish(this.keys.instanceChannel(n), { type, from: this.self.key, body });
   }
 
   /**
@@ -72,7 +72,7 @@ export class PeerBus {
       this.#pending.set(requestId, { replies, expect, done, finish });
     });
     const channel = n === undefined ? this.keys.broadcastChannel : this.keys.instanceChannel(n);
-    if (!(await this.#publish(channel, { type, from: this.self.id, requestId, body }))) this.#pending.get(requestId)?.finish();
+    if (!(await this.#publish(channel, { type, from: this.self.key, requestId, body }))) this.#pending.get(requestId)?.finish();
     return result;
   }
 
@@ -84,7 +84,7 @@ export class PeerBus {
     } catch {
       return;
     }
-    if (channel === this.keys.replyChannel(this.self.id)) {
+    if (channel === this.keys.replyChannel(this.self.key)) {
       const reply = msg as BusReply;
       const p = this.#pending.get(reply.requestId);
       if (!p) return;
@@ -93,12 +93,12 @@ export class PeerBus {
       return;
     }
     const m = msg as BusMessage;
-    if (m.from === this.self.id) return;
+    if (m.from === this.self.key) return;
     const handler = this.#handlers.get(m.type);
     if (!handler) return;
     const answer = await Promise.resolve().then(() => handler(m.body, m.from)).catch(() => undefined);
     if (m.requestId === undefined) return;
-    await this.#publish(this.keys.replyChannel(m.from), { requestId: m.requestId, from: this.self.id, body: answer ?? null });
+    await this.#publish(this.keys.replyChannel(m.from), { requestId: m.requestId, from: this.self.key, body: answer ?? null });
   }
 
   async #publish(channel: string, msg: BusMessage | BusReply): Promise<boolean> {

@@ -45,8 +45,8 @@ export class RedisState {
     this.link = new RedisLink(config);
     this.#keys = new RedisKeys(config.keyPrefix);
     this.#bus = new PeerBus(this.link, this.#keys, instance, config.commandTimeoutMs);
-    this.#revocations = new RedisRevocations(this.link, this.#keys, instance.id, clock);
-    this.leases = new RedisConnectionLeases(this.link, this.#keys, instance.id, { ttlMs: config.leaseTtlMs, failOpen: this.failOpen });
+    this.#revocations = new RedisRevocations(this.link, this.#keys, instance.key, clock);
+    this.leases = new RedisConnectionLeases(this.link, this.#keys, instance.key, { ttlMs: config.leaseTtlMs, failOpen: this.failOpen });
     this.#instances = new InstanceRegistry(this.link, this.#keys, instance, config.leaseTtlMs);
     this.state = {
       revocations: this.#revocations,
@@ -139,6 +139,7 @@ export class RedisState {
     if (this.#stopped || !this.link.available) return;
     try {
       await this.#instances.announce(this.clock.now());
+      await this.#instances.others(this.clock.now()); // prunes departed instances, reports a duplicated id
       await this.leases.renew();
       await this.#revocations.resync();
     } catch (err) {

@@ -1,3 +1,4 @@
+import { troubleLog } from '../../../throttledLog';
 import type { InstanceIdentity } from '../../instance';
 import type { RedisKeys } from './keys';
 import type { RedisLink } from './link';
@@ -19,7 +20,7 @@ export class InstanceRegistry {
 
   async announce(now: number): Promise<void> {
     const a: InstanceAnnouncement = { ...this.self, expiresAt: now + this.ttlMs };
-    await this.link.client.hset(this.keys.instances, this.self.id, JSON.stringify(a));
+    await this.link.client.hset(this.keys.instances, this.self.key, JSON.stringify(a));
   }
 
   /** The other live instances; entries that expired long ago are removed. */
@@ -36,7 +37,11 @@ export class InstanceRegistry {
         continue;
       }
       if (a.expiresAt > now) {
-        if (id !== this.self.id) live.push(a);
+        if (id !== this.self.key) live.push(a);
+        if (id !== this.self.key && a.id === this.self.id) {
+          troubleLog.report('error', `redis:duplicate-instance:${this.self.id}`,
+            `two live tokengate instances share the instance id ${a.id} (this one, pid ${this.self.pid} on ${this.self.host}, and pid ${a.pid} on ${a.host}): GET /sessions cannot tell their sessions apart; give each process its own instanceId`);
+        }
       } else if (a.expiresAt + this.ttlMs < now) stale.push(id);
     }
     if (stale.length) await this.link.client.hdel(this.keys.instances, ...stale);
@@ -49,6 +54,6 @@ export class InstanceRegistry {
   }
 
   async leave(): Promise<void> {
-    await this.link.client.hdel(this.keys.instances, this.self.id);
+    await this.link.client.hdel(this.keys.instances, this.self.key);
   }
 }

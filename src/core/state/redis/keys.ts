@@ -26,7 +26,7 @@ export class RedisKeys {
     return `${this.prefix}{state}:lease:${key}`;
   }
 
-  /** Hash: instance id -> its announcement (JSON with an expiry). */
+  /** Hash: instance key -> its announcement (JSON with an expiry). */
   get instances(): string {
     return `${this.prefix}{state}:instances`;
   }
@@ -46,8 +46,8 @@ export class RedisKeys {
     return `${this.prefix}instance:${n}`;
   }
 
-  /** Pub/sub: replies to the requests of one instance. */
-  replyChannel(id: string): string {
-    return `${this.prefix}reply:${id}`;
+  /** Pub/sub: replies to the requests of one instance (by its key). */
+  replyChannel(key: string): string {
+    return `${this.prefix}reply:${key}`;
   }
 }

@@ -3,7 +3,7 @@ import type { SessionView } from '../../../admin/views';
 import type { SessionFilter } from '../../sessionRegistry';
 import type { Clock } from '../../clock';
 import type { PeerBus } from './bus';
-import type { InstanceRegistry } from './instances';
+import type { InstanceAnnouncement, InstanceRegistry } from './instances';
 import type { RedisLink } from './link';
 
 /**
@@ -46,7 +46,7 @@ export class ClusterSessionDirectory implements SessionDirectory {
     for (const r of replies) if (Array.isArray(r.body)) sessions.push(...(r.body as SessionView[]));
     const answered = new Set(replies.map((r) => r.from));
     sessions.sort((a, b) => (a.startedAt ?? '').localeCompare(b.startedAt ?? ''));
-    return { sessions, unanswered: others.filter((id) => !answered.has(id)) };
+    return { sessions, unanswered: others.filter((a) => !answered.has(a.key)).map((a) => a.id) };
   }
 
   async get(id: string): Promise<SessionView | undefined> {
@@ -66,11 +66,11 @@ export class ClusterSessionDirectory implements SessionDirectory {
     return replies.some((r) => r.body === true);
   }
 
-  /** The other live instances' ids; undefined while Redis cannot be asked. */
-  async #others(): Promise<string[] | undefined> {
+  /** The other live instances; undefined while Redis cannot be asked. */
+  async #others(): Promise<InstanceAnnouncement[] | undefined> {
     if (!this.link.available) return undefined;
     try {
-      return (await this.instances.others(this.clock.now())).map((a) => a.id);
+      return await this.instances.others(this.clock.now());
     } catch {
       return undefined;
     }
