@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import { waitFor } from '../helpers/waitFor';
 import { adminFiles, call, captureLog } from '../admin/adminClient';
 import { startGatewayHarness, type PgHarness, type RunningGateway } from '../integration/harness';
-import { startRedis, type RedisServer } from './redisServer';
+import { freePort, killChild, spawnRedis, startRedis, type RedisServer } from './redisServer';
 
 /**
  * Three PostgreSQL gateways sharing one throwaway Redis (and a real PostgreSQL, the dev issuer
@@ -250,6 +250,21 @@ test('Redis stopped: fail-open serves with local state, says so in /readyz, and 
   await waitFor(async () => (await refusal(h, await oldToken(known))).code === '28P01', { what: 'the revocation written back and read by a001', timeoutMs: 15_000, intervalMs: 200 });
   await served.end();
 }, 40_000);
+
+test('a gateway started while Redis is down starts anyway, refuses new connections (fail-closed), and serves once Redis comes', async () => {
+  const port = await freePort();
+  const f = await h.startGateway({ admin: true, extraYaml: `${files.yaml}${redisYaml(`redis://127.0.0.1:${port}`).replace('connectTimeout: 2s', 'connectTimeout: 300ms')}`, core: { instanceId: 'f006' } });
+  expect((await call(f.gateway, 'GET', '/readyz')).status).toBe(503);
+  expect((await refusal(f, await tokenFor(subject()))).code).toBe('08001');
+  expect(logs.text()).toMatch(/cannot reach Redis \(redis:\/\/127\.0\.0\.1:\d+\/?\) within redis\.connectTimeout.*new connections are refused \(fail-closed\)/);
+  const late = await spawnRedis(port);
+  try {
+    await waitFor(async () => (await refusal(f, await tokenFor(subject()))).message === 'connected', { what: 'f006 serving once its Redis started', timeoutMs: 15_000, intervalMs: 200 });
+  } finally {
+    await f.gateway.close();
+    await killChild(late);
+  }
+}, 30_000);
 
 test('the secrets never reach the operational log', () => {
   for (const s of h.secrets) expect(logs.text()).not.toContain(s);
