@@ -4,14 +4,15 @@ import type { IdentityFields } from '../audit/events';
 import type { Config, HostPort, Protocol } from '../config/schema';
 import type { Clock } from '../core/clock';
 import type { ReloadOutcome } from '../core/reload';
-import type { SessionFilter, SessionRegistry } from '../core/sessionRegistry';
+import type { SessionFilter } from '../core/sessionRegistry';
 import type { NewRevocation, Revocation, RevocationStore } from '../core/state/revocations';
 import { log } from '../log';
 import { formatRemote } from '../net/address';
 import { UNAUTHORIZED, type AdminAuth } from './auth';
 import type { Readiness } from './readiness';
 import { describeTarget, parseRevocationRequest } from './revocationRequest';
-import { revocationView, sessionView } from './views';
+import type { SessionDirectory } from './sessionDirectory';
+import { revocationView } from './views';
 
 /**
  * The admin API on listen.admin: JSON over HTTP. /healthz and /readyz are open (and /metrics
@@ -28,7 +29,8 @@ export interface MetricsProvider {
 
 export interface AdminDeps {
   config: () => Config;
-  sessions: SessionRegistry;
+  /** This instance's sessions, or every instance's with shared state. */
+  sessions: SessionDirectory;
   revocations: RevocationStore;
   readiness: Readiness;
   auth: AdminAuth;
@@ -185,16 +187,24 @@ export class AdminServer {
           },
         },
       },
-      { path: /^\/sessions$/, methods: { GET: ({ url }) => json(200, { sessions: d.sessions.select(sessionFilter(url)).map((s) => sessionView(s.info())) }) } },
+      {
+        path: /^\/sessions$/,
+        methods: {
+          GET: async ({ url }) => {
+            const { sessions, unanswered } = await d.sessions.list(sessionFilter(url));
+            return json(200, unanswered.length ? { sessions, unanswered } : { sessions });
+          },
+        },
+      },
       {
         path: /^\/sessions\/([^/]+)$/,
         methods: {
-          GET: ({ id }) => {
-            const s = d.sessions.get(id);
-            return s ? json(200, sessionView(s.info())) : error(404, `no live session ${id}`);
+          GET: async ({ id }) => {
+            const s = await d.sessions.get(id);
+            return s ? json(200, s) : error(404, `no live session ${id}`);
           },
-          DELETE: ({ id, caller }) => {
-            if (!d.sessions.end(id, 'killed', KILL_MESSAGE, caller)) return error(404, `no live session ${id}`);
+          DELETE: async ({ id, caller }) => {
+            if (!(await d.sessions.kill(id, KILL_MESSAGE, caller))) return error(404, `no live session ${id}`);
             return json(200, { id, ended: true }, `killed ${id}`);
           },
         },

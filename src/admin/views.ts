@@ -7,6 +7,8 @@ const iso = (ms: number | undefined): string | null => (ms === undefined ? null 
 
 export interface SessionView {
   id: string;
+  /** The gateway instance (process) that holds the session. */
+  instance: string;
   protocol: string;
   sub: string | null;
   cid: string | null;
@@ -25,9 +27,9 @@ export interface SessionView {
   bytesToClient: number;
 }
 
-export function sessionView(i: SessionInfo): SessionView {
+export function sessionView(i: SessionInfo, instance: string): SessionView {
   return {
-    id: i.id, protocol: i.protocol, sub: i.sub ?? null, cid: i.cid ?? null, jti: i.jti ?? null,
+    id: i.id, instance, protocol: i.protocol, sub: i.sub ?? null, cid: i.cid ?? null, jti: i.jti ?? null,
     grant: i.grant ?? null, role: i.role ?? null, database: i.database ?? null, upstream: i.upstream ?? null, remote: i.remote,
     startedAt: iso(i.startedAt), tokenExpiresAt: iso(i.tokenExpiresAt), state: i.state, queryStartedAt: iso(i.queryStartedAt),
     queries: i.queries, bytesFromClient: i.bytesFromClient, bytesToClient: i.bytesToClient,

@@ -6,6 +6,7 @@ import { classifyUpstreamFailure } from '../core/upstreamFailure';
 import { connectPgUpstream } from '../postgres/login';
 import { connectMysqlUpstream } from '../mysql/login';
 import { log } from '../log';
+import { checkRedis } from '../core/state/redis/onlineCheck';
 
 /**
  * What `check-config --online` and `start` check against the outside world: a login to every
@@ -111,8 +112,8 @@ async function issuerChecks(config: Config): Promise<CheckResult[]> {
 export async function runOnlineChecks(config: Config): Promise<CheckResult[]> {
   const logins = Object.values(config.upstreams).flatMap((up) =>
     Object.values(up.roles).flatMap((role) => Object.keys(up.databases).map((alias) => () => loginCheck(up, role, alias))));
-  const [upstreams, issuer] = await Promise.all([bounded(logins, MAX_PARALLEL_LOGINS), issuerChecks(config)]);
-  return [...upstreams, ...issuer];
+  const [upstreams, issuer, redis] = await Promise.all([bounded(logins, MAX_PARALLEL_LOGINS), issuerChecks(config), config.redis ? checkRedis(config.redis) : undefined]);
+  return [...upstreams, ...issuer, ...(redis ? [redis] : [])];
 }
 
 const PROBLEM_TEXT: Record<CheckProblem, string> = {

@@ -324,6 +324,83 @@ function stateSchema(ctx: ConfigContext) {
   }).describe('Local state.');
 }
 
+const REDIS_EXAMPLE = 'expected "host:port" such as redis-1.internal:6379';
+
+/** "host:port" of a Redis node or Sentinel (port required: 6379 and 26379 are both common). */
+function redisAddress() {
+  return text().transform((t, c) => {
+    try {
+      const hp = parseHostPort(t.trim());
+      return { host: hp.host, port: hp.port };
+    } catch (err) {
+      if (!(err instanceof HostPortError)) throw err;
+      c.addIssue({ code: 'custom', message: `${REDIS_EXAMPLE}: ${err.message}` });
+      return z.NEVER;
+    }
+  });
+}
+
+/** redis:// or rediss:// with a host; a password in it is refused like any inline secret. */
+function redisUrl() {
+  return text().superRefine((t, c) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(t);
+    } catch {
+      c.addIssue({ code: 'custom', message: 'expected a URL such as redis://redis.internal:6379/0 or rediss://redis.internal:6380' });
+      return;
+    }
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') c.addIssue({ code: 'custom', message: `expected a redis:// or rediss:// URL, got ${parsed.protocol}//...` });
+    else if (!parsed.hostname) c.addIssue({ code: 'custom', message: 'the URL has no host' });
+    if (parsed.password) c.addIssue({ code: 'custom', message: 'the URL holds a password (not shown): remove it and use redis.password: ${ENV_VAR} or redis.passwordFile', input: undefined });
+  });
+}
+
+const REDIS_MODES = ['url', 'sentinels', 'nodes'] as const;
+
+function redisSchema(ctx: ConfigContext) {
+  const passwordFile = (iss: z.core.$ZodRawIssue): string => `expected a file path, got ${typeOf(iss.input)}`;
+  return section({
+    url: redisUrl().optional().describe('one Redis server: redis://host:port/db, or rediss:// for TLS'),
+    sentinels: z.array(redisAddress(), { error: expected('a list of "host:port" Sentinel addresses') }).min(1).optional()
+      .describe('Redis Sentinel: the Sentinels\' host:port addresses (with name)'),
+    name: text().optional().describe('with sentinels: the name of the monitored primary (sentinel monitor NAME ...)'),
+    nodes: z.array(redisAddress(), { error: expected('a list of "host:port" Redis Cluster node addresses') }).min(1).optional()
+      .describe('Redis Cluster: some of its nodes\' host:port addresses'),
+    username: text().optional().describe('the ACL user (default: the default user)'),
+    password: envReferenceSchema().optional().describe('the password, from an environment variable: exactly ${NAME} (inline passwords are refused)'),
+    passwordFile: text(passwordFile).optional().describe('a file holding the password (trailing newline stripped; $CREDENTIALS_DIRECTORY paths work)'),
+    tls: bool().optional().describe('TLS to Redis (default: true for rediss:// URLs, else false); for Sentinel it applies to the Sentinels and the servers'),
+    caFile: filePath(ctx).optional().describe('the CA certificate (PEM) that signed the Redis server certificates (default: the system CAs)'),
+    keyPrefix: text().default('tokengate:').describe('prefix of every key and channel tokengate uses; give each tokengate cluster sharing a Redis its own'),
+    onUnavailable: oneOf(['fail-closed', 'fail-open'] as const).default('fail-closed')
+      .describe('while Redis cannot be reached: fail-closed refuses new connections (live sessions continue, known revocations keep applying); fail-open serves with this instance\'s own state'),
+    connectTimeout: duration({ min: 100 }).prefault('5s').describe('how long a connection attempt to Redis may take'),
+    commandTimeout: duration({ min: 10 }).prefault('1s').describe('how long a Redis command (a login\'s lease, a cross-instance request) may take before it counts as Redis being unavailable'),
+    leaseTtl: duration({ min: 1000 }).prefault('30s').describe('a crashed instance\'s connection counts expire after this (live instances renew theirs every third of it)'),
+  }, { sensitive: true }).superRefine((r, c) => {
+    const given = REDIS_MODES.filter((k) => r[k] !== undefined);
+    if (given.length !== 1) {
+      c.addIssue({ code: 'custom', message: given.length === 0 ? 'needs one of url (one server), sentinels + name (Sentinel) or nodes (Cluster)' : `set only one of ${given.join(', ')}` });
+    }
+    if (r.sentinels !== undefined && r.name === undefined) c.addIssue({ code: 'custom', path: ['name'], message: 'is required with sentinels: the name of the monitored primary' });
+    if (r.name !== undefined && r.sentinels === undefined) c.addIssue({ code: 'custom', path: ['name'], message: 'is only used with sentinels' });
+    if (r.password !== undefined && r.passwordFile !== undefined) c.addIssue({ code: 'custom', message: 'set either password or passwordFile, not both' });
+    if (r.url?.startsWith('redis://') && r.tls === true) c.addIssue({ code: 'custom', path: ['tls'], message: 'a redis:// URL is plaintext: write rediss:// for TLS' });
+  }, whenReadable('url', 'sentinels', 'name', 'nodes', 'password', 'passwordFile', 'tls')).transform((r, c) => {
+    let password: Secret | undefined;
+    try {
+      password = r.password === undefined && r.passwordFile === undefined ? undefined : resolvePassword(r, ctx);
+    } catch (err) {
+      if (!(err instanceof SecretError)) throw err;
+      c.addIssue({ code: 'custom', path: [r.password !== undefined ? 'password' : 'passwordFile'], message: err.message, input: undefined });
+      return z.NEVER;
+    }
+    const { passwordFile: _file, ...rest } = r;
+    return { ...withMsKeys(rest, ['connectTimeout', 'commandTimeout', 'leaseTtl']), password, tls: r.tls ?? r.url?.startsWith('rediss://') ?? false };
+  }).describe('Shared state for several tokengate instances (hosts or workers): revocations, connection caps, cancel routing, the session list. Without it each instance works alone.');
+}
+
 function logSchema() {
   return section({
     level: oneOf(['error', 'warn', 'info', 'debug'] as const).default('info').describe('the operational log\'s level (TOKENGATE_LOG_LEVEL overrides it)'),
@@ -349,6 +426,7 @@ export function configSchema(ctx: ConfigContext) {
     limits: limitsSchema().prefault({}),
     admin: adminSchema(ctx).prefault({}),
     state: stateSchema(ctx).prefault({}),
+    redis: redisSchema(ctx).optional(),
     log: logSchema().prefault({}),
   }).superRefine(checkReferences, whenReadable())
     .transform((config) => ({ source: ctx.source, ...config }))
@@ -374,3 +452,4 @@ export type LimitsConfig = Config['limits'];
 export type AdminConfig = Config['admin'];
 export type StateConfig = Config['state'];
 export type LogConfig = Config['log'];
+export type RedisConfig = NonNullable<Config['redis']>;

@@ -4,7 +4,7 @@ import { TokenRejectedError, type Identity } from '../identity/types';
 import { troubleLog } from '../throttledLog';
 import type { Clock } from './clock';
 import { PoolClosedError, PoolExhaustedError, type Pool, type UpstreamConnection } from './pool';
-import type { ConnectionLeases, Lease } from './state/connectionLeases';
+import { SharedStateUnavailableError, type ConnectionLeases, type Lease, type LeaseResult } from './state/connectionLeases';
 import type { Revocation, RevocationStore } from './state/revocations';
 import { classifyUpstreamFailure } from './upstreamFailure';
 
@@ -63,6 +63,8 @@ export interface AdmissionDeps {
   auditWritable?: () => boolean;
   /** Told how long each pool acquire took, handed out or not (metrics). */
   onAcquire?: (protocol: Protocol, upstream: string, role: string, seconds: number) => void;
+  /** Why new sessions are refused while the shared state (Redis) is unavailable (redis.onUnavailable: fail-closed); undefined while they are not. */
+  sharedStateRefusal?: () => string | undefined;
 }
 
 const refuse = (kind: RefusalKind, reason: string, message: string, detail?: string): Refusal => ({ ok: false, kind, reason, message, detail });
@@ -76,6 +78,8 @@ export class Admission {
       return refuse('upstream_unavailable', 'audit_unavailable',
         'tokengate cannot write its audit log, so it accepts no new sessions until an operator fixes it; retry in a few minutes');
     }
+    const unshared = this.deps.sharedStateRefusal?.();
+    if (unshared !== undefined) return refuse('upstream_unavailable', 'shared_state_unavailable', unshared);
     let identity: Identity;
     try {
       identity = await this.deps.verifier().verify(token);
@@ -99,37 +103,33 @@ export class Admission {
    * Counts a client connection against limits.maxClientConnections, from the moment it is
    * accepted (handshakes included, as pgbouncer's max_client_conn counts every client).
    */
-  admitClient(): Admitted<Lease> {
+  admitClient(): Admitted<Lease> | Promise<Admitted<Lease>> {
     const limit = this.deps.config().limits.maxClientConnections ?? Infinity;
-    const r = this.deps.leases.acquire([{ key: CLIENTS_KEY, limit }]);
-    if (r.ok) return { ok: true, value: r.lease };
-    return refuse('client_limit', 'client_connection_limit',
-      `tokengate has reached its limit of ${r.limit} client connections (limits.maxClientConnections); retry in a moment, and if it persists tell the operator`);
+    return settle(() => this.deps.leases.acquire([{ key: CLIENTS_KEY, limit }]), (r) => refuse('client_limit', 'client_connection_limit',
+      `tokengate has reached its limit of ${r.limit} client connections (limits.maxClientConnections); retry in a moment, and if it persists tell the operator`));
   }
 
   /** Counts the session under its identity and, once known, its grant, within their caps (limits.maxConnectionsPerIdentity, the grant's maxConnections). */
-  lease(identity: Identity, grant: string | undefined): Admitted<Lease> {
+  async lease(identity: Identity, grant: string | undefined): Promise<Admitted<Lease>> {
     const config = this.deps.config();
     const requests = [
       { key: `identity:${identity.sub}`, limit: config.limits.maxConnectionsPerIdentity ?? Infinity },
       ...(grant ? [grantRequest(config, grant)] : []),
     ];
-    const r = this.deps.leases.acquire(requests);
-    if (r.ok) return { ok: true, value: r.lease };
-    if (r.key === requests[0].key) {
-      return refuse('identity_limit', 'identity_connection_limit',
-        `you already have ${r.count} sessions open through tokengate, the most one identity may have (limits.maxConnectionsPerIdentity is ${r.limit}); close idle sessions and retry`);
-    }
-    return refuse('limit', 'grant_connection_limit',
-      `grant "${grant}" allows at most ${r.limit} sessions at once and all are in use; close idle sessions and retry, or ask the operator to raise its maxConnections`);
+    return settle(() => this.deps.leases.acquire(requests), (r) => {
+      if (r.key === requests[0].key) {
+        return refuse('identity_limit', 'identity_connection_limit',
+          `you already have ${r.count} sessions open through tokengate, the most one identity may have (limits.maxConnectionsPerIdentity is ${r.limit}); close idle sessions and retry`);
+      }
+      return refuse('limit', 'grant_connection_limit',
+        `grant "${grant}" allows at most ${r.limit} sessions at once and all are in use; close idle sessions and retry, or ask the operator to raise its maxConnections`);
+    });
   }
 
   /** Counts a session under a grant it chose after login (a MySQL USE), within the grant's maxConnections. */
-  leaseGrant(grant: string): Admitted<Lease> {
-    const r = this.deps.leases.acquire([grantRequest(this.deps.config(), grant)]);
-    if (r.ok) return { ok: true, value: r.lease };
-    return refuse('limit', 'grant_connection_limit',
-      `grant "${grant}" allows at most ${r.limit} sessions at once and all are in use; close idle sessions and retry, or ask the operator to raise its maxConnections`);
+  async leaseGrant(grant: string): Promise<Admitted<Lease>> {
+    return settle(() => this.deps.leases.acquire([grantRequest(this.deps.config(), grant)]), (r) => refuse('limit', 'grant_connection_limit',
+      `grant "${grant}" allows at most ${r.limit} sessions at once and all are in use; close idle sessions and retry, or ask the operator to raise its maxConnections`));
   }
 
   /**
@@ -165,6 +165,25 @@ export class Admission {
 }
 
 const CLIENTS_KEY = 'clients';
+
+type Full = Extract<LeaseResult, { ok: false }>;
+
+/** A lease result as an admission answer: synchronous when the leases answered at once (in-process), else a promise. */
+function settle(acquire: () => LeaseResult | Promise<LeaseResult>, full: (r: Full) => Refusal): Admitted<Lease> | Promise<Admitted<Lease>> {
+  const answer = (r: LeaseResult): Admitted<Lease> => (r.ok ? { ok: true, value: r.lease } : full(r));
+  let result: LeaseResult | Promise<LeaseResult>;
+  try {
+    result = acquire();
+  } catch (err) {
+    return unavailable(err);
+  }
+  return result instanceof Promise ? result.then(answer, unavailable) : answer(result);
+}
+
+function unavailable(err: unknown): Refusal {
+  if (err instanceof SharedStateUnavailableError) return refuse('upstream_unavailable', 'shared_state_unavailable', err.message);
+  throw err;
+}
 
 function grantRequest(config: Config, grant: string): { key: string; limit: number } {
   return { key: `grant:${grant}`, limit: config.grants.find((g) => g.name === grant)?.maxConnections ?? Infinity };

@@ -8,7 +8,7 @@ import type { Identity } from '../identity/types';
 import { formatRemote, isLoopbackAddress } from '../net/address';
 import { endWith } from '../net/endWith';
 import { withdrawal, withdrawnMessage } from './accessReview';
-import type { Admission, Refusal, RefusalKind } from './admission';
+import type { Admission, Admitted, Refusal, RefusalKind } from './admission';
 import type { Clock, Timer } from './clock';
 import { IdleWatch } from './idleWatch';
 import { boundedCancel, idleInTransactionMessage, idleMessage, sessionDurationMessage } from './sessionLimits';
@@ -139,9 +139,26 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
       this.reject('auth_timeout', this.codes.authTimeout, this.authTimeoutMessage(timeoutMs / 1000));
     }, timeoutMs);
     const admitted = this.deps.admission.admitClient();
-    if (admitted.ok) this.#clientLease = admitted.value;
+    if (!(admitted instanceof Promise)) {
+      this.clientAdmitted(admitted);
+      return;
+    }
+    // A shared count (limits.maxClientConnections across instances): the client's bytes wait for it.
+    this.socket.pause();
+    admitted.then((r) => {
+      if (this.closed) {
+        if (r.ok) r.value.release();
+        return;
+      }
+      this.clientAdmitted(r);
+      if (!this.closed) this.socket.resume();
+    }, (err: Error) => this.reject('internal_error', this.codes.refusal.upstream_unavailable, `tokengate could not admit the connection: ${err.message}`));
+  }
+
+  private clientAdmitted(r: Admitted<Lease>): void {
+    if (r.ok) this.#clientLease = r.value;
     else {
-      this.overClientLimit(admitted);
+      this.overClientLimit(r);
       if (this.closed) return;
     }
     this.begin();
@@ -190,10 +207,14 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   }
 
   /** Counts the session under its identity and grant; false once the session was refused. */
-  protected takeLease(grant: string | undefined, where: RefusalContext): boolean {
-    const r = this.deps.admission.lease(this.identity!, grant);
+  protected async takeLease(grant: string | undefined, where: RefusalContext): Promise<boolean> {
+    const r = await this.deps.admission.lease(this.identity!, grant);
     if (!r.ok) {
       this.refuse(r, where);
+      return false;
+    }
+    if (this.closed) {
+      r.value.release();
       return false;
     }
     this.#lease?.release();
@@ -202,9 +223,13 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   }
 
   /** Counts the session under a grant it chose after login (a MySQL USE); the refusal when the grant is full. */
-  protected takeGrantLease(grant: string): Refusal | undefined {
-    const r = this.deps.admission.leaseGrant(grant);
+  protected async takeGrantLease(grant: string): Promise<Refusal | undefined> {
+    const r = await this.deps.admission.leaseGrant(grant);
     if (!r.ok) return r;
+    if (this.closed) {
+      r.value.release();
+      return undefined;
+    }
     this.#grantLease?.release();
     this.#grantLease = r.value;
     return undefined;

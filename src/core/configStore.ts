@@ -14,6 +14,7 @@ export interface ConfigChange {
   limits: boolean;
   admin: boolean;
   state: boolean;
+  redis: boolean;
   log: boolean;
   upstreams: { added: string[]; removed: string[]; changed: string[] };
   /** True when anything at all differs. */
@@ -68,12 +69,13 @@ export function diffConfigs(a: Config, b: Config): ConfigChange {
     limits: !same(a.limits, b.limits),
     admin: !same(a.admin, b.admin),
     state: !same(a.state, b.state),
+    redis: !same(a.redis, b.redis),
     log: !same(a.log, b.log),
     upstreams: { added, removed, changed },
     any: false,
   };
   change.any = change.listen || change.tls || change.oidc || change.audit || change.session || change.grants ||
-    change.limits || change.admin || change.state || change.log || added.length > 0 || removed.length > 0 || changed.length > 0;
+    change.limits || change.admin || change.state || change.redis || change.log || added.length > 0 || removed.length > 0 || changed.length > 0;
   return change;
 }
 

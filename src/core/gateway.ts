@@ -1,6 +1,7 @@
 import { AdminAuth } from '../admin/auth';
 import { Readiness, tcpProbe } from '../admin/readiness';
 import { AdminServer } from '../admin/server';
+import { LocalSessionDirectory } from '../admin/sessionDirectory';
 import { AuditLog, type AuditSink } from '../audit/auditLog';
 import { loadConfig } from '../config/load';
 import type { Config, HostPort, UpstreamConfig } from '../config/schema';
@@ -24,8 +25,11 @@ import { PoolRegistry } from './poolRegistry';
 import { endWithdrawnSessions } from './accessReview';
 import { reloadConfig, type ReloadOutcome } from './reload';
 import { drainSessions, type Drain } from './shutdown';
+import { instanceIdentity, type InstanceIdentity } from './instance';
 import { SessionRegistry } from './sessionRegistry';
 import { inProcessState, type SharedState } from './state';
+import { RedisState } from './state/redis';
+import { registerRedisMetrics } from './state/redis/metrics';
 import { openRevocationFile } from './state/revocationFile';
 import { refuses, type NewRevocation, type Revocation } from './state/revocations';
 
@@ -38,6 +42,8 @@ export interface GatewayOptions {
   state?: SharedState;
   /** How reload() reads the config again (default: loadConfig on the config's source file). */
   loadConfig?: (source: string) => Config;
+  /** This process's instance id (GET /sessions' `instance`; the worker supervisor gives one per worker); default: 4 random hex digits. */
+  instanceId?: string;
 }
 
 /** A running gateway: its listeners' addresses, the objects operations work through, and a way to stop it. */
@@ -50,6 +56,10 @@ export interface Gateway {
   sessions: SessionRegistry;
   pools: PoolRegistry;
   state: SharedState;
+  /** Which instance this gateway is. */
+  instance: InstanceIdentity;
+  /** The shared state in Redis, when the config has a redis: section. */
+  redis?: RedisState;
   audit: AuditLog;
   /** GET /readyz: the listeners, the issuer's keys, the audit log, each upstream; add more with readiness.add(name, check). */
   readiness: Readiness;
@@ -86,13 +96,18 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   const clock = opts.clock ?? systemClock;
   const store = new ConfigStore(initial);
   const config = (): Config => store.current();
-  // Revocations are kept in state.dir, so they survive a restart; with the admin API on it must be writable.
-  const state = opts.state ?? { ...inProcessState(), revocations: openRevocationFile(initial.state.dir, clock.now(), { writable: initial.listen.admin !== undefined }) };
+  const instance = instanceIdentity(opts.instanceId, clock.now());
+  // With redis: the instances share their state there. Otherwise revocations are kept in
+  // state.dir, so they survive a restart; with the admin API on it must be writable.
+  const redis = !opts.state && initial.redis ? new RedisState(initial.redis, instance, clock) : undefined;
+  await redis?.start();
+  const state = opts.state ?? redis?.state ?? { ...inProcessState(), revocations: openRevocationFile(initial.state.dir, clock.now(), { writable: initial.listen.admin !== undefined }) };
   const audit = new AuditLog(initial.audit, opts.auditTransport);
   const registry = new SessionRegistry();
   const pools = new PoolRegistry(clock);
   const metrics = initial.listen.admin ? new GatewayMetrics({ sessions: registry, pools, revocations: state.revocations, clock }) : undefined;
   if (metrics) audit.onWrite(metrics.audited);
+  if (metrics && redis) registerRedisMetrics(metrics.registry, redis);
   const verifierOptions = { observer: metrics };
   let verifier = new TokenVerifier(initial.oidc, verifierOptions);
   // Warm discovery and JWKS, without making startup depend on the IdP being up.
@@ -123,6 +138,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     if (withdrawn.length) log.warn(`the new grants no longer admit ${withdrawn.length} live session(s); ended: ${withdrawn.join(', ')}`);
     if (change.listen) log.warn('listen addresses changed in the config; they take effect when tokengate is restarted');
     if (change.state) log.warn(`state.dir changed in the config; revocations stay in ${initial.state.dir} until tokengate is restarted`);
+    if (change.redis) log.warn('the redis section changed in the config; tokengate keeps its current Redis connection until it is restarted');
     if (change.admin) adminAuth?.refresh();
     if (upstreamsChanged(change)) addUpstreamChecks(readiness, next);
   });
@@ -138,13 +154,17 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   // With audit.onFailure: refuse, new sessions are refused while the audit log cannot be written.
   readiness.add('audit', () => (audit.admitsSessions ? { ok: true } : { ok: false, detail: `the audit log ${config().audit.file} cannot be written; new sessions are refused (audit.onFailure: refuse)` }));
   addUpstreamChecks(readiness, initial);
+  if (redis) readiness.add('redis', () => redis.check());
 
   const admission = new Admission({
     config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock,
     auditWritable: () => audit.admitsSessions, onAcquire: metrics && ((...a) => metrics.acquired(...a)),
+    sharedStateRefusal: redis && (() => redis.refusal()),
   });
   const deps: SessionDeps = { config, admission, registry, audit, clock, tlsContext: () => tlsContext, metrics };
   const listeners: TcpListener[] = [];
+  const mysqlConnections = new MysqlConnectionRegistry(state.connectionIds);
+  const directory = redis ? redis.attach({ registry, mysql: mysqlConnections }) : new LocalSessionDirectory(registry, instance.id);
   let postgres: HostPort | undefined;
   let mysql: HostPort | undefined;
   try {
@@ -155,13 +175,14 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     }
     if (initial.listen.mysql) {
       const listener = new MysqlListener(initial.listen.mysql,
-        { ...deps, pools: new MysqlPoolRegistry({}, pools), connections: new MysqlConnectionRegistry(state.connectionIds) }, () => mysqlVersion);
+        { ...deps, pools: new MysqlPoolRegistry({}, pools), connections: mysqlConnections }, () => mysqlVersion);
       mysql = await listener.listen();
       listeners.push(listener);
     }
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close()));
     await pools.closeAll();
+    await redis?.close();
     throw err;
   }
 
@@ -177,6 +198,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     shuttingDown = Promise.all([stopped, sessionsDone]).then(async () => {
       await adminServer?.close();
       await pools.closeAll();
+      await redis?.close();
       await audit.close();
     });
     return shuttingDown;
@@ -189,6 +211,8 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     sessions: registry,
     pools,
     state,
+    instance,
+    redis,
     audit,
     readiness,
     metrics,
@@ -222,7 +246,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
 
   if (initial.listen.admin && adminAuth) {
     adminServer = new AdminServer(initial.listen.admin, {
-      config, sessions: registry, revocations: state.revocations, readiness, auth: adminAuth, audit, clock,
+      config, sessions: directory, revocations: state.revocations, readiness, auth: adminAuth, audit, clock,
       revoke: (input) => gateway.revoke(input),
       reload: () => gateway.reload(),
       metrics: () => gateway.metrics,
@@ -233,6 +257,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     } catch (err) {
       await Promise.all(listeners.map((l) => l.close()));
       await pools.closeAll();
+      await redis?.close();
       throw err;
     }
   }

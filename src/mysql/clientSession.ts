@@ -295,12 +295,12 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
       return;
     }
     if ('deferred' in route) {
-      if (!this.takeLease(undefined, where)) return;
+      if (!(await this.takeLease(undefined, where))) return;
       this.databaseChoices = route.choices;
       this.greetAndRelay(undefined);
       return;
     }
-    if (!this.takeLease(route.grant.name, where)) return;
+    if (!(await this.takeLease(route.grant.name, where))) return;
     const opened = await this.openUpstream(route);
     if (this.closed) {
       if ('conn' in opened) opened.pool.release(opened.conn, true);
@@ -403,7 +403,7 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
   private async useDatabase(g: Granted): Promise<Buffer> {
     const relay = this.relay as MysqlRelay;
     if (!this.conn) {
-      const full = this.takeGrantLease(g.grant.name);
+      const full = await this.takeGrantLease(g.grant.name);
       if (full) return errPayload(CODES.refusal[full.kind], full.message);
       const opened = await this.openUpstream(g);
       if (!('conn' in opened)) {

@@ -99,8 +99,13 @@ function use(host: PolicyHost, alias: string): Interception {
 
 function kill(host: PolicyHost, scope: 'query' | 'connection', id: number): Interception {
   const target = host.connections.find(id, host.identity.sub);
-  if (!target) return reply(errPayload(UNKNOWN_THREAD, `Unknown thread id: ${id}`));
   const ok = (): Interception => reply(okPayload(host.statusFlags(), host.clientCapabilities));
+  const unknown = (): Interception => reply(errPayload(UNKNOWN_THREAD, `Unknown thread id: ${id}`));
+  if (!target) {
+    // An id another tokengate instance issued: it does the KILL, for a session of the same identity.
+    const forwarded = host.connections.forwardKill(id, host.identity.sub, scope);
+    return forwarded ? { kind: 'async', run: () => forwarded.then((done) => (done ? ok() : unknown())) } : unknown();
+  }
   if (target === host.self) {
     // Nothing of this session runs while it sends KILL; killing its own connection ends it, as on the server.
     if (scope === 'query') return ok();

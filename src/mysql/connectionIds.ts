@@ -53,6 +53,11 @@ export class MysqlConnectionRegistry {
     return match;
   }
 
+  /** A KILL for an id another instance issued: see ConnectionIdStore.forwardKill. */
+  forwardKill(id: number, sub: string, scope: 'query' | 'connection'): Promise<boolean> | undefined {
+    return this.ids.forwardKill?.(id, sub, scope);
+  }
+
   get size(): number {
     return this.sessions.size;
   }

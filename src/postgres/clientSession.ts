@@ -309,7 +309,7 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
       this.reject('bad_startup_parameter', SqlState.PROTOCOL_VIOLATION, err.message, where);
       return;
     }
-    if (!this.takeLease(granted.grant.name, where)) return;
+    if (!(await this.takeLease(granted.grant.name, where))) return;
     const acquired = await admission.acquire(granted.upstream.name, granted.role.name,
       (upstream, r) => this.deps.pools.get(upstream, r, granted.database));
     if (!acquired.ok) {
@@ -425,8 +425,11 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
     const target = this.deps.cancelKeys.lookup(processId, secretKey);
     // Like PostgreSQL, a CancelRequest gets no answer either way: just close.
     this.closeQuietly('cancel_request');
-    const session = target === undefined ? undefined : this.deps.registry.get(target);
-    if (session) session.cancelQuery().catch(() => undefined);
+    if (target === undefined) {
+      this.deps.cancelKeys.forward?.(processId, secretKey);
+      return;
+    }
+    this.deps.registry.get(target)?.cancelQuery().catch(() => undefined);
   }
 
   // ---- endings -----------------------------------------------------------------

@@ -176,7 +176,7 @@ describe('sessions', () => {
     await c.query('select 1');
     const all = await call(h.gateway, 'GET', '/sessions', { bearer: files.token });
     const mine = all.body.sessions.find((s: { sub: string }) => s.sub === 'svc-reporting');
-    expect(Object.keys(mine)).toEqual(['id', 'protocol', 'sub', 'cid', 'jti', 'grant', 'role', 'database', 'upstream', 'remote', 'startedAt',
+    expect(Object.keys(mine)).toEqual(['id', 'instance', 'protocol', 'sub', 'cid', 'jti', 'grant', 'role', 'database', 'upstream', 'remote', 'startedAt',
       'tokenExpiresAt', 'state', 'queryStartedAt', 'queries', 'bytesFromClient', 'bytesToClient']);
     expect(mine).toMatchObject({ protocol: 'postgres', cid: 'svc-reporting', grant: 'reporting-agents', role: 'reader', database: 'app', upstream: 'app-pg', state: 'idle', queryStartedAt: null, queries: 1 });
     expect(new Date(mine.startedAt).toISOString()).toBe(mine.startedAt);

@@ -59,7 +59,7 @@ test('sessions, revoke, revocations, unrevoke: the revoked agent\'s live session
   expect(sessions[0]).toMatchObject({ protocol: 'postgres', sub, role: 'reader', database: 'app', queries: 1 });
 
   const table = await cli(['sessions']);
-  expect(table.stdout).toMatch(/^ID\s+PROTOCOL\s+SUB/);
+  expect(table.stdout).toMatch(/^ID\s+INSTANCE\s+PROTOCOL\s+SUB/);
   expect(table.stdout).toContain(sessions[0].id);
 
   const revoked = await cli(['revoke', '--sub', sub, '--reason', 'incident 42', '--json']);

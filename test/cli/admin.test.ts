@@ -72,7 +72,7 @@ const NO_ADMIN_ENV = { TOKENGATE_ADMIN_URL: undefined, TOKENGATE_ADMIN_TOKEN: un
 const ago = (ms: number): string => new Date(Date.now() - ms).toISOString();
 const ahead = (ms: number): string => new Date(Date.now() + ms).toISOString();
 const session = () => ({
-  id: 's-17', protocol: 'postgres', sub: 'alice@example.com', cid: '0oa1reporting', jti: 'jti-1', grant: 'reporting-agents',
+  id: 's-17', instance: 'a001', protocol: 'postgres', sub: 'alice@example.com', cid: '0oa1reporting', jti: 'jti-1', grant: 'reporting-agents',
   role: 'reader', database: 'app', upstream: 'app-pg', remote: '127.0.0.1:50312',
   startedAt: ago(3_725_000), tokenExpiresAt: ahead(1_800_000),
   state: 'active', queryStartedAt: ago(12_000), queries: 42, bytesFromClient: 1536, bytesToClient: 3 * 1024 * 1024,
@@ -127,14 +127,14 @@ describe('tokengate sessions', () => {
     expect(api.requests).toEqual([expect.objectContaining({ method: 'GET', url: '/sessions', authorization: `Bearer ${ADMIN_TOKEN}` })]);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(3);
-    expect(lines[0]).toMatch(/^ID\s+PROTOCOL\s+SUB\s+CLIENT\s+GRANT\s+ROLE\s+DATABASE\s+REMOTE\s+AGE\s+STATE\s+QUERIES\s+IN\s+OUT\s+TOKEN EXPIRES$/);
+    expect(lines[0]).toMatch(/^ID\s+INSTANCE\s+PROTOCOL\s+SUB\s+CLIENT\s+GRANT\s+ROLE\s+DATABASE\s+REMOTE\s+AGE\s+STATE\s+QUERIES\s+IN\s+OUT\s+TOKEN EXPIRES$/);
     // Aligned: every column starts at the same offset on every line.
     const col = (line: string, text: string): number => line.indexOf(text);
     expect(col(lines[1], 'alice@example.com')).toBe(col(lines[0], 'SUB'));
     expect(col(lines[2], 'etl ')).toBe(col(lines[0], 'SUB'));
     expect(col(lines[1], 'reporting-agents')).toBe(col(lines[0], 'GRANT'));
-    expect(lines[1]).toMatch(/s-17\s+postgres\s+alice@example\.com\s+0oa1reporting\s+reporting-agents\s+reader\s+app\s+127\.0\.0\.1:50312\s+1h2m\s+active 12s\s+42\s+1\.5KiB\s+3\.0MiB\s+in 2[89]m/);
-    expect(lines[2]).toMatch(/s-18\s+mysql\s+etl\s+-\s+etl-service\s+writer\s+billing\s+\S+\s+1h2m\s+idle\s+0\s+10B\s+20B/);
+    expect(lines[1]).toMatch(/s-17\s+a001\s+postgres\s+alice@example\.com\s+0oa1reporting\s+reporting-agents\s+reader\s+app\s+127\.0\.0\.1:50312\s+1h2m\s+active 12s\s+42\s+1\.5KiB\s+3\.0MiB\s+in 2[89]m/);
+    expect(lines[2]).toMatch(/s-18\s+a001\s+mysql\s+etl\s+-\s+etl-service\s+writer\s+billing\s+\S+\s+1h2m\s+idle\s+0\s+10B\s+20B/);
     expectNoToken(r);
   });
 

@@ -95,13 +95,13 @@ export function formatSessions(sessions: Record<string, unknown>[], now: number)
     const state = queryStarted === undefined ? cell(s.state) : `${cell(s.state)} ${humanDuration(now - queryStarted)}`;
     const expires = timeOf(s.tokenExpiresAt);
     return [
-      cell(s.id), cell(s.protocol), cell(s.sub), cell(s.cid), cell(s.grant), cell(s.role), cell(s.database), cell(s.remote),
+      cell(s.id), cell(s.instance), cell(s.protocol), cell(s.sub), cell(s.cid), cell(s.grant), cell(s.role), cell(s.database), cell(s.remote),
       timeOf(s.startedAt) === undefined ? '-' : humanDuration(now - (timeOf(s.startedAt) as number)),
       state, cell(s.queries), humanBytes(s.bytesFromClient), humanBytes(s.bytesToClient),
       expires === undefined ? '-' : expires <= now ? 'expired' : `in ${humanDuration(expires - now)}`,
     ];
   });
-  return table(['ID', 'PROTOCOL', 'SUB', 'CLIENT', 'GRANT', 'ROLE', 'DATABASE', 'REMOTE', 'AGE', 'STATE', 'QUERIES', 'IN', 'OUT', 'TOKEN EXPIRES'], rows);
+  return table(['ID', 'INSTANCE', 'PROTOCOL', 'SUB', 'CLIENT', 'GRANT', 'ROLE', 'DATABASE', 'REMOTE', 'AGE', 'STATE', 'QUERIES', 'IN', 'OUT', 'TOKEN EXPIRES'], rows);
 }
 
 /** What a revocation names: `sub=...`, `client=...` or `jti=...` (top-level, as the API sends it, or under `target`). */
@@ -133,6 +133,8 @@ function registerSessions(program: Command): void {
       const filtered = opts.sub !== undefined || opts.client !== undefined || opts.grant !== undefined || opts.protocol !== undefined;
       if (sessions.length === 0) process.stdout.write(filtered ? 'no live sessions match\n' : 'no live sessions\n');
       else process.stdout.write(formatSessions(sessions, Date.now()));
+      const unanswered = (body as { unanswered?: unknown }).unanswered;
+      if (Array.isArray(unanswered) && unanswered.length) process.stderr.write(`instances that did not answer in time (their sessions are missing): ${unanswered.join(', ')}\n`);
     }));
 }
 

@@ -18,6 +18,11 @@ export interface CancelKeyStore {
   lookup(processId: number, secretKey: Buffer): string | undefined;
   release(processId: number): void;
   readonly size: number;
+  /**
+   * A key this process did not issue (lookup found nothing): with shared state, the instance
+   * that issued it is named by the pid's instance bits and gets the cancel forwarded.
+   */
+  forward?(processId: number, secretKey: Buffer): void;
 }
 
 interface Entry {

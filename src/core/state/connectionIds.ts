@@ -10,6 +10,12 @@ export interface ConnectionIdStore {
   lookup(id: number): string | undefined;
   release(id: number): void;
   readonly size: number;
+  /**
+   * A `KILL [QUERY|CONNECTION] id` for an id another instance issued (named by its instance
+   * bits): forwarded there, for a session of the same `sub`. Resolves true when the owner did
+   * it; undefined when the id is not another instance's.
+   */
+  forwardKill?(id: number, sub: string, scope: 'query' | 'connection'): Promise<boolean> | undefined;
 }
 
 /**

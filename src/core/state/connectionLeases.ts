@@ -20,9 +20,22 @@ export type LeaseResult =
   | { ok: false; key: string; limit: number; count: number };
 
 export interface ConnectionLeases {
-  /** All the requested counts, or none of them. */
-  acquire(requests: readonly LeaseRequest[]): LeaseResult;
+  /**
+   * All the requested counts, or none of them. In-process leases answer at once; shared ones
+   * answer with a promise (one round trip to the shared store) when a requested key has a cap,
+   * and reject with SharedStateUnavailableError when the store cannot be asked and new
+   * connections must be refused (redis.onUnavailable: fail-closed).
+   */
+  acquire(requests: readonly LeaseRequest[]): LeaseResult | Promise<LeaseResult>;
   count(key: string): number;
+}
+
+/** The shared store cannot be asked and new connections are refused; the message is for the agent. */
+export class SharedStateUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SharedStateUnavailableError';
+  }
 }
 
 export class InProcessConnectionLeases implements ConnectionLeases {

@@ -22,5 +22,6 @@ export function inProcessState(): SharedState {
 
 export type { CancelKey, CancelKeyStore } from './cancelKeys';
 export type { ConnectionIdStore } from './connectionIds';
+export { SharedStateUnavailableError } from './connectionLeases';
 export type { ConnectionLeases, Lease, LeaseRequest, LeaseResult } from './connectionLeases';
 export type { NewRevocation, RevocableToken, Revocation, RevocationStore, RevocationTarget } from './revocations';
