@@ -76,6 +76,8 @@ export class FileRevocations extends InProcessRevocations {
    */
   #save(now: number, what: string): void {
     try {
+      // Without the admin API the directory is not made at start; the first revocation makes it.
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       writeAtomically(this.dir, this.file, JSON.stringify({ version: FORMAT_VERSION, revocations: this.list(now).map(stored) }, null, 2) + '\n');
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
