@@ -3,13 +3,15 @@ import { Readiness, tcpProbe } from '../admin/readiness';
 import { AdminServer, type MetricsProvider } from '../admin/server';
 import { AuditLog, type AuditSink } from '../audit/auditLog';
 import { loadConfig } from '../config/load';
-import type { Config, HostPort, UpstreamConfig } from '../config/schema';
+import type { Config, HostPort, ProxyProtocolConfig, UpstreamConfig } from '../config/schema';
 import { TokenVerifier } from '../identity/verifier';
 import { configureLog, log } from '../log';
 import { MysqlConnectionRegistry } from '../mysql/connectionIds';
 import { MysqlListener } from '../mysql/listener';
 import { MysqlPoolRegistry, probeMysqlServerVersion } from '../mysql/pool';
 import { MysqlServerVersion } from '../mysql/serverVersion';
+import { AddressSet } from '../net/addressSet';
+import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from '../net/clientPeer';
 import { loadServerTlsContext } from '../net/tlsContext';
 import type { TcpListener } from '../net/tcpListener';
 import { PgListener } from '../postgres/listener';
@@ -39,6 +41,8 @@ export interface GatewayOptions {
   loadConfig?: (source: string) => Config;
   /** GET /metrics on the admin API. */
   metrics?: MetricsProvider;
+  /** This gateway's name among the processes sharing state (a worker's "host:pid/worker"); one process alone needs none. */
+  instanceId?: string;
 }
 
 /** A running gateway: its listeners' addresses, the objects operations work through, and a way to stop it. */
@@ -136,18 +140,19 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
 
   const admission = new Admission({ config, verifier: () => verifier, revocations: state.revocations, leases: state.leases, clock, auditWritable: () => audit.admitsSessions });
   const deps: SessionDeps = { config, admission, registry, audit, clock, tlsContext: () => tlsContext };
+  const proxy = proxyProtocolOptions(initial.listen.proxyProtocol, config);
   const listeners: TcpListener[] = [];
   let postgres: HostPort | undefined;
   let mysql: HostPort | undefined;
   try {
     if (initial.listen.postgres) {
-      const listener = new PgListener(initial.listen.postgres, { ...deps, pools: new PgPoolRegistry({}, pools), cancelKeys: state.cancelKeys });
+      const listener = new PgListener(initial.listen.postgres, { ...deps, pools: new PgPoolRegistry({}, pools), cancelKeys: state.cancelKeys }, proxy);
       postgres = await listener.listen();
       listeners.push(listener);
     }
     if (initial.listen.mysql) {
       const listener = new MysqlListener(initial.listen.mysql,
-        { ...deps, pools: new MysqlPoolRegistry({}, pools), connections: new MysqlConnectionRegistry(state.connectionIds) }, () => mysqlVersion);
+        { ...deps, pools: new MysqlPoolRegistry({}, pools), connections: new MysqlConnectionRegistry(state.connectionIds) }, () => mysqlVersion, proxy);
       mysql = await listener.listen();
       listeners.push(listener);
     }
@@ -228,6 +233,12 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     }
   }
   return gateway;
+}
+
+/** listen.proxyProtocol for the client listeners; a trusted balancer gets at most session.authTimeout for its header. */
+function proxyProtocolOptions(settings: ProxyProtocolConfig | undefined, config: () => Config): ProxyProtocolOptions | undefined {
+  if (!settings) return undefined;
+  return { trusted: new AddressSet(settings.trusted), timeoutMs: () => Math.min(PROXY_HEADER_TIMEOUT_MS, config().session.authTimeoutMs) };
 }
 
 /** Ready once the issuer's keys were fetched; while they are not, each (cached) check tries again. */

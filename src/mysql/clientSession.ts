@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import type { Refusal } from '../core/admission';
 import { ClientSession, type LifecycleCodes, type SessionDeps } from '../core/clientSession';
 import type { Pool } from '../core/pool';
+import type { ClientPeer } from '../net/clientPeer';
 import { PrefixedStream } from '../net/prefixedStream';
 import { MAX_CLEAR_PASSWORD_BYTES, decodeClearPassword, encodeAuthSwitchRequest } from '../../protocols/mysql/auth';
 import { encodeInitDb, encodeQuery } from '../../protocols/mysql/command';
@@ -61,6 +62,7 @@ const CODES: LifecycleCodes<ErrorCodeDef> = {
     upstream_unavailable: GATEWAY_ERROR,
     upstream_login_refused: GATEWAY_ERROR,
   },
+  proxyHeader: ErrorCode.BAD_HANDSHAKE,
 };
 
 type Opened = { pool: Pool<MysqlServerConnection>; conn: MysqlServerConnection } | { reason: string; error: ErrorCodeDef; message: string; detail?: string };
@@ -88,8 +90,8 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
   private upstreamName?: string;
   private databaseChoices: string[] = [];
 
-  constructor(socket: net.Socket, protected override readonly deps: MysqlSessionDeps) {
-    super(socket, deps, 'my-', CODES);
+  constructor(socket: net.Socket, protected override readonly deps: MysqlSessionDeps, peer?: ClientPeer) {
+    super(socket, deps, 'my-', CODES, peer);
     this.greetingCapabilities = deps.tlsContext() ? GATEWAY_CAPABILITIES : (GATEWAY_CAPABILITIES & ~CLIENT_SSL) >>> 0;
   }
 
@@ -122,6 +124,11 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
   protected override overClientLimit(r: Refusal): void {
     this.replySequence = 0;
     this.refuse(r, {});
+  }
+
+  protected override refusePeer(reason: string, message: string): void {
+    this.replySequence = 0;
+    super.refusePeer(reason, message);
   }
 
   protected begin(): void {

@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import type { Refusal } from '../core/admission';
 import { ClientSession, type LifecycleCodes, type SessionDeps } from '../core/clientSession';
 import type { CancelKey, CancelKeyStore } from '../core/state/cancelKeys';
+import type { ClientPeer } from '../net/clientPeer';
 import { PrefixedStream } from '../net/prefixedStream';
 import { authenticationCleartextPassword, authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion, readyForQuery } from '../../protocols/postgres/backend';
 import { FrontendType, SqlState } from '../../protocols/postgres/constants';
@@ -58,6 +59,7 @@ const CODES: LifecycleCodes<string> = {
     upstream_unavailable: SqlState.SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
     upstream_login_refused: SqlState.SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION,
   },
+  proxyHeader: SqlState.PROTOCOL_VIOLATION,
 };
 
 /**
@@ -85,8 +87,8 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
   /** The gateway is at limits.maxClientConnections: refused at the startup packet, as PostgreSQL says "too many clients". */
   private overLimit?: Refusal;
 
-  constructor(socket: net.Socket, protected override readonly deps: PgSessionDeps) {
-    super(socket, deps, 'pg-', CODES);
+  constructor(socket: net.Socket, protected override readonly deps: PgSessionDeps, peer?: ClientPeer) {
+    super(socket, deps, 'pg-', CODES, peer);
   }
 
   protected begin(): void {}
