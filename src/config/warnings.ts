@@ -33,6 +33,10 @@ export function configWarnings(config: Config): string[] {
     }
   }
   if (config.grants.length === 0) out.push('there are no grants: every agent will be refused');
+  if (config.workers > 1 && !('redis' in config)) {
+    out.push(`workers is ${config.workers} without shared state: add a redis: section. Without it each worker keeps its own revocations, ` +
+      'session list, cancel keys and connection caps, so a revocation or kill reaches one worker and a cancel request reaches the wrong one');
+  }
   const { admin } = config;
   if (!listen.admin && (admin.tokenFile !== undefined || admin.match !== undefined)) {
     out.push('admin.tokenFile or admin.match is set, but there is no listen.admin: the admin API is off');

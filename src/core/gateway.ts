@@ -123,6 +123,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     const withdrawn = change.grants || upstreamsChanged(change) ? endWithdrawnSessions(next, registry) : [];
     if (withdrawn.length) log.warn(`the new grants no longer admit ${withdrawn.length} live session(s); ended: ${withdrawn.join(', ')}`);
     if (change.listen) log.warn('listen addresses changed in the config; they take effect when tokengate is restarted');
+    if (change.workers) log.warn(`workers changed in the config (now ${next.workers}); it takes effect when tokengate is restarted`);
     if (change.state) log.warn(`state.dir changed in the config; revocations stay in ${initial.state.dir} until tokengate is restarted`);
     if (change.admin) adminAuth?.refresh();
     if (upstreamsChanged(change)) addUpstreamChecks(readiness, next);
