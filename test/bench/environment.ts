@@ -40,6 +40,8 @@ export interface BenchEnvironment {
   gateway: BenchGateway;
   /** The same gateway config with audit.queries: true, for the one run that measures query auditing. */
   gatewayAudit?: BenchGateway;
+  /** The same gateway config with workers: 2: a supervisor and two worker processes. */
+  gatewayWorkers?: BenchGateway;
   /** A bare Node.js relay to PostgreSQL: the runtime's own cost, for reference. */
   nodePipe?: NodePipe;
   /** The same bare Node.js pipe in front of MariaDB (the client logs in to MariaDB through it). */
@@ -90,6 +92,8 @@ export interface SetupNeeds {
   pgbouncer: boolean;
   mariadb: boolean;
   auditGateway: boolean;
+  /** The same gateway with workers: 2 (select-only and connect-per-transaction rows). */
+  workersGateway: boolean;
   nodePipe: boolean;
   mysqlPipe: boolean;
   mysqlBareRelay: boolean;
@@ -161,6 +165,12 @@ export async function setUpEnvironment(
       gatewayAudit = await startBenchGateway({ ...gatewayOptions, name: 'tokengate-audit', dir: path.join(dir, 'gateway-audit'), auditQueries: true });
       stops.push(() => gatewayAudit!.stop());
     }
+    let gatewayWorkers: BenchGateway | undefined;
+    if (needs.workersGateway) {
+      log('starting tokengate with workers: 2');
+      gatewayWorkers = await startBenchGateway({ ...gatewayOptions, name: 'tokengate-workers', dir: path.join(dir, 'gateway-workers'), auditQueries: false, workers: 2 });
+      stops.push(() => gatewayWorkers!.stop());
+    }
     let gatewayBaseline: BenchGateway | undefined;
     if (baseline && needs.baselineGateway) {
       log(`starting tokengate-baseline (${baseline.describe})`);
@@ -191,11 +201,11 @@ export async function setUpEnvironment(
     }
 
     const env: BenchEnvironment = {
-      dir, root, cert, pg, bouncer, mariadb, issuer, token, gateway, gatewayAudit, nodePipe, mysqlPipe, mysqlBareRelay, nodeTlsPipe,
+      dir, root, cert, pg, bouncer, mariadb, issuer, token, gateway, gatewayAudit, gatewayWorkers, nodePipe, mysqlPipe, mysqlBareRelay, nodeTlsPipe,
       baseline, gatewayBaseline, gatewayOptions, missing, pgBin, stop,
     };
     // Fail early with a clear message if a login through a gateway does not work at all.
-    for (const [name, g] of [['tokengate', gateway], ['tokengate-baseline', gatewayBaseline]] as const) {
+    for (const [name, g] of [['tokengate', gateway], ['tokengate-workers', gatewayWorkers], ['tokengate-baseline', gatewayBaseline]] as const) {
       if (!g) continue;
       await connectTimes({ pg: pgTargetGateway(env, g) }, 1).catch((err: Error) => {
         throw new Error(`a PostgreSQL login through ${name} failed: ${err.message}; gateway log: ${g.daemon.logFile}`);

@@ -132,6 +132,7 @@ async function main(): Promise<void> {
       pgbouncer: measuring && wants('1', '2', '3', '6', '7'),
       mariadb: wants('4', '5', '7') || o.profile,
       auditGateway: measuring && wants('1'),
+      workersGateway: measuring && wants('1', '3'),
       nodePipe: measuring && wants('1', '2'),
       mysqlPipe: measuring && wants('4'),
       mysqlBareRelay: measuring && wants('5'),

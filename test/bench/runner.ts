@@ -31,10 +31,11 @@ export async function runThroughput(spec: ThroughputSpec, o: BenchOptions, log: 
       if (systems[i].failure) continue;
       const load = load1();
       log(`scenario ${spec.id} (${spec.title}) round ${round}/${o.rounds}: ${s.label} (load ${load.toFixed(2)})`);
-      const cpuBefore = s.pid ? processCpu(s.pid) : undefined;
+      const pids = s.pids?.() ?? (s.pid ? [s.pid] : []);
+      const cpuBefore = pids.length ? cpuOf(pids) : undefined;
       try {
         const r = await s.run(o.seconds);
-        const cpuAfter = s.pid && cpuBefore && r.transactions > 0 ? processCpu(s.pid) : undefined;
+        const cpuAfter = cpuBefore && r.transactions > 0 ? cpuOf(pids) : undefined;
         const perTx = (after: number | undefined, before: number | undefined): number | undefined =>
           after !== undefined && before !== undefined ? (after - before) / r.transactions : undefined;
         const cpuUsPerTx = perTx(cpuAfter && cpuAfter.user + cpuAfter.system, cpuBefore && cpuBefore.user + cpuBefore.system);
@@ -49,6 +50,11 @@ export async function runThroughput(spec: ThroughputSpec, o: BenchOptions, log: 
     }
   }
   return result;
+}
+
+/** The CPU time of these processes together (a supervisor and its workers). */
+function cpuOf(pids: number[]): { user: number; system: number } {
+  return pids.map(processCpu).reduce((a, b) => ({ user: a.user + b.user, system: a.system + b.system }));
 }
 
 /** The systems' indices in the order round `round` runs them: as listed, with spec.alternate's pair swapped in even rounds. */
