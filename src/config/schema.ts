@@ -357,7 +357,8 @@ function logSchema() {
 /** The number of worker processes; "auto" is one per CPU (os.availableParallelism()). */
 function workersSchema() {
   const error = expected('an integer 1-256 or "auto"');
-  return z.union([z.literal('auto'), integer(1, 256)], { error })
+  const count = z.number({ error }).refine((n) => Number.isInteger(n) && n >= 1 && n <= 256, { error }).meta({ type: 'integer', minimum: 1, maximum: 256 });
+  return z.union([z.literal('auto', { error }), count], { error })
     .transform((n) => (n === 'auto' ? Math.min(256, availableParallelism()) : n))
     .describe('worker processes sharing the listeners under one supervising process (auto: one per CPU); more than 1 needs shared state (redis)');
 }
