@@ -2,8 +2,10 @@
  * `workers: 2` as systemd runs it: the real bin/tokengate.js, a notify socket, real PostgreSQL
  * and node-postgres. Both workers serve connections from the shared listener (which process
  * holds each client connection is read from /proc); a worker killed by its PID is restarted and
- * the gateway keeps serving; SIGHUP to the supervisor reloads every worker; SIGTERM drains every
- * worker and the supervisor exits 0; READY=1 comes once, from the supervisor, when both are ready.
+ * the gateway keeps serving; the admin listener is shared too; a worker that cannot start (its port
+ * taken) stops the gateway with exit code 2; SIGHUP to the supervisor reloads every worker; SIGTERM
+ * drains every worker and the supervisor exits 0, a second SIGTERM ends the sessions at once;
+ * READY=1 comes once, from the supervisor, when both are ready.
  * What needs shared state across workers (revocations, kills, cancel routing, caps) is tested
  * with Redis in the shared-state suites, not here.
  */
@@ -30,10 +32,13 @@ let g: GatewayProcess;
 let port: number;
 const password = `workers_${randomBytes(12).toString('hex')}`;
 
-function configYaml(group = 'db-readers'): string {
+function configYaml(group = 'db-readers', postgres = '127.0.0.1:0'): string {
   return `
 listen:
-  postgres: 127.0.0.1:0
+  postgres: ${postgres}
+  admin: 127.0.0.1:0
+state:
+  dir: ${dir}/state
 oidc:
   issuer: ${issuer.issuer}
   audience: ${AUDIENCE}
@@ -120,6 +125,7 @@ beforeAll(async () => {
   });
   dir = mkdtempSync(join(tmpdir(), 'tokengate-workers-'));
   mkdirSync(join(dir, 'audit'));
+  mkdirSync(join(dir, 'state'));
   auditFile = join(dir, 'audit', 'audit.jsonl');
   configFile = join(dir, 'tokengate.yaml');
   writeFileSync(configFile, configYaml());
@@ -184,6 +190,25 @@ test('a worker killed by its PID is restarted with backoff, and the gateway keep
   }, { what: 'a connection served by the restarted worker', timeoutMs: 20_000 });
 }, 90_000);
 
+test('the workers share the admin listener: each request is answered by one of them', async () => {
+  const admin = Number(/admin API on http:\/\/127\.0\.0\.1:(\d+)/.exec(g.stderr())![1]);
+  for (let i = 0; i < 4; i++) {
+    const r = await fetch(`http://127.0.0.1:${admin}/readyz`);
+    expect(r.status).toBe(200);
+  }
+});
+
+test('a worker that cannot start with its settings stops the gateway with exit code 2', async () => {
+  const other = join(dir, 'taken.yaml');
+  writeFileSync(other, configYaml('db-readers', `127.0.0.1:${port}`));
+  const second = startGatewayProcess(other, { WORKERS_PG_PASSWORD: password });
+  const { code } = await second.exited;
+  expect(code).toBe(2);
+  expect(second.stderr()).toMatch(/cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);
+  expect(second.stderr()).toMatch(/could not start; stopping tokengate/);
+  for (const pid of workerPids(second.stderr()).values()) expect(alive(pid)).toBe(false);
+}, 60_000);
+
 test('SIGHUP to the supervisor reloads every worker: a withdrawn grant refuses new logins on both, and each reload is audited', async () => {
   writeFileSync(configFile, configYaml('nobody'));
   const from = g.stderr().length;
@@ -218,4 +243,26 @@ test('SIGTERM: every worker drains (a transaction finishes first), then the supe
   expect(code).toBe(0);
   for (const pid of pids) expect(alive(pid)).toBe(false);
   expect(g.stderr()).toMatch(/tokengate stopped/);
+}, 60_000);
+
+test('a second SIGTERM to the supervisor ends the sessions left in every worker at once; exit 0', async () => {
+  writeFileSync(configFile, configYaml());
+  const again = startGatewayProcess(configFile, { WORKERS_PG_PASSWORD: password });
+  try {
+    port = await again.port();
+    await waitFor(() => /all 2 workers ready/.test(again.stderr()), { what: 'both workers ready', timeoutMs: 30_000, detail: () => again.stderr() });
+    const c = await connect();
+    await c.query('begin');
+    const ended = new Promise<Error>((resolve) => c.once('error', resolve));
+    again.signal('SIGTERM');
+    await waitFor(() => /SIGTERM received: every worker stops taking connections/.test(again.stderr()), { what: 'the drain to begin' });
+    // Still in its transaction: the grace (30s) would let it go on; the second signal ends it now.
+    expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+    again.signal('SIGTERM');
+    expect((await ended).message).toMatch(/shutting down/);
+    expect((await again.exited).code).toBe(0);
+    expect(again.stderr()).toMatch(/SIGTERM received again: the workers end their remaining sessions now/);
+  } finally {
+    if (again.child.exitCode === null) again.child.kill('SIGKILL');
+  }
 }, 60_000);
