@@ -154,7 +154,7 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     this.begin();
   }
 
-  /** Refused before the handshake began (listen.proxyProtocol); MySQL sends its ERR in place of the greeting. */
+  /** Refused for its PROXY header (listen.proxyProtocol): missing from a trusted balancer, or sent by an untrusted peer. */
   protected refusePeer(reason: string, message: string): void {
     this.reject(reason, this.codes.proxyHeader, message);
   }
@@ -163,7 +163,7 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   private readonly screenFirstChunk = (chunk: Buffer): void => {
     this.socket.removeListener('data', this.screenFirstChunk);
     if (startsLikeProxyHeader(chunk)) {
-      this.reject('proxy_header_untrusted', this.codes.proxyHeader, `tokengate accepts PROXY protocol headers only from the load balancers in listen.proxyProtocol.trusted, and ${this.remote} is not one; ` +
+      this.refusePeer('proxy_header_untrusted', `tokengate accepts PROXY protocol headers only from the load balancers in listen.proxyProtocol.trusted, and ${this.remote} is not one; ` +
         'connect directly, or ask the operator to add the load balancer\'s address there');
       return;
     }

@@ -126,8 +126,13 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
     this.refuse(r, {});
   }
 
+  /**
+   * A trusted balancer's missing header is refused before the greeting: an ERR in its place
+   * (sequence 0). An untrusted peer's header came after the greeting, where the client's next
+   * packet (its HandshakeResponse, sequence 1) expects the answer with sequence 2.
+   */
   protected override refusePeer(reason: string, message: string): void {
-    this.replySequence = 0;
+    this.replySequence = reason === 'proxy_header_missing' ? 0 : 2;
     super.refusePeer(reason, message);
   }
 
