@@ -17,7 +17,7 @@ import { Client } from 'pg';
 import { startDevIssuer, type DevIssuer } from '../../src/dev/devIssuer';
 import { startPgCluster, type PgCluster } from '../helpers/pgCluster';
 import { waitFor } from '../helpers/waitFor';
-import { listenForNotify, startGatewayProcess, type GatewayProcess, type NotifySocket } from './helpers';
+import { listenForNotify, logLines, startGatewayProcess, type GatewayProcess, type NotifySocket } from './helpers';
 
 const AUDIENCE = 'api://tokengate';
 const ROLE = 'workers_reader';
@@ -150,6 +150,9 @@ test('READY=1 once, from the supervisor, when both workers are ready; check-conf
   expect(workerPids(g.stderr()).size).toBe(2);
   expect(notify.messages().filter((m) => m.split('\n').includes('READY=1'))).toHaveLength(1);
   expect(g.stderr()).toMatch(/workers is 2 without shared state: add a redis: section/);
+  // Each worker's log lines say which worker wrote them.
+  const listeners = logLines(g.stderr()).filter((l) => /postgres listener on/.test(l.message)) as Array<{ worker?: number }>;
+  expect(listeners.map((l) => l.worker).sort()).toEqual([1, 2]);
 });
 
 test('both workers serve connections from the one listener', async () => {
