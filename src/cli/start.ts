@@ -4,7 +4,7 @@ import { configWarnings } from '../config/warnings';
 import type { Config } from '../config/schema';
 import { formatHostPort } from '../config/hostport';
 import { superviseWorkers } from '../cluster/supervisor';
-import { serveAsWorker, workerInstanceId, workerSlot } from '../cluster/worker';
+import { labelWorkerLog, serveAsWorker, workerInstanceId, workerSlot } from '../cluster/worker';
 import { configureLog, log } from '../log';
 import { serviceNotifier, type ServiceNotifier } from '../systemd/notify';
 import { CONFIG_OPTION_HELP, exitWithSettingsError, loadConfigOrExit } from './configOption';
@@ -49,6 +49,7 @@ export function registerStart(program: Command): void {
       const config = loadConfigOrExit(opts.config);
       configureLog(config.log);
       const worker = workerSlot();
+      if (worker !== undefined) labelWorkerLog(worker);
       // The supervisor and a single process say it once; workers re-read the same file.
       if (worker === undefined) for (const w of configWarnings(config)) log.warn(w);
       if (worker === undefined && config.workers > 1) {
@@ -63,7 +64,7 @@ export function registerStart(program: Command): void {
         // Settings the token verifier refuses, an unusable listen address or TLS files: exit 2 like a bad config.
         return exitWithSettingsError(startFailureMessage(err, config));
       }
-      if (worker !== undefined) return serveAsWorker(gateway, worker);
+      if (worker !== undefined) return serveAsWorker(gateway);
       // Upstream logins and the issuer, checked once: failures are warnings, the gateway serves anyway.
       runOnlineChecks(config).then(logCheckFailures, (err: Error) => log.warn(`startup checks could not run: ${err.message}`));
       handleSignals(gateway, serviceNotifier());

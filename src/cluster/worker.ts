@@ -10,6 +10,11 @@ export function workerSlot(env: NodeJS.ProcessEnv = process.env): number | undef
   return process.send !== undefined && Number.isInteger(slot) && slot > 0 ? slot : undefined;
 }
 
+/** Every operational log line of this worker says which worker wrote it ("worker": N). */
+export function labelWorkerLog(slot: number): void {
+  log.defaultMeta = { worker: slot };
+}
+
 /** A worker's name among the processes sharing state: unique per process, and says where it runs. */
 export function workerInstanceId(slot: number): string {
   return `${hostname()}/${process.pid}/w${slot}`;
@@ -26,8 +31,7 @@ function send(message: FromWorker): void {
  * (once: ending it early is the supervisor's call, on a second signal to it), SIGHUP and SIGUSR2
  * reload and reopen this worker. A worker whose supervisor is gone drains and exits.
  */
-export function serveAsWorker(gateway: Gateway, slot: number): void {
-  log.defaultMeta = { worker: slot };
+export function serveAsWorker(gateway: Gateway): void {
   const controls = gatewayControls(gateway, undefined);
   let stopping = false;
   const drain = (why: string): void => {
