@@ -3,12 +3,12 @@ import { startGateway, type Gateway } from '../core/gateway';
 import { configWarnings } from '../config/warnings';
 import type { Config } from '../config/schema';
 import { formatHostPort } from '../config/hostport';
+import { gatewayControls, listeningStatus } from '../cluster/controls';
 import { superviseWorkers } from '../cluster/supervisor';
 import { labelWorkerLog, serveAsWorker, workerInstanceId, workerSlot } from '../cluster/worker';
 import { configureLog, log } from '../log';
 import { serviceNotifier, type ServiceNotifier } from '../systemd/notify';
 import { CONFIG_OPTION_HELP, exitWithSettingsError, loadConfigOrExit } from './configOption';
-import { gatewayControls, listeningStatus } from '../cluster/controls';
 import { logCheckFailures, runOnlineChecks } from './onlineChecks';
 
 const LISTENERS = ['postgres', 'mysql', 'admin'] as const;
