@@ -18,6 +18,8 @@ export interface ConnectionAccepted extends IdentityFields {
   sessionId: string;
   protocol: Protocol;
   remote: string;
+  /** The load balancer's host:port when a PROXY protocol header named the client (remote). */
+  via?: string;
   tls: boolean;
   grant: string;
   upstream: string;
@@ -32,6 +34,7 @@ export interface ConnectionRejected extends IdentityFields {
   sessionId: string;
   protocol: Protocol;
   remote: string;
+  via?: string;
   tls: boolean;
   /** A stable code: expired, bad_audience, role_not_granted, plaintext_refused, ... */
   reason: string;

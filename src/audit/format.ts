@@ -38,9 +38,9 @@ const IDENTITY: { readonly [K in keyof IdentityFields]-?: FieldSchema } = { sub:
 /** The fields of each event type, in the order they are written (the order of these literals). */
 const OWN_FIELDS: { readonly [E in AuditEvent as E['event']]: OwnFields<E> } = {
   connection_accepted: {
-    ...SESSION, remote: text, tls: flag, grant: text, upstream: text, role: text, database: text, upstreamDatabase: text, applicationName: text,
+    ...SESSION, remote: text, via: text, tls: flag, grant: text, upstream: text, role: text, database: text, upstreamDatabase: text, applicationName: text,
   } satisfies OwnFields<ConnectionAccepted>,
-  connection_rejected: { ...SESSION, remote: text, tls: flag, reason: text, role: text, database: text } satisfies OwnFields<ConnectionRejected>,
+  connection_rejected: { ...SESSION, remote: text, via: text, tls: flag, reason: text, role: text, database: text } satisfies OwnFields<ConnectionRejected>,
   query: { ...SESSION, ...QUERY_OUTCOME } satisfies OwnFields<QueryRecord>,
   session_end: {
     ...SESSION, remote: text, durationMs: number, bytesFromClient: count, bytesToClient: count, queries: count, reason: text, upstreamReused: flag, endedBy: text,

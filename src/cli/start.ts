@@ -3,6 +3,9 @@ import { startGateway, type Gateway } from '../core/gateway';
 import { configWarnings } from '../config/warnings';
 import type { Config } from '../config/schema';
 import { formatHostPort } from '../config/hostport';
+import { gatewayControls, listeningStatus } from '../cluster/controls';
+import { superviseWorkers } from '../cluster/supervisor';
+import { labelWorkerLog, serveAsWorker, workerInstanceId, workerSlot } from '../cluster/worker';
 import { configureLog, log } from '../log';
 import { serviceNotifier, type ServiceNotifier } from '../systemd/notify';
 import { CONFIG_OPTION_HELP, exitWithSettingsError, loadConfigOrExit } from './configOption';
@@ -45,14 +48,23 @@ export function registerStart(program: Command): void {
     .action(async (opts: { config?: string }) => {
       const config = loadConfigOrExit(opts.config);
       configureLog(config.log);
-      for (const w of configWarnings(config)) log.warn(w);
+      const worker = workerSlot();
+      if (worker !== undefined) labelWorkerLog(worker);
+      // The supervisor and a single process say it once; workers re-read the same file.
+      if (worker === undefined) for (const w of configWarnings(config)) log.warn(w);
+      if (worker === undefined && config.workers > 1) {
+        superviseWorkers(config.workers, serviceNotifier());
+        runOnlineChecks(config).then(logCheckFailures, (err: Error) => log.warn(`startup checks could not run: ${err.message}`));
+        return;
+      }
       let gateway: Gateway;
       try {
-        gateway = await startGateway(config);
+        gateway = await startGateway(config, worker === undefined ? {} : { instanceId: workerInstanceId(worker) });
       } catch (err) {
         // Settings the token verifier refuses, an unusable listen address or TLS files: exit 2 like a bad config.
         return exitWithSettingsError(startFailureMessage(err, config));
       }
+      if (worker !== undefined) return serveAsWorker(gateway);
       // Upstream logins and the issuer, checked once: failures are warnings, the gateway serves anyway.
       runOnlineChecks(config).then(logCheckFailures, (err: Error) => log.warn(`startup checks could not run: ${err.message}`));
       handleSignals(gateway, serviceNotifier());
@@ -65,57 +77,11 @@ export function registerStart(program: Command): void {
  * ends the remaining sessions at once. systemd hears of each step when it started the process.
  */
 function handleSignals(gateway: Gateway, notifier: ServiceNotifier | undefined): void {
-  const listening = [gateway.postgres && `postgres on ${formatHostPort(gateway.postgres)}`, gateway.mysql && `mysql on ${formatHostPort(gateway.mysql)}`]
-    .filter(Boolean).join(', ');
   // systemd's READY=1 waits for the issuer's keys, so dependants start once logins can be verified.
-  void gateway.keysFetched().then(() => notifier?.ready(`listening: ${listening}`));
-
-  let reloading = Promise.resolve();
-  process.on('SIGHUP', () => {
-    reloading = reloading.then(async () => {
-      log.info('SIGHUP received: reloading the configuration');
-      await notifier?.reloading();
-      const outcome = await gateway.reload().catch((err: Error) => {
-        log.error(`reload failed: ${err.message}`);
-        return undefined;
-      });
-      // Whoever may signal the process changed its config: audited as the admin API's reload is.
-      gateway.audit.write({
-        event: 'admin_request', method: 'SIGHUP', path: '-', remote: 'local', caller: 'signal', status: outcome?.ok ? 200 : 400,
-        action: outcome?.ok ? `reloaded: ${outcome.changed.length ? `changed ${outcome.changed.join(', ')}` : 'nothing changed'}` : `reload refused (${outcome ? outcome.problems.length : 1} problem(s))`,
-      });
-      await gateway.keysFetched();
-      await notifier?.ready(`listening: ${listening}`);
-    });
-  });
-  process.on('SIGUSR2', () => {
-    log.info('SIGUSR2 received: reopening the audit log');
-    gateway.reopenLogs().then(
-      () => gateway.audit.write({ event: 'admin_request', method: 'SIGUSR2', path: '-', remote: 'local', caller: 'signal', status: 200, action: 'reopened logs' }),
-      (err: Error) => log.error(`reopening the audit log failed: ${err.message}`));
-  });
-
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) {
-      log.warn(`${signal} received again: ending the remaining sessions now`);
-      void gateway.close();
-      return;
-    }
-    stopping = true;
-    const graceMs = gateway.config.current().session.shutdownGraceMs;
-    log.info(`${signal} received: no new connections; sessions may finish for ${graceMs / 1000}s (each ends once idle outside a transaction); send ${signal} again to end them now`);
-    const told = notifier?.stopping('draining sessions');
-    gateway.shutdown(graceMs).then(async () => {
-      notifier?.close();
-      await told;
-      log.info('tokengate stopped');
-      process.exit(0);
-    }, (err: Error) => {
-      log.error(`shutdown failed: ${err.message}`);
-      process.exit(1);
-    });
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  void gateway.keysFetched().then(() => notifier?.ready(`listening: ${listeningStatus(gateway)}`));
+  const controls = gatewayControls(gateway, notifier);
+  process.on('SIGHUP', () => void controls.reload());
+  process.on('SIGUSR2', () => controls.reopenLogs());
+  process.on('SIGINT', () => controls.stop('SIGINT'));
+  process.on('SIGTERM', () => controls.stop('SIGTERM'));
 }

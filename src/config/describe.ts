@@ -58,6 +58,8 @@ export function describeConfig(config: Config): string {
   lines.push(
     `  client TLS: ${tls.certFile ? `certificate ${tls.certFile}, key ${tls.keyFile}` : 'no certificate'}; ` +
       `plaintext from loopback ${tls.allowPlaintextFromLoopback ? 'allowed' : 'refused'}, from anywhere ${tls.allowPlaintextFromAnywhere ? 'ALLOWED' : 'refused'}`,
+    ...(listen.proxyProtocol ? [`  PROXY protocol: required from ${listen.proxyProtocol.trusted.map((n) => n.text).join(', ')}; refused from others`] : []),
+    ...(config.workers > 1 ? [`  ${config.workers} worker processes share the listeners (pools are per worker)`] : []),
     '',
     'Identity provider (OIDC):',
     `  issuer:          ${oidc.issuer}${oidc.devIssuer ? ' (development issuer)' : ''}`,

@@ -1,6 +1,9 @@
+import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { parseCidr } from './cidr';
 import { checkReferences } from './crossChecks';
+import { sharedStateProblem } from './sharedState';
 import {
   bool, duration, expected, integer, name, nameMap, oneOf, section, stringList, text, whenReadable, withMsKeys, withNames,
 } from './fields';
@@ -77,11 +80,32 @@ function listenAddress() {
   });
 }
 
+/** An IP network as "10.0.0.0/8", "fd00::/8" or one address. */
+function cidr() {
+  return text().meta({ examples: ['10.0.0.0/8', '192.0.2.10', 'fd00::/8'] }).transform((entry, ctx) => {
+    try {
+      return parseCidr(entry.trim());
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+function proxyProtocolSchema() {
+  return section({
+    trusted: z.array(cidr(), { error: expected('a list of CIDRs such as [10.0.0.0/8]') })
+      .min(1, { error: 'must list at least one load balancer address or network' })
+      .describe('the load balancers (CIDRs or addresses) whose connections must start with a PROXY v1 or v2 header naming the client; others connect directly and may not send one'),
+  }).describe('HAProxy PROXY protocol on the postgres and mysql listeners, so audit records, the loopback rule and the session list see the real client address.');
+}
+
 function listenSchema() {
   return section({
     postgres: listenAddress().optional().describe('host:port of the PostgreSQL listener for agents (omit to disable)'),
     mysql: listenAddress().optional().describe('host:port of the MySQL/MariaDB listener for agents (omit to disable)'),
     admin: listenAddress().optional().describe('host:port of the admin HTTP API: health, readiness, metrics, sessions, kill, revocations, reload (omit to disable)'),
+    proxyProtocol: proxyProtocolSchema().optional(),
   }, { omitAbsent: true }).superRefine((listen, ctx) => {
     if (listen.postgres === undefined && listen.mysql === undefined) {
       ctx.addIssue({ code: 'custom', message: 'needs at least one client listener: postgres (e.g. 127.0.0.1:6432) and/or mysql (e.g. 127.0.0.1:6033)' });
@@ -408,6 +432,15 @@ function logSchema() {
   }).describe('The operational log on stderr (not the audit log).');
 }
 
+/** The number of worker processes; "auto" is one per CPU (os.availableParallelism()). */
+function workersSchema() {
+  const error = expected('an integer 1-256 or "auto"');
+  const count = z.number({ error }).refine((n) => Number.isInteger(n) && n >= 1 && n <= 256, { error }).meta({ type: 'integer', minimum: 1, maximum: 256 });
+  return z.union([z.literal('auto', { error }), count], { error })
+    .transform((n) => (n === 'auto' ? Math.min(256, availableParallelism()) : n))
+    .describe('worker processes sharing the listeners under one supervising process (auto: one per CPU); more than 1 needs shared state (redis)');
+}
+
 /** The whole config, validated and resolved against `ctx`. */
 export function configSchema(ctx: ConfigContext) {
   return section({
@@ -428,7 +461,13 @@ export function configSchema(ctx: ConfigContext) {
     state: stateSchema(ctx).prefault({}),
     redis: redisSchema(ctx).optional(),
     log: logSchema().prefault({}),
+    workers: workersSchema().prefault(1),
   }).superRefine(checkReferences, whenReadable())
+    .superRefine((config, ctx) => {
+      // Fail closed: workers without shared state would each see only part of the revocations and caps.
+      const problem = sharedStateProblem(config, config.workers);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['workers'], message: problem });
+    }, whenReadable('workers', 'redis'))
     .transform((config) => ({ source: ctx.source, ...config }))
     .describe('tokengate configuration: listeners, the identity provider, upstream databases and who may reach them.');
 }
@@ -453,3 +492,4 @@ export type AdminConfig = Config['admin'];
 export type StateConfig = Config['state'];
 export type LogConfig = Config['log'];
 export type RedisConfig = NonNullable<Config['redis']>;
+export type ProxyProtocolConfig = NonNullable<ListenConfig['proxyProtocol']>;

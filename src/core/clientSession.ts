@@ -5,7 +5,9 @@ import { identityFields, type IdentityFields } from '../audit/events';
 import type { Config, Protocol } from '../config/schema';
 import { tokenTooLargeMessage } from '../identity/tokenSize';
 import type { Identity } from '../identity/types';
-import { formatRemote, isLoopbackAddress } from '../net/address';
+import { formatAddress, isLoopbackAddress } from '../net/address';
+import type { ClientPeer } from '../net/clientPeer';
+import { startsLikeProxyHeader } from '../net/proxyProtocol';
 import { endWith } from '../net/endWith';
 import { withdrawal, withdrawnMessage } from './accessReview';
 import type { Admission, Admitted, Refusal, RefusalKind } from './admission';
@@ -49,6 +51,8 @@ export interface LifecycleCodes<Code> {
   end: Record<EndReason, Code>;
   /** Admission refusals by kind. */
   refusal: Record<RefusalKind, Code>;
+  /** listen.proxyProtocol: a trusted balancer sent no usable header, or an untrusted peer sent one. */
+  proxyHeader: Code;
 }
 
 export type { SessionAccess } from './sessionRegistry';
@@ -77,7 +81,9 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   readonly id: string;
   protected stream: net.Socket | tls.TLSSocket;
   protected tls = false;
+  /** The client's "host:port": the socket's peer, or the client a trusted load balancer's PROXY header named. */
   protected readonly remote: string;
+  /** Whether the client (not a load balancer in front of it) is on this machine. */
   protected readonly loopback: boolean;
   protected readonly startedAt: number;
   protected identity?: Identity;
@@ -104,11 +110,12 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     protected readonly deps: SessionDeps,
     idPrefix: string,
     private readonly codes: LifecycleCodes<Code>,
+    private readonly peer: ClientPeer = { address: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0, refuseProxyHeader: false },
   ) {
     this.id = randomId(idPrefix, 6);
     this.stream = socket;
-    this.remote = formatRemote(socket);
-    this.loopback = isLoopbackAddress(socket.remoteAddress);
+    this.remote = formatAddress(peer.address, peer.port);
+    this.loopback = isLoopbackAddress(peer.address);
     this.startedAt = deps.clock.now();
   }
 
@@ -131,9 +138,14 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
   start(): void {
     this.socket.setNoDelay(true);
     this.deps.registry.add(this);
-    this.socket.on('data', this.onHandshakeData);
+    this.socket.on('data', this.peer.refuseProxyHeader ? this.screenFirstChunk : this.onHandshakeData);
     this.socket.on('error', () => this.abort('client_error'));
     this.socket.on('close', () => this.abort('client_closed'));
+    if (this.peer.refusal !== undefined) {
+      this.refusePeer('proxy_header_missing', `tokengate expects a PROXY protocol header from ${this.peer.via} (it is in listen.proxyProtocol.trusted): ${this.peer.refusal}; ` +
+        'enable send-proxy or send-proxy-v2 on the load balancer, or take its address out of listen.proxyProtocol.trusted');
+      return;
+    }
     const timeoutMs = this.deps.config().session.authTimeoutMs;
     this.#authTimer = this.deps.clock.setTimeout(() => {
       this.reject('auth_timeout', this.codes.authTimeout, this.authTimeoutMessage(timeoutMs / 1000));
@@ -163,6 +175,23 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     }
     this.begin();
   }
+
+  /** Refused for its PROXY header (listen.proxyProtocol): missing from a trusted balancer, or sent by an untrusted peer. */
+  protected refusePeer(reason: string, message: string): void {
+    this.reject(reason, this.codes.proxyHeader, message);
+  }
+
+  /** A peer that is not a trusted load balancer may not say who the client is: a PROXY header from it is refused. */
+  private readonly screenFirstChunk = (chunk: Buffer): void => {
+    this.socket.removeListener('data', this.screenFirstChunk);
+    if (startsLikeProxyHeader(chunk)) {
+      this.refusePeer('proxy_header_untrusted', `tokengate accepts PROXY protocol headers only from the load balancers in listen.proxyProtocol.trusted, and ${this.remote} is not one; ` +
+        'connect directly, or ask the operator to add the load balancer\'s address there');
+      return;
+    }
+    this.socket.on('data', this.onHandshakeData);
+    this.onHandshakeData(chunk);
+  };
 
   /**
    * The gateway has limits.maxClientConnections clients already. The default refuses at once;
@@ -255,7 +284,7 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     if (this.closed) return;
     const { detail, ...where } = extra;
     this.deps.audit.write({
-      event: 'connection_rejected', sessionId: this.id, protocol: this.protocol, remote: this.remote, tls: this.tls,
+      event: 'connection_rejected', sessionId: this.id, protocol: this.protocol, remote: this.remote, via: this.peer.via, tls: this.tls,
       reason, message: detail ? `${message} (${detail})` : message, ...where, ...this.identityFields(),
     });
     endWith(this.stream, this.finalError(code, message));
@@ -292,7 +321,7 @@ export abstract class ClientSession<Conn extends UpstreamConnection, Code> imple
     this.deps.clock.clearTimeout(this.#authTimer);
     this.access = access;
     this.deps.audit.write({
-      event: 'connection_accepted', sessionId: this.id, protocol: this.protocol, remote: this.remote, tls: this.tls,
+      event: 'connection_accepted', sessionId: this.id, protocol: this.protocol, remote: this.remote, via: this.peer.via, tls: this.tls,
       grant: access.grant, upstream: access.upstream, role: access.role, database: access.database,
       upstreamDatabase: details.upstreamDatabase, applicationName: details.applicationName, ...this.identityFields(),
     });

@@ -16,6 +16,7 @@ export interface ConfigChange {
   state: boolean;
   redis: boolean;
   log: boolean;
+  workers: boolean;
   upstreams: { added: string[]; removed: string[]; changed: string[] };
   /** True when anything at all differs. */
   any: boolean;
@@ -71,11 +72,12 @@ export function diffConfigs(a: Config, b: Config): ConfigChange {
     state: !same(a.state, b.state),
     redis: !same(a.redis, b.redis),
     log: !same(a.log, b.log),
+    workers: a.workers !== b.workers,
     upstreams: { added, removed, changed },
     any: false,
   };
   change.any = change.listen || change.tls || change.oidc || change.audit || change.session || change.grants ||
-    change.limits || change.admin || change.state || change.redis || change.log || added.length > 0 || removed.length > 0 || changed.length > 0;
+    change.limits || change.admin || change.state || change.redis || change.log || change.workers || added.length > 0 || removed.length > 0 || changed.length > 0;
   return change;
 }
 

@@ -4,13 +4,15 @@ import { AdminServer } from '../admin/server';
 import { LocalSessionDirectory } from '../admin/sessionDirectory';
 import { AuditLog, type AuditSink } from '../audit/auditLog';
 import { loadConfig } from '../config/load';
-import type { Config, HostPort, UpstreamConfig } from '../config/schema';
+import type { Config, HostPort, ProxyProtocolConfig, UpstreamConfig } from '../config/schema';
 import { TokenVerifier } from '../identity/verifier';
 import { configureLog, log } from '../log';
 import { MysqlConnectionRegistry } from '../mysql/connectionIds';
 import { MysqlListener } from '../mysql/listener';
 import { MysqlPoolRegistry, probeMysqlServerVersion } from '../mysql/pool';
 import { MysqlServerVersion } from '../mysql/serverVersion';
+import { AddressSet } from '../net/addressSet';
+import { PROXY_HEADER_TIMEOUT_MS, type ProxyProtocolOptions } from '../net/clientPeer';
 import { loadServerTlsContext } from '../net/tlsContext';
 import type { TcpListener } from '../net/tcpListener';
 import { PgListener } from '../postgres/listener';
@@ -137,6 +139,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     const withdrawn = change.grants || upstreamsChanged(change) ? endWithdrawnSessions(next, registry) : [];
     if (withdrawn.length) log.warn(`the new grants no longer admit ${withdrawn.length} live session(s); ended: ${withdrawn.join(', ')}`);
     if (change.listen) log.warn('listen addresses changed in the config; they take effect when tokengate is restarted');
+    if (change.workers) log.warn(`workers changed in the config (now ${next.workers}); it takes effect when tokengate is restarted`);
     if (change.state) log.warn(`state.dir changed in the config; revocations stay in ${initial.state.dir} until tokengate is restarted`);
     if (change.redis) log.warn('the redis section changed in the config; tokengate keeps its current Redis connection until it is restarted');
     if (change.admin) adminAuth?.refresh();
@@ -162,6 +165,7 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     sharedStateRefusal: redis && (() => redis.refusal()),
   });
   const deps: SessionDeps = { config, admission, registry, audit, clock, tlsContext: () => tlsContext, metrics };
+  const proxy = proxyProtocolOptions(initial.listen.proxyProtocol, config);
   const listeners: TcpListener[] = [];
   const mysqlConnections = new MysqlConnectionRegistry(state.connectionIds);
   const directory = redis ? redis.attach({ registry, mysql: mysqlConnections }) : new LocalSessionDirectory(registry, instance.id);
@@ -169,13 +173,13 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   let mysql: HostPort | undefined;
   try {
     if (initial.listen.postgres) {
-      const listener = new PgListener(initial.listen.postgres, { ...deps, pools: new PgPoolRegistry({}, pools), cancelKeys: state.cancelKeys });
+      const listener = new PgListener(initial.listen.postgres, { ...deps, pools: new PgPoolRegistry({}, pools), cancelKeys: state.cancelKeys }, proxy);
       postgres = await listener.listen();
       listeners.push(listener);
     }
     if (initial.listen.mysql) {
       const listener = new MysqlListener(initial.listen.mysql,
-        { ...deps, pools: new MysqlPoolRegistry({}, pools), connections: mysqlConnections }, () => mysqlVersion);
+        { ...deps, pools: new MysqlPoolRegistry({}, pools), connections: mysqlConnections }, () => mysqlVersion, proxy);
       mysql = await listener.listen();
       listeners.push(listener);
     }
@@ -262,6 +266,12 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
     }
   }
   return gateway;
+}
+
+/** listen.proxyProtocol for the client listeners; a trusted balancer gets at most session.authTimeout for its header. */
+function proxyProtocolOptions(settings: ProxyProtocolConfig | undefined, config: () => Config): ProxyProtocolOptions | undefined {
+  if (!settings) return undefined;
+  return { trusted: new AddressSet(settings.trusted), timeoutMs: () => Math.min(PROXY_HEADER_TIMEOUT_MS, config().session.authTimeoutMs) };
 }
 
 /** Ready once the issuer's keys were fetched; while they are not, each (cached) check tries again. */

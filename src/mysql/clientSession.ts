@@ -4,6 +4,7 @@ import type { Refusal } from '../core/admission';
 import { ClientSession, type LifecycleCodes, type SessionDeps } from '../core/clientSession';
 import type { Pool } from '../core/pool';
 import { MAX_ACCESS_TOKEN_BYTES } from '../identity/tokenSize';
+import type { ClientPeer } from '../net/clientPeer';
 import { PrefixedStream } from '../net/prefixedStream';
 import { MAX_CLEAR_PASSWORD_BYTES, decodeClearPassword, encodeAuthSwitchRequest } from '../../protocols/mysql/auth';
 import { encodeInitDb, encodeQuery } from '../../protocols/mysql/command';
@@ -63,6 +64,7 @@ const CODES: LifecycleCodes<ErrorCodeDef> = {
     upstream_unavailable: GATEWAY_ERROR,
     upstream_login_refused: GATEWAY_ERROR,
   },
+  proxyHeader: ErrorCode.BAD_HANDSHAKE,
 };
 
 type Opened = { pool: Pool<MysqlServerConnection>; conn: MysqlServerConnection } | { reason: string; error: ErrorCodeDef; message: string; detail?: string };
@@ -90,8 +92,8 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
   private upstreamName?: string;
   private databaseChoices: string[] = [];
 
-  constructor(socket: net.Socket, protected override readonly deps: MysqlSessionDeps) {
-    super(socket, deps, 'my-', CODES);
+  constructor(socket: net.Socket, protected override readonly deps: MysqlSessionDeps, peer?: ClientPeer) {
+    super(socket, deps, 'my-', CODES, peer);
     this.greetingCapabilities = deps.tlsContext() ? GATEWAY_CAPABILITIES : (GATEWAY_CAPABILITIES & ~CLIENT_SSL) >>> 0;
   }
 
@@ -124,6 +126,16 @@ export class MysqlClientSession extends ClientSession<MysqlServerConnection, Err
   protected override overClientLimit(r: Refusal): void {
     this.replySequence = 0;
     this.refuse(r, {});
+  }
+
+  /**
+   * A trusted balancer's missing header is refused before the greeting: an ERR in its place
+   * (sequence 0). An untrusted peer's header came after the greeting, where the client's next
+   * packet (its HandshakeResponse, sequence 1) expects the answer with sequence 2.
+   */
+  protected override refusePeer(reason: string, message: string): void {
+    this.replySequence = reason === 'proxy_header_missing' ? 0 : 2;
+    super.refusePeer(reason, message);
   }
 
   protected begin(): void {

@@ -10,7 +10,11 @@ export function isLoopbackAddress(address: string | undefined): boolean {
 }
 
 /** "host:port" with IPv6 hosts bracketed, for logs and audit. */
+export function formatAddress(host: string, port: number | undefined): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The socket's peer as formatAddress writes it. */
 export function formatRemote(socket: net.Socket): string {
-  const host = socket.remoteAddress ?? 'unknown';
-  return host.includes(':') ? `[${host}]:${socket.remotePort}` : `${host}:${socket.remotePort}`;
+  return formatAddress(socket.remoteAddress ?? 'unknown', socket.remotePort);
 }

@@ -1,9 +1,11 @@
 import net from 'node:net';
 import type { HostPort } from '../config/schema';
 import { log } from '../log';
+import { identifyPeer, type ClientPeer, type ProxyProtocolOptions } from './clientPeer';
 
 /**
- * A TCP listener that hands each accepted socket to `onSocket`. It owns no sessions: they
+ * A TCP listener that hands each accepted socket to `onSocket` with its client (read from a
+ * PROXY header first when the peer is a trusted load balancer). It owns no sessions: they
  * register themselves with the session registry, which ends them at shutdown.
  */
 export class TcpListener {
@@ -12,9 +14,13 @@ export class TcpListener {
   constructor(
     private readonly protocol: string,
     private readonly address: HostPort,
-    onSocket: (socket: net.Socket) => void,
+    onSocket: (socket: net.Socket, peer: ClientPeer) => void,
+    proxy?: ProxyProtocolOptions,
   ) {
-    this.server = net.createServer({ noDelay: true }, onSocket);
+    this.server = net.createServer({ noDelay: true }, (socket) => identifyPeer(socket, proxy, (peer) => {
+      onSocket(socket, peer);
+      socket.resume(); // paused while a PROXY header was read; the session's handlers are in place now
+    }));
   }
 
   listen(): Promise<HostPort> {

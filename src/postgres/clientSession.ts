@@ -4,6 +4,7 @@ import type { Refusal } from '../core/admission';
 import { ClientSession, type LifecycleCodes, type SessionDeps } from '../core/clientSession';
 import type { CancelKey, CancelKeyStore } from '../core/state/cancelKeys';
 import { MAX_ACCESS_TOKEN_BYTES } from '../identity/tokenSize';
+import type { ClientPeer } from '../net/clientPeer';
 import { PrefixedStream } from '../net/prefixedStream';
 import { authenticationCleartextPassword, authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion, readyForQuery } from '../../protocols/postgres/backend';
 import { FrontendType, SqlState } from '../../protocols/postgres/constants';
@@ -70,6 +71,7 @@ const CODES: LifecycleCodes<string> = {
     upstream_unavailable: SqlState.SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
     upstream_login_refused: SqlState.SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION,
   },
+  proxyHeader: SqlState.PROTOCOL_VIOLATION,
 };
 
 /**
@@ -102,8 +104,8 @@ export class PgClientSession extends ClientSession<PgServerConnection, string> {
    */
   private earlyTls?: Buffer[];
 
-  constructor(socket: net.Socket, protected override readonly deps: PgSessionDeps) {
-    super(socket, deps, 'pg-', CODES);
+  constructor(socket: net.Socket, protected override readonly deps: PgSessionDeps, peer?: ClientPeer) {
+    super(socket, deps, 'pg-', CODES, peer);
   }
 
   protected begin(): void {}

@@ -4,6 +4,7 @@
  * and tokengate as a child process, with audit.queries off and, separately, on.
  * Missing tools make their rows skip with a note instead of failing the run.
  */
+import { startRedis } from '../helpers/redisServer';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +43,8 @@ export interface BenchEnvironment {
   gatewayAudit?: BenchGateway;
   /** The same gateway config with listen.admin set (metrics collected), for the one run that measures their cost. */
   gatewayMetrics?: BenchGateway;
+  /** The same gateway config with workers: 2: a supervisor and two worker processes. */
+  gatewayWorkers?: BenchGateway;
   /** A bare Node.js relay to PostgreSQL: the runtime's own cost, for reference. */
   nodePipe?: NodePipe;
   /** The same bare Node.js pipe in front of MariaDB (the client logs in to MariaDB through it). */
@@ -93,6 +96,8 @@ export interface SetupNeeds {
   mariadb: boolean;
   auditGateway: boolean;
   metricsGateway: boolean;
+  /** The same gateway with workers: 2 (select-only and connect-per-transaction rows). */
+  workersGateway: boolean;
   nodePipe: boolean;
   mysqlPipe: boolean;
   mysqlBareRelay: boolean;
@@ -169,6 +174,16 @@ export async function setUpEnvironment(
       gatewayMetrics = await startBenchGateway({ ...gatewayOptions, name: 'tokengate-metrics', dir: path.join(dir, 'gateway-metrics'), auditQueries: false, metrics: true });
       stops.push(() => gatewayMetrics!.stop());
     }
+    let gatewayWorkers: BenchGateway | undefined;
+    if (needs.workersGateway) {
+      log('starting tokengate with workers: 2 (and a throwaway redis-server for their shared state)');
+      const redis = await startRedis();
+      stops.push(() => redis.stop());
+      gatewayWorkers = await startBenchGateway({
+        ...gatewayOptions, name: 'tokengate-workers', dir: path.join(dir, 'gateway-workers'), auditQueries: false, workers: 2, redisUrl: redis.url,
+      });
+      stops.push(() => gatewayWorkers!.stop());
+    }
     let gatewayBaseline: BenchGateway | undefined;
     if (baseline && needs.baselineGateway) {
       log(`starting tokengate-baseline (${baseline.describe})`);
@@ -199,11 +214,11 @@ export async function setUpEnvironment(
     }
 
     const env: BenchEnvironment = {
-      dir, root, cert, pg, bouncer, mariadb, issuer, token, gateway, gatewayAudit, gatewayMetrics, nodePipe, mysqlPipe, mysqlBareRelay, nodeTlsPipe,
+      dir, root, cert, pg, bouncer, mariadb, issuer, token, gateway, gatewayAudit, gatewayMetrics, gatewayWorkers, nodePipe, mysqlPipe, mysqlBareRelay, nodeTlsPipe,
       baseline, gatewayBaseline, gatewayOptions, missing, pgBin, stop,
     };
     // Fail early with a clear message if a login through a gateway does not work at all.
-    for (const [name, g] of [['tokengate', gateway], ['tokengate-baseline', gatewayBaseline]] as const) {
+    for (const [name, g] of [['tokengate', gateway], ['tokengate-workers', gatewayWorkers], ['tokengate-baseline', gatewayBaseline]] as const) {
       if (!g) continue;
       await connectTimes({ pg: pgTargetGateway(env, g) }, 1).catch((err: Error) => {
         throw new Error(`a PostgreSQL login through ${name} failed: ${err.message}; gateway log: ${g.daemon.logFile}`);

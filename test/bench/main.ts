@@ -133,6 +133,7 @@ async function main(): Promise<void> {
       mariadb: wants('4', '5', '7') || o.profile,
       auditGateway: measuring && wants('1'),
       metricsGateway: measuring && wants('1'),
+      workersGateway: measuring && wants('1', '3'),
       nodePipe: measuring && wants('1', '2'),
       mysqlPipe: measuring && wants('4'),
       mysqlBareRelay: measuring && wants('5'),

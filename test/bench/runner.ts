@@ -31,10 +31,12 @@ export async function runThroughput(spec: ThroughputSpec, o: BenchOptions, log: 
       if (systems[i].failure) continue;
       const load = load1();
       log(`scenario ${spec.id} (${spec.title}) round ${round}/${o.rounds}: ${s.label} (load ${load.toFixed(2)})`);
-      const cpuBefore = s.pid ? processCpu(s.pid) : undefined;
+      const pids = s.pids?.() ?? (s.pid ? [s.pid] : []);
+      const cpuBefore = pids.length ? cpuOf(pids) : undefined;
+      const perProcessBefore = pids.length > 1 ? pids.map(processCpu) : undefined;
       try {
         const r = await s.run(o.seconds);
-        const cpuAfter = s.pid && cpuBefore && r.transactions > 0 ? processCpu(s.pid) : undefined;
+        const cpuAfter = cpuBefore && r.transactions > 0 ? cpuOf(pids) : undefined;
         const perTx = (after: number | undefined, before: number | undefined): number | undefined =>
           after !== undefined && before !== undefined ? (after - before) / r.transactions : undefined;
         const cpuUsPerTx = perTx(cpuAfter && cpuAfter.user + cpuAfter.system, cpuBefore && cpuBefore.user + cpuBefore.system);
@@ -42,6 +44,14 @@ export async function runThroughput(spec: ThroughputSpec, o: BenchOptions, log: 
         systems[i].samples.push({ round, tps: r.tps, transactions: r.transactions, errors: r.errors, cpuUsPerTx, kernelUsPerTx, load1: load });
         if (r.note) result.notes.push(`${s.label}, round ${round}: ${r.note}`);
         log(`  ${r.tps.toFixed(0)} tps${cpuUsPerTx !== undefined ? `, ${cpuUsPerTx.toFixed(0)} µs CPU/tx in the proxy (${kernelUsPerTx!.toFixed(0)} in the kernel)` : ''}`);
+        if (pids.length > 1 && perProcessBefore && r.transactions > 0) {
+          const each = pids.map((pid, k) => {
+            const a = processCpu(pid);
+            const b = perProcessBefore[k]!;
+            return `pid ${pid}: ${((a.user + a.system - b.user - b.system) / r.transactions).toFixed(0)}`;
+          });
+          log(`    µs CPU/tx per process (the first is the supervisor): ${each.join(', ')}`);
+        }
       } catch (err) {
         systems[i].failure = (err as Error).message;
         log(`  failed: ${systems[i].failure}`);
@@ -49,6 +59,11 @@ export async function runThroughput(spec: ThroughputSpec, o: BenchOptions, log: 
     }
   }
   return result;
+}
+
+/** The CPU time of these processes together (a supervisor and its workers). */
+function cpuOf(pids: number[]): { user: number; system: number } {
+  return pids.map(processCpu).reduce((a, b) => ({ user: a.user + b.user, system: a.system + b.system }));
 }
 
 /** The systems' indices in the order round `round` runs them: as listed, with spec.alternate's pair swapped in even rounds. */

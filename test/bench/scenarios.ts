@@ -4,6 +4,7 @@ import {
   mysqlTargetDirect, mysqlTargetGateway, pgTargetBouncer, pgTargetDirect, pgTargetGateway, type BenchEnvironment,
 } from './environment';
 import type { ScenarioNumber } from './options';
+import type { BenchGateway } from './services/gateway';
 import type { NodePipe } from './services/nodePipe';
 import { SCRAPE_INTERVAL_MS, whileScraping } from './services/metricsScraper';
 import type { Target } from './report';
@@ -14,6 +15,8 @@ export interface SystemSpec {
   label: string;
   /** The proxy process whose CPU is charged per transaction (tokengate or pgbouncer). */
   pid?: number;
+  /** Several processes charged together (a supervisor and its workers); read at each measurement. */
+  pids?: () => number[];
   run(seconds: number): Promise<WorkloadResult>;
 }
 
@@ -46,6 +49,11 @@ const CONNECT_PER_TX = ['-S', '-C', '-c', '8', '-j', '2', '-n'];
 
 function pgSystem(id: string, label: string, target: PgTarget, flags: string[], pid?: number): SystemSpec {
   return { id, label, pid, run: (seconds) => runPgbench(target, flags, seconds) };
+}
+
+/** tokengate with workers: 2: the CPU per transaction is the supervisor's and both workers' together. */
+function workersSystem(g: BenchGateway, label: string, target: PgTarget, flags: string[]): SystemSpec {
+  return { ...pgSystem('tokengate-workers', label, target, flags), pids: () => g.pids() };
 }
 
 const PIPE_LABEL = 'reference: bare Node.js pipe (no protocol)';
@@ -93,6 +101,7 @@ export function throughputScenarios(env: BenchEnvironment, wanted: Set<ScenarioN
     const systems = [pgSystem('direct', 'direct (SCRAM)', pgTargetDirect(env), SELECT_ONLY)];
     if (b) systems.push(pgSystem('pgbouncer', 'pgbouncer session, SCRAM', pgTargetBouncer(env, b.scram), SELECT_ONLY, b.scram.pid));
     systems.push(pgSystem('tokengate', 'tokengate', pgTargetGateway(env, gw), SELECT_ONLY, gw.pid));
+    if (env.gatewayWorkers) systems.push(workersSystem(env.gatewayWorkers, 'tokengate, workers: 2', pgTargetGateway(env, env.gatewayWorkers), SELECT_ONLY));
     if (env.gatewayAudit) {
       systems.push(pgSystem('tokengate-audit', 'tokengate, audit.queries on', pgTargetGateway(env, env.gatewayAudit), SELECT_ONLY, env.gatewayAudit.pid));
     }
@@ -121,6 +130,7 @@ export function throughputScenarios(env: BenchEnvironment, wanted: Set<ScenarioN
       systems.push(pgSystem('pgbouncer-plain', 'pgbouncer session, auth_type=plain', pgTargetBouncer(env, b.plain), CONNECT_PER_TX, b.plain.pid));
     }
     systems.push(pgSystem('tokengate', 'tokengate (cached token + pool checkout)', pgTargetGateway(env, gw), CONNECT_PER_TX, gw.pid));
+    if (env.gatewayWorkers) systems.push(workersSystem(env.gatewayWorkers, 'tokengate, workers: 2', pgTargetGateway(env, env.gatewayWorkers), CONNECT_PER_TX));
     out.push(pgBaseline({ id: '3', scenario: '3', title: 'connect per transaction', command: pgbench(CONNECT_PER_TX), systems, notes: bouncerNote }, CONNECT_PER_TX));
   }
 

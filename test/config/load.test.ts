@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -433,6 +434,29 @@ describe('configWarnings', () => {
     const warnings = configWarnings(config).join('\n');
     expect(warnings).toMatch(/clients not on this machine cannot connect to the postgres listener/);
     expect(warnings).toMatch(/there are no grants/);
+  });
+
+  test('workers > 1 without a redis section: the workers do not share revocations, kills, cancels and caps', () => {
+    expect(configWarnings(parseDoc(withDoc((d) => { d.workers = 2; }))).join('\n')).toMatch(/workers is 2 without shared state: add a redis: section/);
+    expect(configWarnings(parseDoc(withDoc((d) => { d.workers = 1; }))).join('\n')).not.toMatch(/workers/);
+  });
+});
+
+describe('workers and listen.proxyProtocol', () => {
+  test('workers: a number 1-256 or auto (one per CPU); default 1', () => {
+    expect(parseDoc(baseDoc()).workers).toBe(1);
+    expect(parseDoc(withDoc((d) => { d.workers = 'auto'; })).workers).toBe(availableParallelism());
+    expect(() => parseDoc(withDoc((d) => { d.workers = 0; }))).toThrow(/workers: expected an integer 1-256 or "auto", got 0/);
+    expect(() => parseDoc(withDoc((d) => { d.workers = 'many'; }))).toThrow(/workers: expected an integer 1-256 or "auto"/);
+  });
+
+  test('proxyProtocol.trusted: CIDRs and addresses, each checked', () => {
+    const config = parseDoc(withDoc((d) => { d.listen.proxyProtocol = { trusted: ['10.0.0.0/8', '192.0.2.1', 'fd00::/8'] }; }));
+    expect(config.listen.proxyProtocol!.trusted.map((n) => `${n.address}/${n.prefix}`)).toEqual(['10.0.0.0/8', '192.0.2.1/32', 'fd00::/8']);
+    expect(() => parseDoc(withDoc((d) => { d.listen.proxyProtocol = { trusted: ['10.0.0.0/33', 'lb.example.com'] }; })))
+      .toThrow(/listen.proxyProtocol.trusted\[0\]: "10.0.0.0\/33": the prefix length after "\/" must be 0-32[\s\S]*listen.proxyProtocol.trusted\[1\]: "lb.example.com" is not an IP address/);
+    expect(() => parseDoc(withDoc((d) => { d.listen.proxyProtocol = { trusted: [] }; }))).toThrow(/must list at least one load balancer/);
+    expect(() => parseDoc(withDoc((d) => { d.listen.proxyProtocol = {}; }))).toThrow(/listen.proxyProtocol.trusted: /);
   });
 });
 

@@ -25,6 +25,7 @@ function schemaKeyLists(): Record<string, string[]> {
   const sections: Record<string, Node> = {
     TOP_KEYS: top,
     LISTEN_KEYS: top.properties.listen,
+    PROXY_PROTOCOL_KEYS: top.properties.listen.properties.proxyProtocol,
     TLS_KEYS: top.properties.tls,
     OIDC_KEYS: top.properties.oidc,
     UPSTREAM_KEYS: upstream,
@@ -69,7 +70,7 @@ test('the example shows every key the schema accepts', () => {
   // The schema's sections, so a renamed list is noticed rather than silently skipped.
   expect(Object.keys(lists).sort()).toEqual(
     ['ADMIN_KEYS', 'ADMIN_MATCH_KEYS', 'AUDIT_KEYS', 'GRANT_KEYS', 'LIMITS_KEYS', 'LISTEN_KEYS', 'LOG_KEYS', 'MATCH_KEYS', 'OIDC_KEYS',
-      'POOL_KEYS', 'REDIS_KEYS', 'ROLE_KEYS', 'SESSION_KEYS', 'STATE_KEYS', 'TLS_KEYS', 'TOP_KEYS', 'UPSTREAM_KEYS'],
+      'POOL_KEYS', 'PROXY_PROTOCOL_KEYS', 'REDIS_KEYS', 'ROLE_KEYS', 'SESSION_KEYS', 'STATE_KEYS', 'TLS_KEYS', 'TOP_KEYS', 'UPSTREAM_KEYS'],
   );
   const present = exampleKeys();
   // The redis: section is commented out in the example (with it tokengate needs a Redis): its keys are shown as comments.

@@ -50,6 +50,8 @@ export interface GatewayOptions {
   extraYaml?: string;
   /** More oidc keys, e.g. { jwksCooldown: '1s', fetchTimeout: '1s' }. */
   oidc?: Record<string, string>;
+  /** More keys of the listen section, as YAML lines indented by two spaces (e.g. proxyProtocol). */
+  listenYaml?: string;
   /** Also listen.admin on 127.0.0.1:0 (the admin API). */
   admin?: boolean;
   /** Passed to startGateway (a clock, a metrics provider...); the audit transport is the harness's. */
@@ -150,7 +152,7 @@ function configYaml(protocol: Protocol, upstream: ProvisionedPostgres | Provisio
   const tls = o.tls ? `\n  certFile: ${o.tls.certFile}\n  keyFile: ${o.tls.keyFile}` : '';
   return `
 listen:
-  ${protocol}: 127.0.0.1:0${o.admin ? '\n  admin: 127.0.0.1:0' : ''}
+  ${protocol}: 127.0.0.1:0${o.admin ? '\n  admin: 127.0.0.1:0' : ''}${o.listenYaml ? `\n${o.listenYaml}` : ''}
 tls:
   allowPlaintextFromLoopback: ${o.allowPlaintextFromLoopback ?? true}${tls}
 oidc:

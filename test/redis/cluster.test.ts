@@ -7,7 +7,7 @@ import { Client } from 'pg';
 import { waitFor } from '../helpers/waitFor';
 import { adminFiles, call, captureLog } from '../admin/adminClient';
 import { startGatewayHarness, type PgHarness, type RunningGateway } from '../integration/harness';
-import { freePort, killChild, spawnRedis } from './redisServer';
+import { freePort, killChild, spawnRedis } from '../helpers/redisServer';
 
 /**
  * A throwaway three-node Redis Cluster (no replicas): two gateways given one node's address find

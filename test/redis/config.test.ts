@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { ConfigError, parseConfig } from '../../src/config/load';
-import { sharedStateProblem } from '../../src/core/state/redis/needsSharedState';
+import { sharedStateProblem } from '../../src/config/sharedState';
 import { baseDoc, ENV, tempDir } from '../config/helpers';
 
 /** The redis: section: one of url / sentinels + name / nodes, secrets by ${ENV} or file, defaults. */

@@ -7,7 +7,7 @@ import { RedisState } from '../../src/core/state/redis';
 import type { LeaseResult } from '../../src/core/state';
 import { baseDoc, ENV, tempDir } from '../config/helpers';
 import { waitFor } from '../helpers/waitFor';
-import { startRedis, type RedisServer } from './redisServer';
+import { startRedis, type RedisServer } from '../helpers/redisServer';
 
 /** Leases on a real Redis from two instances: atomic under concurrency, renewed while held, released, lapsing when not renewed. */
 

@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 import { startGatewayHarness, type PgHarness, type RunningGateway } from '../integration/harness';
-import { startRedis, type RedisServer } from './redisServer';
+import { startRedis, type RedisServer } from '../helpers/redisServer';
 
 /**
  * What Redis adds to a login: the same PostgreSQL login (node-postgres connect + end) through a

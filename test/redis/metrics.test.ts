@@ -7,7 +7,7 @@ import { RedisState } from '../../src/core/state/redis';
 import { registerRedisMetrics } from '../../src/core/state/redis/metrics';
 import { baseDoc, ENV, tempDir } from '../config/helpers';
 import { waitFor } from '../helpers/waitFor';
-import { startRedis, type RedisServer } from './redisServer';
+import { startRedis, type RedisServer } from '../helpers/redisServer';
 
 /** tokengate_redis_up, _disconnects_total and _lease_seconds against a real, then stopped, Redis. */
 

@@ -3,7 +3,7 @@ import { waitFor } from '../helpers/waitFor';
 import { adminFiles, call, captureLog } from '../admin/adminClient';
 import { connectMysql2 } from '../integration/clients';
 import { startGatewayHarness, type MysqlHarness, type RunningGateway } from '../integration/harness';
-import { startRedis, type RedisServer } from './redisServer';
+import { startRedis, type RedisServer } from '../helpers/redisServer';
 
 /**
  * Two MySQL gateways sharing one throwaway Redis, a real MariaDB and mysql2: a `KILL QUERY id`

@@ -2,7 +2,7 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load';
 import { checkRedis } from '../../src/core/state/redis/onlineCheck';
 import { baseDoc, ENV, tempDir } from '../config/helpers';
-import { freePort, killChild, spawnRedis } from './redisServer';
+import { freePort, killChild, spawnRedis } from '../helpers/redisServer';
 
 /** check-config --online's Redis check: reached, refused credentials (a configuration error), nothing listening (unreachable). */
 

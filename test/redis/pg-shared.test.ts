@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import { waitFor } from '../helpers/waitFor';
 import { adminFiles, call, captureLog } from '../admin/adminClient';
 import { startGatewayHarness, type PgHarness, type RunningGateway } from '../integration/harness';
-import { freePort, killChild, spawnRedis, startRedis, type RedisServer } from './redisServer';
+import { freePort, killChild, spawnRedis, startRedis, type RedisServer } from '../helpers/redisServer';
 
 /**
  * Three PostgreSQL gateways sharing one throwaway Redis (and a real PostgreSQL, the dev issuer

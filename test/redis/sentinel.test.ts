@@ -7,7 +7,7 @@ import { Client } from 'pg';
 import { waitFor } from '../helpers/waitFor';
 import { adminFiles, call, captureLog } from '../admin/adminClient';
 import { startGatewayHarness, type PgHarness, type RunningGateway } from '../integration/harness';
-import { freePort, killChild, spawnRedis } from './redisServer';
+import { freePort, killChild, spawnRedis } from '../helpers/redisServer';
 
 /**
  * Redis Sentinel failover: a throwaway primary, replica and Sentinel (redis-server --sentinel:

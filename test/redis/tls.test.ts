@@ -7,7 +7,7 @@ import { RedisState } from '../../src/core/state/redis';
 import { checkRedis } from '../../src/core/state/redis/onlineCheck';
 import { baseDoc, ENV, tempDir } from '../config/helpers';
 import { makeTestCertificates } from '../helpers/tlsCert';
-import { freePort, killChild, spawnRedis } from './redisServer';
+import { freePort, killChild, spawnRedis } from '../helpers/redisServer';
 
 /** rediss:// with redis.caFile against a redis-server that speaks only TLS; a wrong CA is refused. */
 

@@ -1,4 +1,4 @@
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, startDaemon, waitForPort, type Daemon, type Wrapper } from '../proc';
 import type { BenchPostgres } from './postgres';
@@ -33,6 +33,10 @@ export interface GatewayOptions {
   wrapper?: Wrapper;
   /** oidc.fetchTimeout (default 5s; under valgrind the first discovery takes longer). */
   fetchTimeout?: string;
+  /** workers: N (default 1): a supervisor and N worker processes, each with its own pools of poolSize. */
+  workers?: number;
+  /** The shared state several workers need (redis.url). */
+  redisUrl?: string;
 }
 
 export interface BenchGateway {
@@ -42,6 +46,8 @@ export interface BenchGateway {
   /** listen.admin's port, when metrics are on. */
   adminPort?: number;
   pid: number;
+  /** The processes whose CPU a transaction costs: the gateway, or the supervisor and its workers. */
+  pids(): number[];
   daemon: Daemon;
   configFile: string;
   auditFile: string;
@@ -107,7 +113,7 @@ audit:
   queries: ${o.auditQueries}
 session:
   authTimeout: 15s
-`;
+${o.workers && o.workers > 1 ? `workers: ${o.workers}\n` : ''}${o.redisUrl ? `redis:\n  url: ${o.redisUrl}\n` : ''}`;
 }
 
 /** Runs `node bin/tokengate.js start --config <generated>` as a child process (its own PID for CPU accounting). */
@@ -126,11 +132,28 @@ export async function startBenchGateway(o: GatewayOptions): Promise<BenchGateway
   if (o.mariadb) env.TG_BENCH_MYSQL_PASSWORD = o.mariadb.password;
   const daemon = startDaemon(o.name, process.execPath, [...nodeFlags, path.join(o.root, 'bin/tokengate.js'), 'start', '--config', configFile],
     path.join(o.dir, 'gateway.log'), { env, cwd: o.root, wrapper: o.wrapper });
+  const pid = daemon.child.pid!;
   try {
     await waitForPort(pgPort, { daemon, timeoutMs: o.wrapper?.startTimeoutMs });
+    // With workers the port is bound by the supervisor as the first worker starts: wait for all of them.
+    if (o.workers && o.workers > 1) await waitForLog(daemon.logFile, `all ${o.workers} workers ready`, 60_000);
   } catch (err) {
     await daemon.stop('SIGKILL');
     throw err;
   }
-  return { name: o.name, pgPort, mysqlPort, adminPort, pid: daemon.child.pid!, daemon, configFile, auditFile, stop: () => daemon.stop('SIGTERM', 15_000) };
+  const pids = (): number[] => (o.workers && o.workers > 1 ? [pid, ...childPids(pid)] : [pid]);
+  return { name: o.name, pgPort, mysqlPort, adminPort, pid, pids, daemon, configFile, auditFile, stop: () => daemon.stop('SIGTERM', 15_000) };
+}
+
+/** The children of a process (a supervisor's workers), from /proc. */
+function childPids(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+async function waitForLog(file: string, text: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!readFileSync(file, 'utf8').includes(text)) {
+    if (Date.now() > deadline) throw new Error(`the gateway did not log "${text}" within ${timeoutMs / 1000}s; see ${file}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

@@ -1,4 +1,4 @@
-import type { Config } from '../../../config/schema';
+import type { Config } from './schema';
 
 /**
  * For check-config and start: several instances of one gateway (workers > 1) must share their
