@@ -436,8 +436,9 @@ describe('configWarnings', () => {
     expect(warnings).toMatch(/there are no grants/);
   });
 
-  test('workers > 1 without a redis section: the workers do not share revocations, kills, cancels and caps', () => {
-    expect(configWarnings(parseDoc(withDoc((d) => { d.workers = 2; }))).join('\n')).toMatch(/workers is 2 without shared state: add a redis: section/);
+  test('workers > 1 without a redis section is a problem: the workers would not share revocations, kills, cancels and caps', () => {
+    expect(() => parseDoc(withDoc((d) => { d.workers = 2; }))).toThrow(/workers: 2 worker processes need shared state: add a redis: section/);
+    expect(parseDoc(withDoc((d) => { d.workers = 2; d.redis = { url: 'redis://127.0.0.1:6379' }; })).workers).toBe(2);
     expect(configWarnings(parseDoc(withDoc((d) => { d.workers = 1; }))).join('\n')).not.toMatch(/workers/);
   });
 });
@@ -445,7 +446,7 @@ describe('configWarnings', () => {
 describe('workers and listen.proxyProtocol', () => {
   test('workers: a number 1-256 or auto (one per CPU); default 1', () => {
     expect(parseDoc(baseDoc()).workers).toBe(1);
-    expect(parseDoc(withDoc((d) => { d.workers = 'auto'; })).workers).toBe(availableParallelism());
+    expect(parseDoc(withDoc((d) => { d.workers = 'auto'; d.redis = { url: 'redis://127.0.0.1:6379' }; })).workers).toBe(availableParallelism());
     expect(() => parseDoc(withDoc((d) => { d.workers = 0; }))).toThrow(/workers: expected an integer 1-256 or "auto", got 0/);
     expect(() => parseDoc(withDoc((d) => { d.workers = 'many'; }))).toThrow(/workers: expected an integer 1-256 or "auto"/);
   });

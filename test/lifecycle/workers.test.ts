@@ -33,6 +33,7 @@ let notify: NotifySocket;
 let g: GatewayProcess;
 let port: number;
 const password = `workers_${randomBytes(12).toString('hex')}`;
+const ADMIN_TOKEN = `admin-${randomBytes(16).toString('hex')}`;
 
 function configYaml(group = 'db-readers', postgres = '127.0.0.1:0'): string {
   return `
@@ -41,6 +42,8 @@ listen:
   admin: 127.0.0.1:0
 state:
   dir: ${dir}/state
+admin:
+  tokenFile: ${dir}/admin-token
 oidc:
   issuer: ${issuer.issuer}
   audience: ${AUDIENCE}
@@ -133,6 +136,7 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'state'));
   auditFile = join(dir, 'audit', 'audit.jsonl');
   configFile = join(dir, 'tokengate.yaml');
+  writeFileSync(join(dir, 'admin-token'), `${ADMIN_TOKEN}\n`, { mode: 0o600 });
   writeFileSync(configFile, configYaml());
   notify = await listenForNotify(join(dir, 'notify.sock'));
   g = startGatewayProcess(configFile, { NOTIFY_SOCKET: notify.path, WORKERS_PG_PASSWORD: password });
@@ -172,6 +176,42 @@ test('both workers serve connections from the one listener', async () => {
     await Promise.all(clients.map((c) => c.end()));
   }
 });
+
+test('shared through Redis: the session list covers both workers, a CancelRequest reaching either cancels, a revocation ends sessions on both within a second', async () => {
+  const pids = [...workerPids(g.stderr()).values()];
+  const admin = Number(/admin API on http:\/\/127\.0\.0\.1:(\d+)/.exec(g.stderr())![1]);
+  const api = (method: string, path: string, body?: unknown) => fetch(`http://127.0.0.1:${admin}${path}`, {
+    method, headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+  }).then(async (r) => ({ status: r.status, body: await r.json() as any }));
+  // Sessions on both workers.
+  const clients: Client[] = [];
+  while (new Set(clients.map((c) => ownerOf(pids, localPort(c)))).size < 2 && clients.length < 12) clients.push(await connect());
+  expect(new Set(clients.map((c) => ownerOf(pids, localPort(c)))).size).toBe(2);
+  const listed = await api('GET', '/sessions');
+  expect(listed.status).toBe(200);
+  expect(new Set(listed.body.sessions.map((x: { instance: string }) => x.instance)).size).toBe(2);
+  expect(listed.body.sessions).toHaveLength(clients.length);
+
+  // node-postgres sends its CancelRequest on a new connection: round-robin puts some on the other worker.
+  for (const c of clients.slice(0, 4)) {
+    const running = c.query('select pg_sleep(30)').then(() => 'finished', (e: { code?: string }) => e.code);
+    await waitFor(async () => (await api('GET', '/sessions')).body.sessions.some((x: { state: string }) => x.state === 'active'), { what: 'the statement to run' });
+    const cancel = new Client({ host: '127.0.0.1', port, user: 'reader', database: 'app' });
+    (cancel as unknown as { cancel(c: Client, q: unknown): void }).cancel(c, (c as unknown as { activeQuery: unknown }).activeQuery);
+    expect(await running).toBe('57014');
+  }
+
+  const errors = clients.map((c) => new Promise<string | undefined>((resolve) => c.once('error', (e: { code?: string }) => resolve(e.code))));
+  const started = Date.now();
+  const r = await api('POST', '/revocations', { client: 'svc-reporting', reason: 'workers test' });
+  expect(r.status).toBe(201);
+  expect(await Promise.all(errors)).toEqual(clients.map(() => '57P01'));
+  expect(Date.now() - started).toBeLessThan(1000);
+  const refused = await connect().then(() => 'connected', (e: { code?: string }) => e.code);
+  expect(refused).toBe('28P01');
+  expect((await api('DELETE', `/revocations/${r.body.id}`)).status).toBe(200);
+  await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+}, 60_000);
 
 test('a worker killed by its PID is restarted with backoff, and the gateway keeps serving meanwhile', async () => {
   const before = workerPids(g.stderr());
