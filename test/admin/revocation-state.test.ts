@@ -52,7 +52,7 @@ describe('the revocations file', () => {
     try {
       const r = store.add({ target: { sub: 'svc-a' } }, Date.now());
       expect(store.blocking({ sub: 'svc-a' }, Date.now())?.id).toBe(r.id);
-      expect(logs.text()).toContain(`cannot write ${join(state, REVOCATIONS_FILE)} (ENOTDIR): revocation ${r.id} is in force in this process but the change will not survive a restart; make state.dir (${state}) writable`);
+      expect(logs.text()).toContain(`cannot write ${join(state, REVOCATIONS_FILE)} (EEXIST): revocation ${r.id} is in force in this process but the change will not survive a restart; make state.dir (${state}) writable`);
     } finally {
       logs.stop();
     }
