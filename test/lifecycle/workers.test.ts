@@ -35,7 +35,7 @@ let port: number;
 const password = `workers_${randomBytes(12).toString('hex')}`;
 const ADMIN_TOKEN = `admin-${randomBytes(16).toString('hex')}`;
 
-function configYaml(group = 'db-readers', postgres = '127.0.0.1:0'): string {
+function configYaml(group = 'db-readers', postgres = '127.0.0.1:0', workers = 2): string {
   return `
 listen:
   postgres: ${postgres}
@@ -70,14 +70,14 @@ audit:
   file: ${auditFile}
 session:
   shutdownGrace: 30s
-workers: 2
+workers: ${workers}
 redis:
   url: ${redis.url}
 `;
 }
 
-async function connect(): Promise<Client> {
-  const c = new Client({ host: '127.0.0.1', port, user: 'reader', database: 'app', password: await issuer.mintToken({ clientId: 'svc-reporting' }) });
+async function connect(to = port): Promise<Client> {
+  const c = new Client({ host: '127.0.0.1', port: to, user: 'reader', database: 'app', password: await issuer.mintToken({ clientId: 'svc-reporting' }) });
   c.on('error', () => undefined);
   await c.connect();
   return c;
@@ -211,6 +211,46 @@ test('shared through Redis: the session list covers both workers, a CancelReques
   expect(refused).toBe('28P01');
   expect((await api('DELETE', `/revocations/${r.body.id}`)).status).toBe(200);
   await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+}, 60_000);
+
+test('another gateway process on the same Redis: it is listed, a CancelRequest sent to this gateway cancels its statement, a revocation made here ends its session', async () => {
+  const otherConfig = join(dir, 'other.yaml');
+  writeFileSync(otherConfig, configYaml('db-readers', '127.0.0.1:0', 1));
+  const other = startGatewayProcess(otherConfig, { WORKERS_PG_PASSWORD: password });
+  try {
+    const otherPort = await other.port();
+    const admin = Number(/admin API on http:\/\/127\.0\.0\.1:(\d+)/.exec(g.stderr())![1]);
+    const api = (method: string, path: string, body?: unknown) => fetch(`http://127.0.0.1:${admin}${path}`, {
+      method, headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: await r.json() as any }));
+    const c = await connect(otherPort);
+    const gone = new Promise<string | undefined>((resolve) => c.once('error', (e: { code?: string }) => resolve(e.code)));
+    // Listed through this gateway (the three instances: two workers and the other process).
+    const listed = await waitFor(async () => {
+      const r = await api('GET', '/sessions');
+      return r.body.sessions.length === 1 && !r.body.unanswered?.length && r.body.sessions[0];
+    }, { what: 'the other process\'s session in this gateway\'s list' });
+    expect(listed).toMatchObject({ protocol: 'postgres', role: 'reader', database: 'app' });
+
+    const running = c.query('select pg_sleep(30)').then(() => 'finished', (e: { code?: string }) => e.code);
+    await waitFor(async () => (await api('GET', '/sessions')).body.sessions.some((x: { state: string }) => x.state === 'active'), { what: 'the statement to run' });
+    // The cancel key names the other process: this gateway forwards the request to it.
+    const canceller = new Client({ host: '127.0.0.1', port, user: 'reader', database: 'app' });
+    (canceller as unknown as { cancel(c: Client, q: unknown): void }).cancel(c, (c as unknown as { activeQuery: unknown }).activeQuery);
+    expect(await running).toBe('57014');
+
+    const started = Date.now();
+    const r = await api('POST', '/revocations', { client: 'svc-reporting', reason: 'two processes' });
+    expect(r.status).toBe(201);
+    expect(await gone).toBe('57P01');
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(await connect(otherPort).then(() => 'connected', (e: { code?: string }) => e.code)).toBe('28P01');
+    expect((await api('DELETE', `/revocations/${r.body.id}`)).status).toBe(200);
+    await c.end().catch(() => undefined);
+  } finally {
+    other.signal('SIGTERM');
+    await other.exited;
+  }
 }, 60_000);
 
 test('a worker killed by its PID is restarted with backoff, and the gateway keeps serving meanwhile', async () => {
