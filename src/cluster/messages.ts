@@ -10,22 +10,26 @@ export type ToWorker =
   /** Drain like SIGTERM does in a single process. */
   | { type: 'shutdown' }
   /** A second SIGTERM or SIGINT: end the remaining sessions now. */
-  | { type: 'shutdown-now' };
+  | { type: 'shutdown-now' }
+  /** The answer to a metrics request: every worker's metrics, aggregated (or why not). */
+  | { type: 'metrics'; id: number; text?: string; error?: string };
 
 /** Worker -> supervisor. */
 export type FromWorker =
   /** Listening, and the issuer's keys fetched (or their fetch failed), as READY=1 means in one process. */
   | { type: 'ready'; listening: string }
   /** A reload (SIGHUP) is over: applied, or refused with the running config kept. */
-  | { type: 'reloaded'; ok: boolean };
+  | { type: 'reloaded'; ok: boolean }
+  /** GET /metrics reached this worker: the supervisor gathers every worker's registry. */
+  | { type: 'metrics-request'; id: number };
 
 /** The environment variable that tells a worker its slot (1..N); set by the supervisor. */
 export const WORKER_ENV = 'TOKENGATE_WORKER';
 
 export function isToWorker(m: unknown): m is ToWorker {
-  return typeof m === 'object' && m !== null && ['reload', 'reopen-logs', 'shutdown', 'shutdown-now'].includes((m as { type?: string }).type ?? '');
+  return typeof m === 'object' && m !== null && ['reload', 'reopen-logs', 'shutdown', 'shutdown-now', 'metrics'].includes((m as { type?: string }).type ?? '');
 }
 
 export function isFromWorker(m: unknown): m is FromWorker {
-  return typeof m === 'object' && m !== null && ['ready', 'reloaded'].includes((m as { type?: string }).type ?? '');
+  return typeof m === 'object' && m !== null && ['ready', 'reloaded', 'metrics-request'].includes((m as { type?: string }).type ?? '');
 }

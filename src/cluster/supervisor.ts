@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry } from 'prom-client';
 import { log } from '../log';
 import type { ServiceNotifier } from '../systemd/notify';
 import { isFromWorker, WORKER_ENV, type ToWorker } from './messages';
@@ -38,6 +39,8 @@ export function superviseWorkers(count: number, notifier: ServiceNotifier | unde
   let announced = false;
   let stopping = false;
   let reloads: Array<{ slot: Slot; done: (ok: boolean | undefined) => void }> = [];
+  // GET /metrics answered by any worker covers all of them: one scrape target per gateway.
+  const aggregator = new AggregatorRegistry();
 
   const fork = (slot: Slot): void => {
     // Only the supervisor talks to systemd: a worker that inherited NOTIFY_SOCKET would say READY=1 for all.
@@ -58,6 +61,11 @@ export function superviseWorkers(count: number, notifier: ServiceNotifier | unde
           log.info(`all ${count} workers ready`);
           void notifier?.ready(`${count} workers; listening: ${m.listening}`);
         }
+      } else if (m.type === 'metrics-request') {
+        // prom-client asks every worker for its registry over the same channel and sums them.
+        aggregator.clusterMetrics().then(
+          (text) => worker.send({ type: 'metrics', id: m.id, text } satisfies ToWorker),
+          (err: Error) => worker.send({ type: 'metrics', id: m.id, error: err.message } satisfies ToWorker));
       } else {
         const waiting = reloads.find((r) => r.slot === slot);
         waiting?.done(m.ok);

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { AggregatorRegistry } from 'prom-client';
 import type { Gateway } from '../core/gateway';
 import { log } from '../log';
 import { gatewayControls, listeningStatus } from './controls';
@@ -40,9 +41,11 @@ export function serveAsWorker(gateway: Gateway): void {
     controls.stop(why);
   };
   void gateway.keysFetched().then(() => send({ type: 'ready', listening: listeningStatus(gateway) }));
+  const metrics = clusterMetrics(gateway);
   process.on('message', (m: unknown) => {
     if (!isToWorker(m)) return;
-    if (m.type === 'reload') void controls.reload().then((ok) => send({ type: 'reloaded', ok }));
+    if (m.type === 'metrics') metrics.answered(m);
+    else if (m.type === 'reload') void controls.reload().then((ok) => send({ type: 'reloaded', ok }));
     else if (m.type === 'reopen-logs') controls.reopenLogs();
     else if (m.type === 'shutdown') drain('SIGTERM');
     else {
@@ -59,4 +62,43 @@ export function serveAsWorker(gateway: Gateway): void {
     log.error('the supervising tokengate process is gone: draining this worker and exiting');
     drain('the supervisor\'s exit');
   });
+}
+
+/** How long a scrape waits for the supervisor to gather every worker's metrics. */
+const METRICS_WAIT_MS = 5_000;
+
+/**
+ * GET /metrics reaches one worker (they share the admin listener): it asks the supervisor, which
+ * gathers and sums every worker's registry (prom-client's AggregatorRegistry), so one scrape
+ * target sees the whole gateway and counters never go back between scrapes.
+ */
+function clusterMetrics(gateway: Gateway): { answered(m: { id: number; text?: string; error?: string }): void } {
+  const waiting = new Map<number, { resolve(text: string): void; reject(err: Error): void }>();
+  let next = 0;
+  if (gateway.metrics) {
+    // Constructing one makes prom-client answer the supervisor's requests for this registry.
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([gateway.metrics.registry]);
+    gateway.metrics.renderWith(() => new Promise<string>((resolve, reject) => {
+      const id = ++next;
+      const timer = setTimeout(() => {
+        waiting.delete(id);
+        reject(new Error(`the supervisor did not gather the workers' metrics within ${METRICS_WAIT_MS / 1000}s`));
+      }, METRICS_WAIT_MS);
+      waiting.set(id, {
+        resolve: (text) => { clearTimeout(timer); resolve(text); },
+        reject: (err) => { clearTimeout(timer); reject(err); },
+      });
+      send({ type: 'metrics-request', id });
+    }));
+  }
+  return {
+    answered(m) {
+      const w = waiting.get(m.id);
+      if (!w) return;
+      waiting.delete(m.id);
+      if (m.text !== undefined) w.resolve(m.text);
+      else w.reject(new Error(`the workers' metrics could not be gathered: ${m.error ?? 'no answer'}`));
+    },
+  };
 }

@@ -35,6 +35,7 @@ const ACQUIRE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
  */
 export class GatewayMetrics implements SessionMetrics, VerificationObserver {
   readonly registry = new Registry();
+  #renderer: (() => Promise<string>) | undefined;
   readonly #queries = new Map<string, { protocol: Protocol; grant: string; stats: QueryStats }>();
   readonly #ended = new Map<Protocol, { fromClient: number; toClient: number }>();
   readonly #accepted: Counter<'protocol' | 'grant'>;
@@ -170,9 +171,14 @@ export class GatewayMetrics implements SessionMetrics, VerificationObserver {
     return this.registry.contentType;
   }
 
-  /** The Prometheus text exposition of every metric. */
+  /** The Prometheus text exposition of every metric (of every worker, under a supervisor). */
   render(): Promise<string> {
-    return this.registry.metrics();
+    return this.#renderer ? this.#renderer() : this.registry.metrics();
+  }
+
+  /** A worker's scrape covers all workers: the supervisor sums their registries (src/cluster). */
+  renderWith(renderer: () => Promise<string>): void {
+    this.#renderer = renderer;
   }
 
   queryStats(protocol: Protocol, grant: string): QueryStats {

@@ -177,6 +177,18 @@ test('both workers serve connections from the one listener', async () => {
   }
 });
 
+test('GET /metrics, answered by either worker, covers both: every scrape sums the same counts', async () => {
+  const admin = Number(/admin API on http:\/\/127\.0\.0\.1:(\d+)/.exec(g.stderr())![1]);
+  const accepted = async (): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    return text.split('\n').filter((l) => l.startsWith('tokengate_connections_accepted_total{')).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+  };
+  const counts = [await accepted(), await accepted(), await accepted(), await accepted()];
+  // The previous test's six sessions, spread over both workers, in every scrape.
+  expect(counts[0]).toBeGreaterThanOrEqual(6);
+  expect(new Set(counts).size).toBe(1);
+});
+
 test('shared through Redis: the session list covers both workers, a CancelRequest reaching either cancels, a revocation ends sessions on both within a second', async () => {
   const pids = [...workerPids(g.stderr()).values()];
   const admin = Number(/admin API on http:\/\/127\.0\.0\.1:(\d+)/.exec(g.stderr())![1]);
