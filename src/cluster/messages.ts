@@ -12,7 +12,9 @@ export type ToWorker =
   /** A second SIGTERM or SIGINT: end the remaining sessions now. */
   | { type: 'shutdown-now' }
   /** The answer to a metrics request: every worker's metrics, aggregated (or why not). */
-  | { type: 'metrics'; id: number; text?: string; error?: string };
+  | { type: 'metrics'; id: number; text?: string; error?: string }
+  /** Every worker has answered the reload a POST /reload asked for. */
+  | { type: 'reload-all-done'; id: number };
 
 /** Worker -> supervisor. */
 export type FromWorker =
@@ -21,15 +23,17 @@ export type FromWorker =
   /** A reload (SIGHUP) is over: applied, or refused with the running config kept. */
   | { type: 'reloaded'; ok: boolean }
   /** GET /metrics reached this worker: the supervisor gathers every worker's registry. */
-  | { type: 'metrics-request'; id: number };
+  | { type: 'metrics-request'; id: number }
+  /** POST /reload reached this worker: the supervisor reloads every worker, as on SIGHUP. */
+  | { type: 'reload-all'; id: number };
 
 /** The environment variable that tells a worker its slot (1..N); set by the supervisor. */
 export const WORKER_ENV = 'TOKENGATE_WORKER';
 
 export function isToWorker(m: unknown): m is ToWorker {
-  return typeof m === 'object' && m !== null && ['reload', 'reopen-logs', 'shutdown', 'shutdown-now', 'metrics'].includes((m as { type?: string }).type ?? '');
+  return typeof m === 'object' && m !== null && ['reload', 'reopen-logs', 'shutdown', 'shutdown-now', 'metrics', 'reload-all-done'].includes((m as { type?: string }).type ?? '');
 }
 
 export function isFromWorker(m: unknown): m is FromWorker {
-  return typeof m === 'object' && m !== null && ['ready', 'reloaded', 'metrics-request'].includes((m as { type?: string }).type ?? '');
+  return typeof m === 'object' && m !== null && ['ready', 'reloaded', 'metrics-request', 'reload-all'].includes((m as { type?: string }).type ?? '');
 }

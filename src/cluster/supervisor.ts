@@ -61,6 +61,8 @@ export function superviseWorkers(count: number, notifier: ServiceNotifier | unde
           log.info(`all ${count} workers ready`);
           void notifier?.ready(`${count} workers; listening: ${m.listening}`);
         }
+      } else if (m.type === 'reload-all') {
+        void reload(`POST /reload on worker ${slot.index}`).then(() => worker.send({ type: 'reload-all-done', id: m.id } satisfies ToWorker));
       } else if (m.type === 'metrics-request') {
         // prom-client asks every worker for its registry over the same channel and sums them.
         aggregator.clusterMetrics().then(
@@ -135,11 +137,11 @@ export function superviseWorkers(count: number, notifier: ServiceNotifier | unde
   };
 
   let reloading = Promise.resolve();
-  const reload = (): void => {
+  const reload = (why = 'SIGHUP received'): Promise<void> => {
     reloading = reloading.then(async () => {
       // A worker still starting reads the file as it is now anyway.
       const live = slots.filter((s) => s.ready && s.worker?.isConnected());
-      log.info(`SIGHUP received: ${live.length} worker(s) reload their configuration`);
+      log.info(`${why}: ${live.length} worker(s) reload their configuration`);
       await notifier?.reloading();
       const answers = await Promise.all(live.map((slot) => new Promise<boolean | undefined>((resolve) => {
         const timer = setTimeout(() => done(undefined), RELOAD_WAIT_MS);
@@ -157,11 +159,12 @@ export function superviseWorkers(count: number, notifier: ServiceNotifier | unde
       else log.info(`reload: all ${answers.length} worker(s) reloaded`);
       await notifier?.ready(`${count} workers`);
     });
+    return reloading;
   };
 
   log.info(`starting ${count} workers (pids follow); connections are shared among them`);
   for (const slot of slots) fork(slot);
-  process.on('SIGHUP', reload);
+  process.on('SIGHUP', () => void reload());
   process.on('SIGUSR2', () => {
     log.info('SIGUSR2 received: every worker reopens the audit log');
     tell({ type: 'reopen-logs' });

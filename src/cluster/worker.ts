@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import type { Gateway } from '../core/gateway';
+import type { ReloadOutcome } from '../core/reload';
 import { log } from '../log';
 import { gatewayControls, listeningStatus } from './controls';
 import { isToWorker, WORKER_ENV, type FromWorker } from './messages';
@@ -33,7 +34,8 @@ function send(message: FromWorker): void {
  * reload and reopen this worker. A worker whose supervisor is gone drains and exits.
  */
 export function serveAsWorker(gateway: Gateway): void {
-  const controls = gatewayControls(gateway, undefined);
+  const reloads = reloadEveryWorker(gateway);
+  const controls = gatewayControls(reloads.local, undefined);
   let stopping = false;
   const drain = (why: string): void => {
     if (stopping) return;
@@ -45,6 +47,7 @@ export function serveAsWorker(gateway: Gateway): void {
   process.on('message', (m: unknown) => {
     if (!isToWorker(m)) return;
     if (m.type === 'metrics') metrics.answered(m);
+    else if (m.type === 'reload-all-done') reloads.done(m.id);
     else if (m.type === 'reload') void controls.reload().then((ok) => send({ type: 'reloaded', ok }));
     else if (m.type === 'reopen-logs') controls.reopenLogs();
     else if (m.type === 'shutdown') drain('SIGTERM');
@@ -101,4 +104,35 @@ function clusterMetrics(gateway: Gateway): { answered(m: { id: number; text?: st
       else w.reject(new Error(`the workers' metrics could not be gathered: ${m.error ?? 'no answer'}`));
     },
   };
+}
+
+/** How long POST /reload waits for the supervisor to reload every worker. */
+const RELOAD_ALL_WAIT_MS = 60_000;
+
+/**
+ * POST /reload reaches one worker, but the config must change in all of them: this worker asks
+ * the supervisor to reload every worker (as SIGHUP does) and answers with its own outcome of that
+ * round (all workers read the same file). `local` is the gateway as the supervisor's messages and
+ * signals see it, reloading this worker only.
+ */
+function reloadEveryWorker(gateway: Gateway): { local: Gateway; done(id: number): void } {
+  const ownReload = gateway.reload;
+  let last: ReloadOutcome | undefined;
+  const local: Gateway = { ...gateway, reload: async () => (last = await ownReload.call(gateway)) };
+  const waiting = new Map<number, () => void>();
+  let next = 0;
+  gateway.reload = () => new Promise<ReloadOutcome>((resolve) => {
+    const id = ++next;
+    const finish = (outcome: ReloadOutcome): void => {
+      clearTimeout(timer);
+      waiting.delete(id);
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => finish({ ok: false, problems: [{ path: '', message: `the workers did not finish reloading within ${RELOAD_ALL_WAIT_MS / 1000}s; see the operational log` }] }),
+      RELOAD_ALL_WAIT_MS);
+    last = undefined;
+    waiting.set(id, () => finish(last ?? { ok: false, problems: [{ path: '', message: 'this worker did not take part in the reload (it was starting); see the operational log' }] }));
+    send({ type: 'reload-all', id });
+  });
+  return { local, done: (id) => waiting.get(id)?.() };
 }

@@ -326,6 +326,21 @@ test('SIGHUP to the supervisor reloads every worker: a withdrawn grant refuses n
   await c.end();
 }, 60_000);
 
+test('POST /reload, answered by one worker, reloads every worker', async () => {
+  const admin = Number(/admin API on http:\/\/127\.0\.0\.1:(\d+)/.exec(g.stderr())![1]);
+  const reload = () => fetch(`http://127.0.0.1:${admin}/reload`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })
+    .then(async (r) => ({ status: r.status, body: await r.json() as { ok: boolean; changed?: string[] } }));
+  writeFileSync(configFile, configYaml('nobody'));
+  const r = await reload();
+  expect(r).toEqual({ status: 200, body: { ok: true, changed: ['grants'] } });
+  const attempts = await Promise.all(Array.from({ length: 6 }, () => connect().then((c) => c.end().then(() => 'connected'), (err: Error) => err.message)));
+  for (const a of attempts) expect(a).toMatch(/no grant/i);
+  writeFileSync(configFile, configYaml());
+  expect((await reload()).status).toBe(200);
+  const back = await Promise.all(Array.from({ length: 6 }, () => connect()));
+  await Promise.all(back.map((c) => c.end()));
+}, 60_000);
+
 test('SIGTERM: every worker drains (a transaction finishes first), then the supervisor exits 0', async () => {
   const c = await connect();
   await c.query('begin');
