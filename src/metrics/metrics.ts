@@ -1,4 +1,5 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
+import { registerProcessMetrics } from './processMetrics';
 import type { AuditEvent } from '../audit/events';
 import type { Protocol } from '../config/schema';
 import type { Clock } from '../core/clock';
@@ -50,7 +51,7 @@ export class GatewayMetrics implements SessionMetrics, VerificationObserver {
     const registers = [this.registry];
     const queries = this.#queries;
     const ended = this.#ended;
-    collectDefaultMetrics({ register: this.registry });
+    registerProcessMetrics(this.registry);
 
     this.#accepted = new Counter({
       name: 'tokengate_connections_accepted_total', help: 'Client connections admitted (token verified, grant found, upstream connection acquired).',
