@@ -103,7 +103,9 @@ export async function startGateway(initial: Config, opts: GatewayOptions = {}): 
   // state.dir, so they survive a restart; with the admin API on it must be writable.
   const redis = !opts.state && initial.redis ? new RedisState(initial.redis, instance, clock) : undefined;
   await redis?.start();
-  const state = opts.state ?? redis?.state ?? { ...inProcessState(), revocations: openRevocationFile(initial.state.dir, clock.now(), { writable: initial.listen.admin !== undefined }) };
+  // Revocations are made through the admin API: with it they are kept in state.dir, so they survive a restart.
+  const state = opts.state ?? redis?.state ??
+    (initial.listen.admin !== undefined ? { ...inProcessState(), revocations: openRevocationFile(initial.state.dir, clock.now(), { writable: true }) } : inProcessState());
   const audit = new AuditLog(initial.audit, opts.auditTransport);
   const registry = new SessionRegistry();
   const pools = new PoolRegistry(clock);

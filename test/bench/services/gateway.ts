@@ -113,6 +113,8 @@ audit:
   queries: ${o.auditQueries}
 session:
   authTimeout: 15s
+state:
+  dir: ${o.dir}/state
 ${o.workers && o.workers > 1 ? `workers: ${o.workers}\n` : ''}${o.redisUrl ? `redis:\n  url: ${o.redisUrl}\n` : ''}`;
 }
 
