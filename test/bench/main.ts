@@ -126,11 +126,12 @@ async function main(): Promise<void> {
     if (o.keep) log(`kept the baseline worktree ${baseline.dir} (remove it with: git worktree remove --force ${baseline.dir})`);
     else await baseline.remove().catch((err: Error) => log(`could not remove the baseline worktree: ${err.message}`));
   };
+  const profiled = o.profile ? PROFILE_WORKLOADS.filter((w) => !o.profileWorkloads || o.profileWorkloads.has(w.name)) : [];
   let env: BenchEnvironment;
   try {
     env = await setUpEnvironment(o, root, {
       pgbouncer: measuring && wants('1', '2', '3', '6', '7'),
-      mariadb: wants('4', '5', '7') || o.profile,
+      mariadb: wants('4', '5', '7') || profiled.some((w) => w.protocol === 'mysql'),
       auditGateway: measuring && wants('1'),
       metricsGateway: measuring && wants('1'),
       workersGateway: measuring && wants('1', '3'),
@@ -175,8 +176,7 @@ async function main(): Promise<void> {
     const outDir = path.join(root, '.tmp/bench');
     const profiles: string[] = [];
     if (measuring && o.profile) {
-      for (const w of PROFILE_WORKLOADS) {
-        if (o.profileWorkloads && !o.profileWorkloads.has(w.name)) continue;
+      for (const w of profiled) {
         if (w.protocol === 'mysql' && (!env.mariadb || env.missing.gatewayMysql || env.missing.sysbench)) {
           notes.push(`profile ${w.name} skipped: ${env.missing.gatewayMysql ?? env.missing.sysbench ?? 'MariaDB not started'}`);
           continue;

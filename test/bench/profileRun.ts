@@ -12,12 +12,15 @@ import { run, which } from './proc';
 import { profileMarkdown, summarizeProfile } from './profile';
 import type { Log } from './runner';
 import { startBenchGateway, type BenchGateway } from './services/gateway';
+import { whileScraping } from './services/metricsScraper';
 import { runPgbench, runSysbench, type WorkloadResult } from './workloads';
 
 export interface ProfileWorkload {
   name: string;
   title: string;
   protocol: 'postgres' | 'mysql';
+  /** Run the gateway with listen.admin set (metrics collected) and scrape /metrics as the bench's metrics row does. */
+  metrics?: boolean;
   run(env: BenchEnvironment, gw: BenchGateway, seconds: number): Promise<WorkloadResult>;
 }
 
@@ -25,6 +28,10 @@ const pgbench = (flags: string[]): ProfileWorkload['run'] => (env, gw, seconds) 
 
 export const PROFILE_WORKLOADS: ProfileWorkload[] = [
   { name: 'select-only', title: 'select-only (pgbench -S -c 16 -j 2)', protocol: 'postgres', run: pgbench(['-S', '-c', '16', '-j', '2', '-n']) },
+  {
+    name: 'select-only-metrics', title: 'select-only (pgbench -S -c 16 -j 2), metrics on and /metrics scraped every second', protocol: 'postgres', metrics: true,
+    run: (env, gw, seconds) => whileScraping(gw.adminPort!, () => runPgbench(pgTargetGateway(env, gw), ['-S', '-c', '16', '-j', '2', '-n'], seconds)),
+  },
   { name: 'tpcb', title: 'TPC-B (pgbench -c 8 -j 2)', protocol: 'postgres', run: pgbench(['-c', '8', '-j', '2', '-n']) },
   { name: 'connect-per-tx', title: 'connect per transaction (pgbench -S -C -c 8 -j 2)', protocol: 'postgres', run: pgbench(['-S', '-C', '-c', '8', '-j', '2', '-n']) },
   {
@@ -49,7 +56,7 @@ export async function profileGateway(env: BenchEnvironment, o: BenchOptions, w: 
   const profDir = mkdtempSync(path.join(env.dir, `prof-${w.name}-`));
   const gw = await startBenchGateway({
     ...env.gatewayOptions, mariadb: w.protocol === 'mysql' ? env.mariadb : undefined,
-    name: `tokengate-profile-${w.name}`, dir: path.join(profDir, 'gateway'), auditQueries: false, cpuProfileDir: profDir,
+    name: `tokengate-profile-${w.name}`, dir: path.join(profDir, 'gateway'), auditQueries: false, cpuProfileDir: profDir, metrics: w.metrics,
   });
   let result: WorkloadResult;
   let perf: string;

@@ -44,6 +44,11 @@ export interface Target {
   numerator: string;
   denominator: string;
   minimum: number;
+  /**
+   * The two rows run back to back (in alternating order), so the figure is the median of the
+   * rounds' ratios: a slow drift of the machine cancels within each round.
+   */
+  paired?: boolean;
 }
 
 export function median(xs: number[]): number {
@@ -84,13 +89,14 @@ export function evaluateTarget(t: Target, results: ThroughputResult[]): { measur
   if (!scenario || scenario.skipped) return { measured: NaN, perRound: [], status: `not run${scenario?.skipped ? ` (${scenario.skipped})` : ''}` };
   const num = scenario.systems.find((s) => s.id === t.numerator);
   const den = scenario.systems.find((s) => s.id === t.denominator);
-  const measured = ratio(medianTps(num), medianTps(den));
-  if (!Number.isFinite(measured)) return { measured, perRound: [], status: `not measured (${num?.failure ?? den?.failure ?? 'system missing'})` };
+  const medians = ratio(medianTps(num), medianTps(den));
+  if (!Number.isFinite(medians)) return { measured: medians, perRound: [], status: `not measured (${num?.failure ?? den?.failure ?? 'system missing'})` };
   // Each round's systems ran back to back, so a round's ratio shows how much the machine moved.
   const perRound = (num?.samples ?? []).flatMap((a) => {
     const b = den?.samples.find((x) => x.round === a.round);
     return b ? [ratio(a.tps, b.tps)] : [];
   });
+  const measured = t.paired && perRound.length ? median(perRound) : medians;
   return { measured, perRound, status: measured >= t.minimum ? '**met**' : '**not met**' };
 }
 

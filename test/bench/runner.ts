@@ -3,6 +3,7 @@
  * interleaving spreads the drift over every system instead of penalising whichever ran last.
  */
 import { connectTimes } from './connectLatency';
+import { run } from './proc';
 import { load1, processCpu } from './machine';
 import type { BenchOptions } from './options';
 import type { LatencyResult, SystemResult, ThroughputResult } from './report';
@@ -29,6 +30,7 @@ export async function runThroughput(spec: ThroughputSpec, o: BenchOptions, log: 
     for (const i of roundOrder(spec, round)) {
       const s = spec.systems[i];
       if (systems[i].failure) continue;
+      await flushDirtyPages();
       const load = load1();
       log(`scenario ${spec.id} (${spec.title}) round ${round}/${o.rounds}: ${s.label} (load ${load.toFixed(2)})`);
       const pids = s.pids?.() ?? (s.pid ? [s.pid] : []);
@@ -59,6 +61,15 @@ export async function runThroughput(spec: ThroughputSpec, o: BenchOptions, log: 
     }
   }
   return result;
+}
+
+/**
+ * Writes the page cache's dirty pages out before a measured run. A run that writes much (the
+ * audit.queries row writes its SQL text, PostgreSQL runs with fsync off) would otherwise leave the
+ * kernel's writeback to the next system's run, which then pays for it.
+ */
+async function flushDirtyPages(): Promise<void> {
+  await run('sync', [], { timeoutMs: 120_000 });
 }
 
 /** The CPU time of these processes together (a supervisor and its workers). */
