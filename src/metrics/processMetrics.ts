@@ -4,9 +4,9 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 /**
  * The process metrics dashboards expect (CPU, memory, file descriptors, heap, event-loop lag),
  * under prom-client's usual names, each read when scraped. prom-client's collectDefaultMetrics()
- * is not used: its GC observer and event-loop-delay histogram run all the time and cost about 8%
- * select-only throughput in `make bench` (the "metrics on" row: 0.89-0.93 with them, 1.03-1.14
- * without), where these cost nothing between scrapes.
+ * is not used: its GC observer and event-loop-delay histogram run all the time and cost about 7%
+ * select-only throughput in `make bench` (docs/performance.md), where these cost nothing between
+ * scrapes.
  */
 export function registerProcessMetrics(registry: Registry): void {
   const registers = [registry];
