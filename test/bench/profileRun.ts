@@ -24,13 +24,14 @@ export interface ProfileWorkload {
   run(env: BenchEnvironment, gw: BenchGateway, seconds: number): Promise<WorkloadResult>;
 }
 
+const SELECT_ONLY = ['-S', '-c', '16', '-j', '2', '-n'];
 const pgbench = (flags: string[]): ProfileWorkload['run'] => (env, gw, seconds) => runPgbench(pgTargetGateway(env, gw), flags, seconds);
 
 export const PROFILE_WORKLOADS: ProfileWorkload[] = [
-  { name: 'select-only', title: 'select-only (pgbench -S -c 16 -j 2)', protocol: 'postgres', run: pgbench(['-S', '-c', '16', '-j', '2', '-n']) },
+  { name: 'select-only', title: 'select-only (pgbench -S -c 16 -j 2)', protocol: 'postgres', run: pgbench(SELECT_ONLY) },
   {
     name: 'select-only-metrics', title: 'select-only (pgbench -S -c 16 -j 2), metrics on and /metrics scraped every second', protocol: 'postgres', metrics: true,
-    run: (env, gw, seconds) => whileScraping(gw.adminPort!, () => runPgbench(pgTargetGateway(env, gw), ['-S', '-c', '16', '-j', '2', '-n'], seconds)),
+    run: (env, gw, seconds) => whileScraping(gw.adminPort!, () => runPgbench(pgTargetGateway(env, gw), SELECT_ONLY, seconds)),
   },
   { name: 'tpcb', title: 'TPC-B (pgbench -c 8 -j 2)', protocol: 'postgres', run: pgbench(['-c', '8', '-j', '2', '-n']) },
   { name: 'connect-per-tx', title: 'connect per transaction (pgbench -S -C -c 8 -j 2)', protocol: 'postgres', run: pgbench(['-S', '-C', '-c', '8', '-j', '2', '-n']) },
